@@ -1,0 +1,235 @@
+"""Areas of interest: reading them from GeoJSON, a bbox or WKT, and checking them.
+
+An :class:`AOI` is always a valid, non-empty polygonal geometry in WGS84 with
+longitudes in [-180, 180]; one that crosses the antimeridian is split there.
+
+>>> aoi = load_aoi("11.5,47.5,12.5,48.0")
+>>> round(aoi.area_km2)
+4169
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import shape
+
+from ogc_upscaler.errors import InvalidAOI
+from ogc_upscaler.projection import area_km2, crosses_pole, split_antimeridian_one
+
+_NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
+_BBOX = re.compile(rf"^{_NUMBER}(?:,{_NUMBER}){{3}}$")
+_WKT = re.compile(r"^\s*(MULTI)?POLYGON\b|^\s*GEOMETRYCOLLECTION\b|^\s*(MULTI)?(POINT|LINESTRING)\b", re.I)
+_WGS84_CRS_NAMES = {
+    "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "urn:ogc:def:crs:OGC::CRS84",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "urn:ogc:def:crs:EPSG::4326",
+    "urn:ogc:def:crs:EPSG:4326",
+    "EPSG:4326",
+}
+_HINT_RANGES = (
+    "use WGS84 longitude, latitude in degrees (longitude in [-180, 180], latitude in [-90, 90]); "
+    "an area across the antimeridian is written with longitudes jumping from 180 to -180, or as a bbox with W > E"
+)
+
+
+@dataclass(frozen=True)
+class AOI:
+    """A polygonal area of interest in WGS84."""
+
+    geometry: shapely.Geometry
+    source: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """West, south, east, north in degrees (parts split at the antimeridian span the globe)."""
+        return tuple(self.geometry.bounds)  # type: ignore[return-value]
+
+    @property
+    def area_km2(self) -> float:
+        """The area in km², measured in an equal-area projection."""
+        return float(area_km2(np.asarray([self.geometry]))[0])
+
+    def to_geojson(self) -> dict[str, Any]:
+        """The AOI as a GeoJSON geometry object."""
+        return json.loads(shapely.to_geojson(self.geometry))
+
+
+def load_aoi(spec: str | Path | Mapping[str, Any], *, base_dir: Path | None = None) -> AOI:
+    """Read an AOI from a bbox ``W,S,E,N``, WKT, a GeoJSON file path, or a GeoJSON mapping.
+
+    A relative file path is resolved against ``base_dir`` when given.
+    """
+    if isinstance(spec, Mapping):
+        return from_geojson(spec, source="inline GeoJSON")
+    text = str(spec)
+    if _BBOX.match(text):
+        return from_bbox(*(float(v) for v in text.split(",")))
+    if _WKT.match(text):
+        return from_wkt(text)
+    path = Path(text)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return from_file(path)
+
+
+def from_bbox(west: float, south: float, east: float, north: float) -> AOI:
+    """An AOI from a WGS84 bbox; ``west > east`` means it crosses the antimeridian."""
+    source = f"bbox {west:g},{south:g},{east:g},{north:g}"
+    for name, value, limit in (("west", west, 180), ("east", east, 180), ("south", south, 90), ("north", north, 90)):
+        if not -limit <= value <= limit:
+            raise InvalidAOI(f"AOI {source}: {name} = {value:g} is outside [-{limit}, {limit}]", hint=_HINT_RANGES)
+    if south >= north:
+        raise InvalidAOI(f"AOI {source}: south ({south:g}) must be below north ({north:g})", hint="give W,S,E,N")
+    if west == east:
+        raise InvalidAOI(f"AOI {source}: west and east are equal, the area is empty", hint="give W,S,E,N")
+    if west < east:
+        return AOI(shapely.box(west, south, east, north), source)
+    parts = [shapely.box(west, south, 180.0, north), shapely.box(-180.0, south, east, north)]
+    return AOI(shapely.multipolygons(parts), source)
+
+
+def from_wkt(text: str) -> AOI:
+    """An AOI from a WKT Polygon or MultiPolygon in WGS84."""
+    source = f"WKT {text[:40]}…" if len(text) > 40 else f"WKT {text}"
+    try:
+        geom = shapely.from_wkt(text)
+    except shapely.errors.GEOSException as err:
+        raise InvalidAOI(f"AOI {source}: not readable as WKT: {err}", hint="write e.g. POLYGON((lon lat, ...))") from None
+    return _checked(geom, source)
+
+
+def from_file(path: Path) -> AOI:
+    """An AOI from a GeoJSON file holding a Geometry, a Feature or a FeatureCollection."""
+    source = str(path)
+    if not path.is_file():
+        raise InvalidAOI(
+            f"AOI {source}: no such file, and not a bbox W,S,E,N or WKT either",
+            hint="give a GeoJSON file path, a bbox such as 10.5,45.0,11.5,46.0, or a WKT POLYGON",
+        )
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidAOI(f"AOI {source}: not a text file", hint="give a GeoJSON file") from None
+    except json.JSONDecodeError as err:
+        raise InvalidAOI(
+            f"AOI {source}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
+            hint="fix the JSON syntax (a GeoJSON validator or `python -m json.tool FILE` shows where)",
+        ) from None
+    if not isinstance(obj, Mapping):
+        raise InvalidAOI(f"AOI {source}: the JSON is a {type(obj).__name__}, not a GeoJSON object")
+    return from_geojson(obj, source=source)
+
+
+def from_geojson(obj: Mapping[str, Any], *, source: str) -> AOI:
+    """An AOI from a GeoJSON Geometry, Feature or FeatureCollection mapping (WGS84)."""
+    _check_crs_member(obj, source)
+    geometries = list(_geojson_geometries(obj, source))
+    if not geometries:
+        raise InvalidAOI(f"AOI {source}: holds no geometry", hint="give at least one Polygon or MultiPolygon")
+    shapes = []
+    for where, geom in geometries:
+        try:
+            shapes.append(shape(geom))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, shapely.errors.GEOSException) as err:
+            raise InvalidAOI(
+                f"AOI {source}: {where} is not a valid GeoJSON geometry ({err})",
+                hint="each ring needs at least 4 [lon, lat] positions, the first equal to the last",
+            ) from None
+    return _checked(shapely.geometrycollections(shapes) if len(shapes) > 1 else shapes[0], source)
+
+
+def _geojson_geometries(obj: Mapping[str, Any], source: str):
+    kind = obj.get("type")
+    if kind == "FeatureCollection":
+        features = obj.get("features")
+        if not isinstance(features, list):
+            raise InvalidAOI(f"AOI {source}: FeatureCollection without a 'features' list")
+        for i, feature in enumerate(features):
+            if not isinstance(feature, Mapping):
+                raise InvalidAOI(f"AOI {source}: features[{i}] is not an object")
+            _check_crs_member(feature, source)
+            if feature.get("geometry") is not None:
+                yield f"features[{i}].geometry", feature["geometry"]
+    elif kind == "Feature":
+        if obj.get("geometry") is not None:
+            yield "the Feature's geometry", obj["geometry"]
+    elif kind in {"Polygon", "MultiPolygon", "GeometryCollection", "Point", "MultiPoint", "LineString", "MultiLineString"}:
+        yield "the geometry", obj
+    else:
+        raise InvalidAOI(
+            f"AOI {source}: 'type' is {kind!r}, not a GeoJSON Geometry, Feature or FeatureCollection",
+            hint="the top-level object needs \"type\": \"FeatureCollection\", \"Feature\" or \"Polygon\"",
+        )
+
+
+def _check_crs_member(obj: Mapping[str, Any], source: str) -> None:
+    crs = obj.get("crs")
+    if crs is None:
+        return
+    name = crs.get("properties", {}).get("name") if isinstance(crs, Mapping) else crs
+    if name not in _WGS84_CRS_NAMES:
+        raise InvalidAOI(
+            f"AOI {source}: the 'crs' member names {name!r}; only WGS84 longitude/latitude is accepted",
+            hint="reproject the file to WGS84 (EPSG:4326) and drop the 'crs' member, as RFC 7946 asks",
+        )
+
+
+def _checked(geom: shapely.Geometry, source: str) -> AOI:
+    polygons = _polygonal(geom, source)
+    _check_ranges(polygons, source)
+    if crosses_pole(polygons):
+        raise InvalidAOI(f"AOI {source}: a ring encircles a pole", hint="split the area at a meridian into closed parts")
+    polygons = split_antimeridian_one(polygons)
+    warnings: list[str] = []
+    if not polygons.is_valid:
+        reason = shapely.is_valid_reason(polygons)
+        repaired = _polygonal(shapely.make_valid(polygons), source)
+        after = area_km2(np.asarray([repaired]))[0]
+        warnings.append(
+            f"AOI {source}: invalid geometry ({reason}); repaired with shapely.make_valid into "
+            f"{after:,.1f} km²: check the repaired AOI on the plan map, or fix the file"
+        )
+        polygons = repaired
+    if polygons.is_empty or polygons.area == 0:
+        raise InvalidAOI(f"AOI {source}: the geometry has no area", hint="give a polygon with at least 3 distinct corners")
+    return AOI(polygons, source, tuple(warnings))
+
+
+def _polygonal(geom: shapely.Geometry, source: str) -> shapely.Geometry:
+    if geom.is_empty:
+        raise InvalidAOI(f"AOI {source}: the geometry is empty", hint="give a Polygon or MultiPolygon with coordinates")
+    parts = shapely.get_parts(geom)
+    while any(isinstance(p, shapely.GeometryCollection) for p in parts):
+        parts = np.concatenate([shapely.get_parts(p) for p in parts])
+    kinds = sorted({p.geom_type for p in parts if not isinstance(p, shapely.Polygon)})
+    if kinds and not any(isinstance(p, shapely.Polygon) for p in parts):
+        raise InvalidAOI(
+            f"AOI {source}: holds {', '.join(kinds)} but no area",
+            hint="give a Polygon or MultiPolygon; buffer points or lines into polygons first",
+        )
+    polys = [p for p in parts if isinstance(p, shapely.Polygon) and not p.is_empty]
+    return shapely.multipolygons(polys) if len(polys) > 1 else polys[0]
+
+
+def _check_ranges(geom: shapely.Geometry, source: str) -> None:
+    coords = shapely.get_coordinates(geom)
+    if not np.all(np.isfinite(coords)):
+        raise InvalidAOI(f"AOI {source}: a coordinate is not a finite number", hint=_HINT_RANGES)
+    bad = np.flatnonzero((np.abs(coords[:, 0]) > 180.0) | (np.abs(coords[:, 1]) > 90.0))
+    if bad.size:
+        lon, lat = coords[bad[0]]
+        raise InvalidAOI(
+            f"AOI {source}: coordinate ({lon:g}, {lat:g}) is outside WGS84 ranges "
+            f"({bad.size} of {len(coords)} coordinates are); is it in a projected CRS, or lat/lon swapped?",
+            hint=_HINT_RANGES,
+        )

@@ -1,0 +1,61 @@
+"""The exception tree of ogc-upscaler.
+
+Every error the package raises on purpose derives from :class:`UpscalerError`.
+Each carries a one-line message (what was wrong, and where) and a ``hint``
+(what to do about it)::
+
+    UpscalerError
+    ├── InvalidInput            bad input from the user: exit code 2
+    │   ├── InvalidAOI          an area of interest that cannot be used
+    │   ├── InvalidGrid         an unknown or inconsistent grid, or a bad grid file
+    │   ├── InvalidConfig       a campaign config with a wrong key or value
+    │   └── PlanConflict        re-planning would change jobs already in the store
+    └── StoreError              the job store cannot be used as asked
+        └── StoreLocked         another process is already writing the store
+"""
+
+from __future__ import annotations
+
+
+class UpscalerError(Exception):
+    """Root of every error raised on purpose by ogc-upscaler."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(UpscalerError):
+    """Input given by the user is wrong; nothing was written."""
+
+    exit_code = 2
+
+
+class InvalidAOI(InvalidInput):
+    """An area of interest that is unreadable, empty, invalid or outside WGS84."""
+
+
+class InvalidGrid(InvalidInput):
+    """An unknown grid name, inconsistent grid parameters, or a bad grid file."""
+
+
+class InvalidConfig(InvalidInput):
+    """A campaign configuration with an unknown key or a wrong value."""
+
+
+class PlanConflict(InvalidInput):
+    """A new plan would change jobs that the store already holds."""
+
+
+class StoreError(UpscalerError):
+    """The job store cannot be opened or used as asked."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store's writer lock."""

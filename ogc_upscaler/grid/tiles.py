@@ -1,0 +1,211 @@
+"""Tiles: one :class:`Tile` as a value, and a columnar :class:`TileSet` of many.
+
+A tile set keeps numpy columns (EPSG code, column, row, native bounds), not
+Python objects per tile: a global 10 km grid has over a million tiles. Ids,
+geometries and footprints are built only when asked for, vectorized.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+
+from ogc_upscaler.projection import area_km2, to_wgs84
+
+if TYPE_CHECKING:
+    from ogc_upscaler.grid.base import Grid
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: a pixel-aligned rectangle (possibly clipped) in its own projected CRS."""
+
+    id: str
+    grid: str
+    epsg: int
+    col: int
+    row: int
+    bounds: tuple[float, float, float, float]
+    pixel_size: float
+    buffer_px: int
+    footprint: shapely.Geometry
+
+    @property
+    def crs(self) -> str:
+        """The tile's CRS as ``EPSG:code``."""
+        return f"EPSG:{self.epsg}"
+
+    @property
+    def buffered_bounds(self) -> tuple[float, float, float, float]:
+        """The bounds grown by the buffer, still on pixel multiples: the window a job processes."""
+        b = self.buffer_px * self.pixel_size
+        xmin, ymin, xmax, ymax = self.bounds
+        return (xmin - b, ymin - b, xmax + b, ymax + b)
+
+    @property
+    def bbox(self) -> str:
+        """``xmin,ymin,xmax,ymax`` of the buffered bounds in the tile's CRS, for templates."""
+        return ",".join(f"{v:.10g}" for v in self.buffered_bounds)
+
+    @property
+    def bbox_wgs84(self) -> str:
+        """``W,S,E,N`` of the footprint in degrees, for templates and STAC searches."""
+        return ",".join(f"{v:.8f}" for v in self.footprint.bounds)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Rows and columns of pixels in the buffered window."""
+        xmin, ymin, xmax, ymax = self.buffered_bounds
+        return (round((ymax - ymin) / self.pixel_size), round((xmax - xmin) / self.pixel_size))
+
+    @property
+    def transform(self) -> tuple[float, float, float, float, float, float]:
+        """The affine geotransform ``(a, b, c, d, e, f)`` of the buffered window (as ``proj:transform``)."""
+        xmin, _, _, ymax = self.buffered_bounds
+        return (self.pixel_size, 0.0, xmin, 0.0, -self.pixel_size, ymax)
+
+
+@dataclass(frozen=True, eq=False)
+class TileSet:
+    """The tiles of a grid that meet an AOI, as columns.
+
+    ``shapes`` holds the native geometry of tiles clipped at a zone seam (None
+    elsewhere); ``names`` holds ids given by a grid file, else ids are derived
+    from the grid position.
+    """
+
+    grid: Grid
+    epsg: np.ndarray
+    col: np.ndarray
+    row: np.ndarray
+    bounds: np.ndarray
+    shapes: np.ndarray | None = None
+    names: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.epsg)
+
+    def __getitem__(self, i: int) -> Tile:
+        return Tile(
+            id=str(self.ids[i]),
+            grid=self.grid.code,
+            epsg=int(self.epsg[i]),
+            col=int(self.col[i]),
+            row=int(self.row[i]),
+            bounds=tuple(float(v) for v in self.bounds[i]),  # type: ignore[arg-type]
+            pixel_size=self.grid.pixel_size,
+            buffer_px=self.grid.buffer_px,
+            footprint=self.footprints[i],
+        )
+
+    def __iter__(self) -> Iterator[Tile]:
+        return (self[i] for i in range(len(self)))
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Tile ids, derived from grid position (or read from the grid file)."""
+        if self.names is not None:
+            return self.names
+        return self.grid.tile_ids(self.epsg, self.col, self.row)
+
+    @cached_property
+    def native(self) -> np.ndarray:
+        """Each tile's geometry in its own CRS: its box, or the clipped shape at a seam."""
+        boxes = shapely.box(self.bounds[:, 0], self.bounds[:, 1], self.bounds[:, 2], self.bounds[:, 3])
+        if self.shapes is not None:
+            clipped = np.array([s is not None for s in self.shapes], dtype=bool)
+            boxes[clipped] = self.shapes[clipped]
+        return boxes
+
+    @cached_property
+    def footprints(self) -> np.ndarray:
+        """WGS84 footprints, densified so that edges follow their true curved shape."""
+        out = np.empty(len(self), dtype=object)
+        for epsg in np.unique(self.epsg):
+            sel = self.epsg == epsg
+            out[sel] = to_wgs84(self.native[sel], int(epsg), self.grid.pixel_size)
+        return out
+
+    @cached_property
+    def areas_km2(self) -> np.ndarray:
+        """Area of every tile in km² (equal-area measure of the footprint)."""
+        return area_km2(self.footprints)
+
+    @property
+    def area_km2(self) -> float:
+        """Total area covered by the tiles, in km²."""
+        return float(self.areas_km2.sum())
+
+    def select(self, keep: np.ndarray) -> TileSet:
+        """The tiles where ``keep`` (a boolean mask or index array) selects."""
+        return TileSet(
+            self.grid,
+            self.epsg[keep],
+            self.col[keep],
+            self.row[keep],
+            self.bounds[keep],
+            None if self.shapes is None else self.shapes[keep],
+            None if self.names is None else self.names[keep],
+        )
+
+    def properties(self, i: int) -> dict[str, Any]:
+        """The attributes of tile ``i`` written with its footprint: id, CRS, bounds, pixel grid."""
+        tile = self[i]
+        return {
+            "tile_id": tile.id,
+            "grid": tile.grid,
+            "crs": tile.crs,
+            "bounds": list(tile.bounds),
+            "resolution": tile.pixel_size,
+            "buffer_px": tile.buffer_px,
+            "shape": list(tile.shape),
+            "transform": list(tile.transform),
+            "area_km2": round(float(self.areas_km2[i]), 6),
+        }
+
+    def write_geojson(self, path: Path) -> None:
+        """Write the tiles as a GeoJSON FeatureCollection (WGS84 footprints), atomically."""
+        geometries = shapely.to_geojson(self.footprints, indent=None)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write('{"type": "FeatureCollection", "features": [\n')
+            for i in range(len(self)):
+                props = json.dumps(self.properties(i))
+                sep = ",\n" if i else ""
+                out.write(f'{sep}{{"type": "Feature", "id": {json.dumps(str(self.ids[i]))}, '
+                          f'"geometry": {geometries[i]}, "properties": {props}}}')
+            out.write("\n]}\n")
+        tmp.replace(path)
+
+
+def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> TileSet:
+    """One tile set from several of the same grid, sorted by CRS, north to south, west to east.
+
+    With ``presorted``, the parts are already in that order within and between them.
+    """
+    if not parts:
+        return empty(grid)
+    epsg = np.concatenate([p.epsg for p in parts])
+    col = np.concatenate([p.col for p in parts])
+    row = np.concatenate([p.row for p in parts])
+    bounds = np.concatenate([p.bounds for p in parts])
+    shapes = None
+    if any(p.shapes is not None for p in parts):
+        shapes = np.concatenate([p.shapes if p.shapes is not None else np.full(len(p), None, object) for p in parts])
+    if presorted:
+        return TileSet(grid, epsg, col, row, bounds, shapes)
+    order = np.lexsort((col, -row, epsg))
+    return TileSet(grid, epsg[order], col[order], row[order], bounds[order], None if shapes is None else shapes[order])
+
+
+def empty(grid: Grid) -> TileSet:
+    """A tile set with no tiles."""
+    return TileSet(grid, np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 4)))

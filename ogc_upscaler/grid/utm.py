@@ -1,0 +1,161 @@
+"""UTM grids: each tile in its own zone's CRS (EPSG 326xx north, 327xx south).
+
+Tiles are laid out from origin (0, 0) in zone coordinates. The seam rule is
+*clip to the zone*: a cell that straddles a zone edge (a meridian, the 84°N or
+80°S limit) is cut to the part inside its zone, so that no point of the Earth
+belongs to two tiles; the clipped tile's bounds are the bounds of that part,
+snapped outwards to whole pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+
+from ogc_upscaler.aoi import AOI
+from ogc_upscaler.errors import InvalidAOI, InvalidGrid
+from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, parse_corner
+from ogc_upscaler.grid.mask import cells_in
+from ogc_upscaler.grid.tiles import Tile, TileSet, concat
+from ogc_upscaler.projection import WGS84, densify_degrees, densify_native, project
+
+SOUTH_LIMIT = -80.0
+NORTH_LIMIT = 84.0
+#: A clipped part smaller than the cell by less than this fraction is the whole cell (rounding at seams).
+CLIP_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class UTMGrid(Grid):
+    """Square tiles of ``tile_size`` metres in every UTM zone, clipped at zone seams.
+
+    Ids name the zone and the lower-left corner in km: ``UTM20KM-32N-E480N5340``.
+    """
+
+    name: str
+    code: str
+    tile_size: float
+    pixel_size: float = 10.0
+    buffer_px: int = 0
+
+    def __post_init__(self) -> None:
+        check_pixel_size(self.tile_size, self.pixel_size, f"grid {self.name}")
+        check_buffer(self.buffer_px, f"grid {self.name}")
+        if self.tile_size % 1000:
+            raise InvalidGrid(f"grid {self.name}: UTM tile sizes are whole kilometres, got {self.tile_size:g} m")
+
+    def tiles(self, aoi: AOI) -> TileSet:
+        """The tiles whose area meets the AOI, zone by zone, north to south, west to east."""
+        _, south, _, north = aoi.bounds
+        if south < SOUTH_LIMIT or north > NORTH_LIMIT:
+            raise InvalidAOI(
+                f"AOI {aoi.source}: reaches latitude {south if south < SOUTH_LIMIT else north:.4g}°, "
+                f"outside UTM's range ({SOUTH_LIMIT:g}° to {NORTH_LIMIT:g}°) for grid {self.name}",
+                hint="use a laea-* grid, or a custom grid in a polar CRS (EPSG:3413 north, EPSG:3031 south)",
+            )
+        zones, boxes = _zone_boxes()
+        shapely.prepare(aoi.geometry)
+        hit = shapely.intersects(aoi.geometry, boxes) & ~shapely.touches(aoi.geometry, boxes)
+        parts = [self._zone_tiles(aoi.geometry, boxes[i], int(zones[i])) for i in np.flatnonzero(hit)]
+        return concat(self, parts, presorted=True)
+
+    def _zone_tiles(self, aoi: shapely.Geometry, zone_box: shapely.Geometry, epsg: int) -> TileSet:
+        piece = shapely.intersection(aoi, zone_box)
+        mask = project(densify_degrees(piece), WGS84, epsg)
+        hits = cells_in(mask, (0.0, 0.0), self.tile_size)
+        return self._clipped(hits.col, hits.row, np.flatnonzero(hits.edge), hits.edge_boxes, epsg, zone_box)
+
+    def _clipped(
+        self, col: np.ndarray, row: np.ndarray, edge: np.ndarray, edge_boxes: np.ndarray, epsg: int,
+        zone_box: shapely.Geometry,
+    ) -> TileSet:
+        """Tiles of one zone; cells at ``edge`` (their boxes given) are clipped where they leave the zone."""
+        s = self.tile_size
+        order = np.lexsort((col, -row))
+        bounds = np.column_stack([col * s, row * s, (col + 1) * s, (row + 1) * s]).astype(float)
+        shapes = np.full(len(col), None, dtype=object)
+        if edge.size:
+            zone = project(densify_degrees(zone_box), WGS84, epsg)
+            shapely.prepare(zone)
+            leaving = ~shapely.contains(zone, edge_boxes)
+            cut, parts = edge[leaving], _clip(edge_boxes[leaving], zone_box, epsg, self.pixel_size)
+            real = shapely.area(parts) < (1.0 - CLIP_TOLERANCE) * s * s
+            cut, parts = cut[real], parts[real]
+            shapes[cut] = parts
+            bounds[cut] = _snap_out(shapely.bounds(parts), self.pixel_size, bounds[cut])
+        epsgs = np.full(len(col), epsg, np.int32)
+        return TileSet(self, epsgs[order], col[order], row[order], bounds[order], shapes[order])
+
+    def tile_ids(self, epsg: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """``{code}-{zone}{N|S}-E{x}N{y}`` with the lower-left corner in km."""
+        zone = [f"{e % 100:02d}{'N' if e < 32700 else 'S'}" for e in epsg.tolist()]
+        east = corner_code(col * self.tile_size, 1000.0, "E", "W")
+        north = corner_code(row * self.tile_size, 1000.0, "N", "S")
+        return np.array([f"{self.code}-{z}-{e}{n}" for z, e, n in zip(zone, east, north, strict=True)], dtype=object)
+
+    def tile(self, tile_id: str) -> Tile:
+        """The tile named ``tile_id`` (clipped if it straddles its zone's edge)."""
+        match = re.fullmatch(rf"{re.escape(self.code)}-(\d\d)([NS])-([EW]\d+)([NS]\d+)", tile_id)
+        if match is None or not 1 <= int(match[1]) <= 60:
+            raise InvalidGrid(f"tile id {tile_id!r} is not of grid {self.name}", hint=f"ids look like {self.code}-32N-E480N5340")
+        zone, north = int(match[1]), match[2] == "N"
+        x, y = parse_corner(match[3], "E", "W") * 1000, parse_corner(match[4], "N", "S") * 1000
+        if x % self.tile_size or y % self.tile_size:
+            raise InvalidGrid(f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}")
+        epsg = (32600 if north else 32700) + zone
+        zones, boxes = _zone_boxes()
+        col, row = np.array([x // self.tile_size], np.int64), np.array([y // self.tile_size], np.int64)
+        box = shapely.box(x, y, x + self.tile_size, y + self.tile_size)
+        zone_box = boxes[int(np.flatnonzero(zones == epsg)[0])]
+        return self._clipped(col, row, np.array([0]), np.array([box]), epsg, zone_box)[0]
+
+    def describe(self) -> dict[str, Any]:
+        """The grid's defining values."""
+        return {
+            "kind": "utm",
+            "name": self.name,
+            "code": self.code,
+            "tile_size": self.tile_size,
+            "pixel_size": self.pixel_size,
+            "buffer_px": self.buffer_px,
+        }
+
+
+def _zone_boxes() -> tuple[np.ndarray, np.ndarray]:
+    """EPSG codes and WGS84 boxes of the 120 zone halves (60 zones, north and south)."""
+    zone = np.arange(1, 61)
+    west = -180.0 + 6.0 * (zone - 1)
+    epsg = np.concatenate([32600 + zone, 32700 + zone])
+    boxes = np.concatenate(
+        [shapely.box(west, 0.0, west + 6.0, NORTH_LIMIT), shapely.box(west, SOUTH_LIMIT, west + 6.0, 0.0)]
+    )
+    return epsg, boxes
+
+
+def _clip(cells: np.ndarray, zone_box: shapely.Geometry, epsg: int, pixel: float) -> np.ndarray:
+    """The parts of native cells inside a zone, cut along the zone's meridians and parallels.
+
+    A zone is a rectangle in longitude and latitude, so the cut is a fast
+    rectangle clip in WGS84; the parts are densified and projected back.
+    """
+    lonlat = project(densify_native(cells, pixel, points_per_edge=4), epsg, WGS84)
+    inside = shapely.clip_by_rect(lonlat, *zone_box.bounds)
+    return project(densify_degrees(inside), WGS84, epsg)
+
+
+def _snap_out(parts_bounds: np.ndarray, pixel: float, cell_bounds: np.ndarray) -> np.ndarray:
+    snapped = np.column_stack(
+        [
+            np.floor(parts_bounds[:, 0] / pixel) * pixel,
+            np.floor(parts_bounds[:, 1] / pixel) * pixel,
+            np.ceil(parts_bounds[:, 2] / pixel) * pixel,
+            np.ceil(parts_bounds[:, 3] / pixel) * pixel,
+        ]
+    )
+    lo = np.maximum(snapped[:, :2], cell_bounds[:, :2])
+    hi = np.minimum(snapped[:, 2:], cell_bounds[:, 2:])
+    return np.column_stack([lo, hi])

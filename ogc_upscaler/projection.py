@@ -1,0 +1,137 @@
+"""Moving geometries between coordinate reference systems, vectorized.
+
+Every function here works on arrays of shapely geometries and does its loop in
+GEOS or PROJ, never in Python per geometry. Axis order is always x/east first
+(``always_xy=True``): EPSG:3035 and EPSG:4326 put northing or latitude first in
+their authority definition, and mixing that up is the classic tiling bug.
+
+Geometries in WGS84 keep their longitudes in [-180, 180]; one that crosses the
+antimeridian is split into a MultiPolygon there (RFC 7946, section 3.1.9).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+
+WGS84 = 4326
+EQUAL_AREA = 6933  # WGS 84 / NSIDC EASE-Grid 2.0 Global: equal-area, valid from 86°S to 86°N
+
+#: Longest edge, in degrees, kept when densifying a WGS84 geometry before projecting it.
+DEGREES_STEP = 0.05
+
+
+@lru_cache(maxsize=256)
+def transformer(src: int, dst: int) -> Transformer:
+    """A cached x/y-ordered transformer between two EPSG codes."""
+    return Transformer.from_crs(CRS.from_epsg(src), CRS.from_epsg(dst), always_xy=True)
+
+
+def project(geoms: np.ndarray | shapely.Geometry, src: int, dst: int) -> np.ndarray:
+    """Project geometries from EPSG ``src`` to EPSG ``dst`` vertex by vertex.
+
+    Densify first (:func:`densify_native` or :func:`densify_degrees`) where the
+    edges must follow their true curved shape in the target CRS.
+    """
+    if src == dst:
+        return np.asarray(geoms)
+    tr = transformer(src, dst)
+
+    def _xy(coords: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, _xy)
+
+
+def densify_degrees(geoms: np.ndarray | shapely.Geometry) -> np.ndarray:
+    """Densify WGS84 geometries so that no edge is longer than :data:`DEGREES_STEP`."""
+    return shapely.segmentize(geoms, DEGREES_STEP)
+
+
+def densify_native(geoms: np.ndarray, pixel_size: float, points_per_edge: int = 16) -> np.ndarray:
+    """Densify projected geometries with about ``points_per_edge`` points per tile edge.
+
+    The step is rounded to a whole number of pixels so the added points stay on the
+    pixel lattice.
+    """
+    sizes = shapely.bounds(geoms)
+    longest = np.nanmax(np.maximum(sizes[:, 2] - sizes[:, 0], sizes[:, 3] - sizes[:, 1]), initial=0.0)
+    step = max(pixel_size, round(longest / points_per_edge / pixel_size) * pixel_size)
+    return shapely.segmentize(geoms, step)
+
+
+def to_wgs84(geoms: np.ndarray, epsg: int, pixel_size: float) -> np.ndarray:
+    """Footprints in WGS84 of native geometries, densified and split at the antimeridian."""
+    lonlat = project(densify_native(geoms, pixel_size), epsg, WGS84)
+    return split_antimeridian(lonlat)
+
+
+def area_km2(geoms_wgs84: np.ndarray | shapely.Geometry) -> np.ndarray:
+    """Area in km² of WGS84 geometries, measured in an equal-area projection."""
+    projected = project(densify_degrees(geoms_wgs84), WGS84, EQUAL_AREA)
+    return shapely.area(projected) / 1e6
+
+
+def split_antimeridian(geoms: np.ndarray) -> np.ndarray:
+    """Split WGS84 polygons whose edges jump across the antimeridian.
+
+    A geometry crosses when two consecutive longitudes of a ring differ by more
+    than 180°. Only those are rebuilt; the others are returned unchanged.
+    """
+    geoms = np.asarray(geoms, dtype=object).copy()
+    bounds = shapely.bounds(geoms)
+    suspects = np.flatnonzero(bounds[:, 2] - bounds[:, 0] > 180.0)
+    for i in suspects:
+        geoms[i] = split_antimeridian_one(geoms[i])
+    return geoms
+
+
+def split_antimeridian_one(geom: shapely.Geometry) -> shapely.Geometry:
+    """Split one WGS84 polygon or multipolygon at the antimeridian, where it crosses."""
+    parts = [_split_polygon(p) for p in shapely.get_parts(geom)]
+    pieces = [q for part in parts for q in shapely.get_parts(part) if not q.is_empty]
+    return shapely.multipolygons(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def crosses_pole(geom: shapely.Geometry) -> bool:
+    """Whether a WGS84 polygon's ring winds around a pole (its unwrapped ring does not close)."""
+    for poly in shapely.get_parts(geom):
+        lon = _unwrap(np.asarray(poly.exterior.coords)[:, 0])
+        if abs(lon[-1] - lon[0]) > 180.0:
+            return True
+    return False
+
+
+def _split_polygon(poly: shapely.Polygon) -> shapely.Geometry:
+    rings = [poly.exterior, *poly.interiors]
+    if not any(np.any(np.abs(np.diff(np.asarray(r.coords)[:, 0])) > 180.0) for r in rings):
+        return poly
+    unwrapped = shapely.Polygon(_unwrap_ring(poly.exterior), [_unwrap_ring(r) for r in poly.interiors])
+    pieces = []
+    for k in (-1, 0, 1):
+        window = shapely.box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0)
+        piece = shapely.intersection(shapely.make_valid(unwrapped), window)
+        if not piece.is_empty:
+            pieces.extend(shapely.get_parts(_shift_lon(piece, -360.0 * k)))
+    polys = [p for p in pieces if isinstance(p, shapely.Polygon) and p.area > 0]
+    return shapely.multipolygons(polys) if len(polys) > 1 else polys[0]
+
+
+def _shift_lon(geom: shapely.Geometry, dx: float) -> shapely.Geometry:
+    return shapely.transform(geom, lambda c: c + np.array([dx, 0.0]))
+
+
+def _unwrap(lon: np.ndarray) -> np.ndarray:
+    jumps = np.diff(lon)
+    shift = np.concatenate([[0.0], np.cumsum(np.where(jumps > 180.0, -360.0, np.where(jumps < -180.0, 360.0, 0.0)))])
+    return lon + shift
+
+
+def _unwrap_ring(ring: shapely.LinearRing) -> np.ndarray:
+    coords = np.asarray(ring.coords)[:, :2].copy()
+    coords[:, 0] = _unwrap(coords[:, 0])
+    return coords
