@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from ogc_upscaler.projection import area_km2, to_wgs84
+from ogc_upscaler.projection import CUT_STEP, WGS84, area_km2, project, to_wgs84
 
 if TYPE_CHECKING:
     from ogc_upscaler.grid.base import Grid
@@ -77,7 +77,7 @@ class Tile:
 class TileSet:
     """The tiles of a grid that meet an AOI, as columns.
 
-    ``shapes`` holds the native geometry of tiles clipped at a zone seam (None
+    ``clipped`` holds the WGS84 footprint of tiles clipped at a zone seam (None
     elsewhere); ``names`` holds ids given by a grid file, else ids are derived
     from the grid position.
     """
@@ -87,7 +87,7 @@ class TileSet:
     col: np.ndarray
     row: np.ndarray
     bounds: np.ndarray
-    shapes: np.ndarray | None = None
+    clipped: np.ndarray | None = None
     names: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -118,21 +118,30 @@ class TileSet:
 
     @cached_property
     def native(self) -> np.ndarray:
-        """Each tile's geometry in its own CRS: its box, or the clipped shape at a seam."""
-        boxes = shapely.box(self.bounds[:, 0], self.bounds[:, 1], self.bounds[:, 2], self.bounds[:, 3])
-        if self.shapes is not None:
-            clipped = np.array([s is not None for s in self.shapes], dtype=bool)
-            boxes[clipped] = self.shapes[clipped]
-        return boxes
+        """Each tile's geometry in its own CRS: its box, or the clipped part at a seam."""
+        out = shapely.box(self.bounds[:, 0], self.bounds[:, 1], self.bounds[:, 2], self.bounds[:, 3])
+        for i in self._clipped_index:
+            cut = project(shapely.segmentize(self.clipped[i], CUT_STEP), WGS84, int(self.epsg[i]))  # type: ignore[index]
+            out[i] = shapely.intersection(out[i], cut)
+        return out
 
     @cached_property
     def footprints(self) -> np.ndarray:
         """WGS84 footprints, densified so that edges follow their true curved shape."""
+        boxes = shapely.box(self.bounds[:, 0], self.bounds[:, 1], self.bounds[:, 2], self.bounds[:, 3])
         out = np.empty(len(self), dtype=object)
         for epsg in np.unique(self.epsg):
             sel = self.epsg == epsg
-            out[sel] = to_wgs84(self.native[sel], int(epsg), self.grid.pixel_size)
+            out[sel] = to_wgs84(boxes[sel], int(epsg), self.grid.pixel_size)
+        if self.clipped is not None:
+            out[self._clipped_index] = self.clipped[self._clipped_index]
         return out
+
+    @cached_property
+    def _clipped_index(self) -> np.ndarray:
+        if self.clipped is None:
+            return np.empty(0, np.int64)
+        return np.flatnonzero(np.array([s is not None for s in self.clipped], dtype=bool))
 
     @cached_property
     def areas_km2(self) -> np.ndarray:
@@ -152,7 +161,7 @@ class TileSet:
             self.col[keep],
             self.row[keep],
             self.bounds[keep],
-            None if self.shapes is None else self.shapes[keep],
+            None if self.clipped is None else self.clipped[keep],
             None if self.names is None else self.names[keep],
         )
 
@@ -197,13 +206,13 @@ def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> Tile
     col = np.concatenate([p.col for p in parts])
     row = np.concatenate([p.row for p in parts])
     bounds = np.concatenate([p.bounds for p in parts])
-    shapes = None
-    if any(p.shapes is not None for p in parts):
-        shapes = np.concatenate([p.shapes if p.shapes is not None else np.full(len(p), None, object) for p in parts])
+    clipped = None
+    if any(p.clipped is not None for p in parts):
+        clipped = np.concatenate([p.clipped if p.clipped is not None else np.full(len(p), None, object) for p in parts])
     if presorted:
-        return TileSet(grid, epsg, col, row, bounds, shapes)
+        return TileSet(grid, epsg, col, row, bounds, clipped)
     order = np.lexsort((col, -row, epsg))
-    return TileSet(grid, epsg[order], col[order], row[order], bounds[order], None if shapes is None else shapes[order])
+    return TileSet(grid, epsg[order], col[order], row[order], bounds[order], None if clipped is None else clipped[order])
 
 
 def empty(grid: Grid) -> TileSet:

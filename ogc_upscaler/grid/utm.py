@@ -21,7 +21,7 @@ from ogc_upscaler.errors import InvalidAOI, InvalidGrid
 from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, parse_corner
 from ogc_upscaler.grid.mask import cells_in
 from ogc_upscaler.grid.tiles import Tile, TileSet, concat
-from ogc_upscaler.projection import WGS84, densify_degrees, densify_native, project
+from ogc_upscaler.projection import CUT_STEP, WGS84, densify_degrees, project, to_wgs84
 
 SOUTH_LIMIT = -80.0
 NORTH_LIMIT = 84.0
@@ -32,6 +32,10 @@ CLIP_TOLERANCE = 1e-9
 @dataclass(frozen=True)
 class UTMGrid(Grid):
     """Square tiles of ``tile_size`` metres in every UTM zone, clipped at zone seams.
+
+    A zone is a rectangle in longitude and latitude, so a seam tile is cut with a
+    fast rectangle clip of its WGS84 footprint; the footprint edges it shares
+    with its neighbours keep the very same vertices.
 
     Ids name the zone and the lower-left corner in km: ``UTM20KM-32N-E480N5340``.
     """
@@ -77,18 +81,21 @@ class UTMGrid(Grid):
         s = self.tile_size
         order = np.lexsort((col, -row))
         bounds = np.column_stack([col * s, row * s, (col + 1) * s, (row + 1) * s]).astype(float)
-        shapes = np.full(len(col), None, dtype=object)
+        clipped = np.full(len(col), None, dtype=object)
         if edge.size:
             zone = project(densify_degrees(zone_box), WGS84, epsg)
             shapely.prepare(zone)
             leaving = ~shapely.contains(zone, edge_boxes)
-            cut, parts = edge[leaving], _clip(edge_boxes[leaving], zone_box, epsg, self.pixel_size)
-            real = shapely.area(parts) < (1.0 - CLIP_TOLERANCE) * s * s
+            cut = edge[leaving]
+            lonlat = to_wgs84(edge_boxes[leaving], epsg, self.pixel_size)
+            parts = shapely.clip_by_rect(lonlat, *zone_box.bounds)
+            real = shapely.area(parts) < (1.0 - CLIP_TOLERANCE) * shapely.area(lonlat)
             cut, parts = cut[real], parts[real]
-            shapes[cut] = parts
-            bounds[cut] = _snap_out(shapely.bounds(parts), self.pixel_size, bounds[cut])
+            clipped[cut] = parts
+            native = project(shapely.segmentize(parts, CUT_STEP), WGS84, epsg)
+            bounds[cut] = _snap_out(shapely.bounds(native), self.pixel_size, bounds[cut])
         epsgs = np.full(len(col), epsg, np.int32)
-        return TileSet(self, epsgs[order], col[order], row[order], bounds[order], shapes[order])
+        return TileSet(self, epsgs[order], col[order], row[order], bounds[order], clipped[order])
 
     def tile_ids(self, epsg: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
         """``{code}-{zone}{N|S}-E{x}N{y}`` with the lower-left corner in km."""
@@ -134,17 +141,6 @@ def _zone_boxes() -> tuple[np.ndarray, np.ndarray]:
         [shapely.box(west, 0.0, west + 6.0, NORTH_LIMIT), shapely.box(west, SOUTH_LIMIT, west + 6.0, 0.0)]
     )
     return epsg, boxes
-
-
-def _clip(cells: np.ndarray, zone_box: shapely.Geometry, epsg: int, pixel: float) -> np.ndarray:
-    """The parts of native cells inside a zone, cut along the zone's meridians and parallels.
-
-    A zone is a rectangle in longitude and latitude, so the cut is a fast
-    rectangle clip in WGS84; the parts are densified and projected back.
-    """
-    lonlat = project(densify_native(cells, pixel, points_per_edge=4), epsg, WGS84)
-    inside = shapely.clip_by_rect(lonlat, *zone_box.bounds)
-    return project(densify_degrees(inside), WGS84, epsg)
 
 
 def _snap_out(parts_bounds: np.ndarray, pixel: float, cell_bounds: np.ndarray) -> np.ndarray:

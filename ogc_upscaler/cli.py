@@ -1,0 +1,145 @@
+"""The ``ogc-upscaler`` command: parse, call the library, print. Nothing else lives here.
+
+Exit codes: 0 ok, 2 bad input or config, 1 anything else; errors go to stderr
+as one line plus a hint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from ogc_upscaler import maps
+from ogc_upscaler.aoi import load_aoi
+from ogc_upscaler.config import load_campaign
+from ogc_upscaler.errors import InvalidInput, UpscalerError
+from ogc_upscaler.export import FORMATS, export
+from ogc_upscaler.grid import GRID_HELP, grid_from_spec
+from ogc_upscaler.plan import plan
+from ogc_upscaler.status import Status
+from ogc_upscaler.store import JobStore
+
+config_argument = click.argument("config", type=click.Path(path_type=Path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ogc-upscaler")
+def cli() -> None:
+    """Run an Earth-observation algorithm over a country, a continent or the globe, tile by tile."""
+
+
+@cli.command()
+@click.option("--aoi", required=True, help="GeoJSON file, bbox W,S,E,N (degrees) or WKT.")
+@click.option("--grid", "grid_spec", required=True, help=GRID_HELP)
+@click.option("--resolution", type=float, default=None, help="Pixel size in metres [default: 10].")
+@click.option("--buffer", type=click.IntRange(min=0), default=0, show_default=True, help="Buffer in pixels.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the tiles as GeoJSON.")
+def grid(aoi: str, grid_spec: str, resolution: float | None, buffer: int, output: Path | None) -> None:
+    """Tile an AOI on a grid: print the count and area, optionally write the tiles."""
+    area = load_aoi(aoi)
+    _warn(area.warnings)
+    tiles = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer).tiles(area)
+    click.echo(f"{len(tiles):,} tiles of {grid_spec}, {tiles.area_km2:,.0f} km² covering an AOI of "
+               f"{area.area_km2:,.0f} km²")
+    if output is not None:
+        tiles.write_geojson(output)
+        click.echo(f"tiles: {output}")
+
+
+@cli.command("plan")
+@config_argument
+@click.option("--map", "map_path", type=click.Path(path_type=Path), help="Draw the AOI and the tiles to a PNG.")
+@click.option("--replan", is_flag=True, help="Replace jobs whose spec changed and drop planned jobs no longer wanted.")
+def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
+    """Write the whole job plan to the store before anything runs, and print a summary."""
+    campaign = load_campaign(config)
+    _warn(campaign.aoi.warnings)
+    tiles = campaign.grid.tiles(campaign.aoi)
+    with JobStore.open(campaign.store) as store:
+        report = plan(campaign, store, replan=replan, tiles=tiles)
+    click.echo(f"campaign {campaign.name} on grid {campaign.grid.name}")
+    click.echo(report.summary())
+    click.echo(f"store: {campaign.store}")
+    if map_path is not None:
+        maps.draw(map_path, campaign.aoi.geometry, tiles.footprints,
+                  title=f"{campaign.name}: {len(tiles):,} tiles of {campaign.grid.name}", labels=list(tiles.ids))
+        click.echo(f"map: {map_path}")
+
+
+@cli.command()
+@config_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.option("--map", "map_path", type=click.Path(path_type=Path), help="Draw the tiles coloured by state.")
+def status(config: Path, as_json: bool, map_path: Path | None) -> None:
+    """Jobs per state and backend."""
+    campaign = load_campaign(config)
+    with JobStore.read(campaign.store) as store:
+        current = Status.of(store)
+        if map_path is not None:
+            footprints, states = current.tile_states(store)
+            maps.draw(map_path, campaign.aoi.geometry, footprints, states,
+                      title=f"{campaign.name}: {current.total:,} jobs")
+    click.echo(json.dumps(current.as_dict(), indent=2) if as_json else current.table())
+    if map_path is not None and not as_json:
+        click.echo(f"map: {map_path}")
+
+
+@cli.command("export")
+@config_argument
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help=f"Output file: {', '.join(FORMATS)}.")
+def export_command(config: Path, output: Path) -> None:
+    """Export the jobs with their footprints to GeoJSON, CSV or GeoParquet."""
+    campaign = load_campaign(config)
+    with JobStore.read(campaign.store) as store:
+        n = export(store, output)
+    click.echo(f"{n:,} jobs: {output}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default=Path("demo"))
+def demo(directory: Path) -> None:
+    """Plan the bundled demo campaign in DIRECTORY: config, AOI, store and a map of the plan."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("demo.yaml", "demo-aoi.geojson"):
+        with resources.as_file(resources.files("ogc_upscaler") / "data" / name) as src:
+            if not (directory / name).exists():
+                shutil.copyfile(src, directory / name)
+    config = directory / "demo.yaml"
+    click.echo(f"demo config: {config}")
+    plan_command.callback(config, directory / "plan.png", False)  # type: ignore[misc]
+
+
+def _warn(warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; map errors to exit codes and one-line messages."""
+    try:
+        cli.main(args=argv, prog_name="ogc-upscaler", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except UpscalerError as err:
+        click.echo(f"error: {err.message}", err=True)
+        if err.hint:
+            click.echo(f"hint: {err.hint}", err=True)
+        sys.exit(err.exit_code if isinstance(err, InvalidInput) else 1)
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback
+        if os.environ.get("OGC_UPSCALER_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)
+        click.echo("hint: this is a bug; rerun with OGC_UPSCALER_DEBUG=1 for the traceback and report it", err=True)
+        sys.exit(1)

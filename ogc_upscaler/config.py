@@ -1,0 +1,233 @@
+"""The campaign configuration file (YAML), parsed once into typed objects.
+
+:class:`ConfigFile` mirrors the file's syntax (pydantic, unknown keys refused);
+:func:`load_campaign` turns it into a :class:`~ogc_upscaler.campaign.Campaign`
+of real objects (an AOI, a grid, windows, parameter sets). Every mistake is an
+:class:`~ogc_upscaler.errors.InvalidConfig` that names the file, the key and
+what is expected.
+
+A config::
+
+    name: alps-ndvi
+    aoi: alps.geojson            # a GeoJSON file, a bbox W,S,E,N, WKT, or inline GeoJSON
+    grid: utm-20km               # a named grid, EPSG:CODE:SIZE[:OX,OY], or a grid file
+    resolution: 10               # pixel size in metres
+    buffer: 8                    # pixels around each tile
+    time: {start: 2024-01-01, end: 2025-01-01, step: P1M}
+    parameters:                  # optional named parameter sets
+      strict: {threshold: 0.4}
+      loose: {threshold: 0.2}
+    process:
+      application: app_packages/ndvi/ndvi.cwl
+      inputs: {bbox: "{tile.bbox}", epsg: "{tile.epsg}", start: "{window.start}"}
+    store: alps-ndvi.sqlite      # relative to this file
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ogc_upscaler.aoi import load_aoi
+from ogc_upscaler.campaign import Campaign, ParameterSet, Process
+from ogc_upscaler.errors import InvalidConfig, UpscalerError
+from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
+from ogc_upscaler.windows import Window, parse_instant, windows_from_range
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowConfig(_Strict):
+    """One explicit time window."""
+
+    start: date | datetime | str
+    end: date | datetime | str
+
+
+class TimeConfig(_Strict):
+    """A time range with a step, or a list of windows."""
+
+    start: date | datetime | str | None = None
+    end: date | datetime | str | None = None
+    step: str | None = Field(default=None, description="ISO 8601 duration, e.g. P1M")
+    windows: list[WindowConfig] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TimeConfig:
+        ranged = [self.start, self.end, self.step]
+        if self.windows is not None:
+            if any(v is not None for v in ranged):
+                raise ValueError("give either start/end/step or windows, not both")
+            if not self.windows:
+                raise ValueError("windows is empty; give at least one {start, end}")
+        elif any(v is None for v in ranged):
+            missing = [k for k, v in zip(("start", "end", "step"), ranged, strict=True) if v is None]
+            raise ValueError(f"missing {', '.join(missing)}: give start, end and step (e.g. P1M), or windows")
+        return self
+
+
+class CustomGridConfig(_Strict):
+    """A custom grid in any projected CRS."""
+
+    crs: str | int = Field(description="EPSG code, e.g. 'EPSG:32633' or 32633")
+    tile_size: float = Field(gt=0, description="tile edge in metres")
+    origin: tuple[float, float] = (0.0, 0.0)
+
+    @field_validator("crs")
+    @classmethod
+    def _epsg(cls, value: str | int) -> str | int:
+        text = str(value).upper().removeprefix("EPSG:")
+        if not text.isdigit():
+            raise ValueError("expected an EPSG code such as 'EPSG:32633'")
+        return value
+
+    @property
+    def epsg(self) -> int:
+        """The EPSG code as an integer."""
+        return int(str(self.crs).upper().removeprefix("EPSG:"))
+
+
+class ProcessConfig(_Strict):
+    """What each job runs, and the inputs it gets (templates rendered per job)."""
+
+    application: str | None = Field(default=None, description="CWL application package or process reference")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigFile(_Strict):
+    """The campaign config file, as written."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$")
+    aoi: str | dict[str, Any]
+    grid: str | CustomGridConfig
+    resolution: float | None = Field(default=None, gt=0)
+    buffer: int = Field(default=0, ge=0)
+    time: TimeConfig
+    parameters: dict[str, dict[str, Any]] | list[dict[str, Any]] | None = None
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
+    store: str | None = None
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read, check and resolve a campaign config file."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as err:
+        raise _config_error(path, err) from None
+    try:
+        return resolve(parsed, path)
+    except InvalidConfig as err:
+        raise InvalidConfig(f"config {path}: {err.message}", hint=err.hint) from None
+
+
+def resolve(parsed: ConfigFile, path: Path) -> Campaign:
+    """Turn a parsed config into a campaign: load the AOI, build the grid and the windows."""
+    base = path.parent
+    name = parsed.name or path.stem
+    try:
+        aoi = load_aoi(parsed.aoi, base_dir=base)
+    except UpscalerError as err:
+        raise type(err)(f"config {path}: aoi: {err.message}", hint=err.hint) from None
+    try:
+        if isinstance(parsed.grid, CustomGridConfig):
+            grid = custom_grid(
+                parsed.grid.epsg, parsed.grid.tile_size, parsed.resolution or 10.0, parsed.grid.origin, parsed.buffer
+            )
+        else:
+            grid = grid_from_spec(parsed.grid, resolution=parsed.resolution, buffer_px=parsed.buffer, base_dir=base)
+    except UpscalerError as err:
+        hint = err.hint or f"grid takes {GRID_HELP}"
+        raise type(err)(f"config {path}: grid: {err.message}", hint=hint) from None
+    store = base / (parsed.store or f"{name}.sqlite")
+    process = Process(application=parsed.process.application, inputs=parsed.process.inputs)
+    return Campaign(name, aoi, grid, _windows(parsed.time), _parameter_sets(parsed.parameters), process, store)
+
+
+def _windows(time: TimeConfig) -> tuple[Window, ...]:
+    if time.windows is None:
+        assert time.start is not None and time.end is not None and time.step is not None
+        return tuple(windows_from_range(time.start, time.end, time.step))
+    out = []
+    for i, w in enumerate(time.windows):
+        start, end = parse_instant(w.start, f"time.windows[{i}].start"), parse_instant(w.end, f"time.windows[{i}].end")
+        if end <= start:
+            raise InvalidConfig(f"time.windows[{i}]: end must come after start")
+        out.append(Window(start, end))
+    if len(set(out)) != len(out):
+        raise InvalidConfig("time.windows: a window is listed twice")
+    return tuple(out)
+
+
+def _parameter_sets(parameters: dict[str, dict[str, Any]] | list[dict[str, Any]] | None) -> tuple[ParameterSet, ...]:
+    if parameters is None:
+        return ()
+    if isinstance(parameters, list):
+        named = {f"p{hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8]}": p for p in parameters}
+        if len(named) != len(parameters):
+            raise InvalidConfig("parameters: a parameter set is listed twice")
+        parameters = named
+    for key in parameters:
+        if not key.replace("-", "").replace("_", "").isalnum():
+            raise InvalidConfig(f"parameters.{key}: names take letters, digits, '-' and '_' only")
+    return tuple(ParameterSet(k, v) for k, v in parameters.items())
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidConfig(f"config {path}: no such file", hint="give the path of a campaign YAML file") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise InvalidConfig(f"config {path}: not a YAML text file") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise InvalidConfig(f"config {path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise InvalidConfig(f"config {path}: expected a mapping of keys (aoi, grid, time, ...), got {type(raw).__name__}")
+    return raw
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {"time": TimeConfig, "process": ProcessConfig, "grid": CustomGridConfig}
+_TYPE_TAGS = {"str", "int", "float", "bool", "date", "datetime", "dict", "list", "tuple", "none"}
+
+
+def _config_error(path: Path, err: ValidationError) -> InvalidConfig:
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    parts = [str(p) for p in first["loc"] if not _is_type_tag(str(p))]
+    loc = ".".join(parts)
+    kind = first["type"]
+    model = _SECTIONS.get(parts[0], ConfigFile) if len(parts) > 1 else ConfigFile
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc!r}"
+        hint = f"the keys there are: {', '.join(model.model_fields)} (check the spelling)"
+    elif kind == "missing":
+        message = f"missing key {loc!r}"
+        hint = "see the example config in the README"
+    else:
+        message = f"{loc or 'config'}: {first['msg']} (got {first.get('input')!r})"
+        hint = "see the example config in the README"
+    return InvalidConfig(f"config {path}: {message}", hint=hint)
+
+
+def _is_type_tag(part: str) -> bool:
+    return (
+        part.lower() in _TYPE_TAGS
+        or "[" in part
+        or part.startswith(("function-", "union"))
+        or part in {m.__name__ for m in _SECTIONS.values()}
+    )

@@ -1,0 +1,98 @@
+"""Pictures of a plan: the AOI and its tiles, coloured by state, drawn in longitude/latitude."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+#: Colours of states; a tile takes the colour of its least advanced job.
+STATE_COLOURS = {
+    "failed": "#d62728",
+    "cancelled": "#7f7f7f",
+    "planned": "#c6dbef",
+    "waiting": "#ff7f0e",
+    "submitted": "#9467bd",
+    "running": "#1f77b4",
+    "succeeded": "#98df8a",
+    "collected": "#2ca02c",
+}
+
+
+MAX_LABELS = 60
+
+
+def draw(
+    path: Path,
+    aoi: shapely.Geometry,
+    footprints: Sequence[shapely.Geometry] | np.ndarray,
+    states: Sequence[str] | None = None,
+    title: str = "",
+    labels: Sequence[str] | None = None,
+) -> None:
+    """Draw the AOI outline over the tile footprints and save a PNG, atomically.
+
+    ``labels`` (tile ids) are written on the tiles when there are few enough to read.
+    """
+    fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
+    faces = [STATE_COLOURS.get(s, "#dddddd") for s in states] if states is not None else None
+    polys, colours = _rings(footprints, faces)
+    ax.add_collection(PolyCollection(polys, facecolors=colours or "#c6dbef", edgecolors="#4a6785", linewidths=0.4))
+    for ring in _rings([aoi], None)[0]:
+        ax.plot(ring[:, 0], ring[:, 1], color="#000000", linewidth=1.2)
+    if labels is not None and len(labels) <= MAX_LABELS:
+        points = shapely.point_on_surface(np.asarray(footprints, dtype=object))
+        for label, point in zip(labels, points, strict=True):
+            ax.annotate(label.split("-", 1)[-1], (point.x, point.y), ha="center", va="center", fontsize=6)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(np.asarray([aoi, *footprints], dtype=object))
+    pad = 0.03 * max(xmax - xmin, ymax - ymin)
+    ax.set_xlim(xmin - pad, xmax + pad)
+    ax.set_ylim(ymin - pad, ymax + pad)
+    ax.set_aspect(1.0 / max(0.05, np.cos(np.radians((ymin + ymax) / 2))))
+    ax.set_xlabel("longitude (°)")
+    ax.set_ylabel("latitude (°)")
+    ax.set_title(title)
+    handles = [Patch(facecolor="none", edgecolor="#000000", label="AOI")]
+    if states is not None:
+        shown = [s for s in STATE_COLOURS if s in set(states)]
+        handles += [Patch(facecolor=STATE_COLOURS[s], edgecolor="#4a6785", label=s) for s in shown]
+    else:
+        handles.append(Patch(facecolor="#c6dbef", edgecolor="#4a6785", label=f"tiles ({len(footprints):,})"))
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    ax.grid(True, linewidth=0.3, alpha=0.5)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _rings(geoms: Sequence[shapely.Geometry] | np.ndarray, faces: list[str] | None) -> tuple[list[np.ndarray], list[str]]:
+    polys: list[np.ndarray] = []
+    colours: list[str] = []
+    for i, geom in enumerate(geoms):
+        for part in shapely.get_parts(geom):
+            if isinstance(part, shapely.Polygon):
+                polys.append(np.asarray(part.exterior.coords)[:, :2])
+                if faces is not None:
+                    colours.append(faces[i])
+    return polys, colours
+
+
+def tile_states(tile_ids: Sequence[str], states: Sequence[str]) -> dict[str, str]:
+    """One state per tile: failed if any job failed, else its least advanced job's state."""
+    rank = {s: i for i, s in enumerate(STATE_COLOURS)}
+    out: dict[str, str] = {}
+    for tile, state in zip(tile_ids, states, strict=True):
+        if tile not in out or rank.get(state, 0) < rank.get(out[tile], 0):
+            out[tile] = state
+    return out

@@ -1,0 +1,212 @@
+"""The job plan: tiles × time windows × parameter sets, written to the store before anything runs.
+
+Job ids are deterministic (``{tile}_{window}`` or ``{tile}_{window}_{parameters}``),
+so planning the same campaign twice adds nothing, planning a grown AOI adds
+only the new tiles' jobs, and a changed config that would alter jobs already
+in the store is refused unless ``replan`` is asked for.
+
+Process inputs are templates rendered per job with ``str.format`` fields:
+``{tile.id}``, ``{tile.bbox}`` (buffered, native CRS), ``{tile.bbox_wgs84}``,
+``{tile.crs}``, ``{tile.epsg}``, ``{tile.bounds}``, ``{tile.shape}``,
+``{tile.transform}``, ``{tile.pixel_size}``, ``{tile.footprint}`` (GeoJSON),
+``{window.start}``, ``{window.end}``, ``{window.interval}``, ``{window.key}``,
+``{params.NAME}``, ``{job_id}``, ``{campaign}``. A string that is exactly one
+field keeps the field's type (a number stays a number).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import shapely
+
+from ogc_upscaler.campaign import Campaign, ParameterSet
+from ogc_upscaler.errors import InvalidConfig, PlanConflict
+from ogc_upscaler.grid import Tile, TileSet
+from ogc_upscaler.store import JobSpec, JobStore
+from ogc_upscaler.windows import Window
+
+_ONE_FIELD = re.compile(r"^\{([^{}]+)\}$")
+TEMPLATE_FIELDS = (
+    "tile.id, tile.bbox, tile.bbox_wgs84, tile.crs, tile.epsg, tile.bounds, tile.shape, tile.transform, "
+    "tile.pixel_size, tile.footprint, window.start, window.end, window.interval, window.key, params.NAME, "
+    "job_id, campaign"
+)
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What planning found and did."""
+
+    tiles: int
+    windows: int
+    parameter_sets: int
+    jobs: int
+    added: int
+    unchanged: int
+    replanned: int
+    removed: int
+    stale: int
+    tile_area_km2: float
+    aoi_area_km2: float
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        sets = f" × {self.parameter_sets} parameter sets" if self.parameter_sets > 1 else ""
+        lines = [
+            f"{self.tiles:,} tiles × {self.windows:,} windows{sets} = {self.jobs:,} jobs",
+            f"area: {self.tile_area_km2:,.0f} km² of tiles covering an AOI of {self.aoi_area_km2:,.0f} km²",
+            f"store: {self.added:,} added, {self.unchanged:,} already planned"
+            + (f", {self.replanned:,} re-planned" if self.replanned else "")
+            + (f", {self.removed:,} removed" if self.removed else ""),
+        ]
+        if self.stale:
+            lines.append(f"note: {self.stale:,} jobs in the store are no longer in the plan; they are kept "
+                         "(re-plan with --replan to remove those not yet run)")
+        return "\n".join(lines)
+
+
+def job_specs(campaign: Campaign, tiles: TileSet) -> Iterator[JobSpec]:
+    """Every job of the campaign, in plan order: tile by tile, then window, then parameter set."""
+    sets = campaign.parameter_sets or (ParameterSet("default"),)
+    named = bool(campaign.parameter_sets)
+    wkb = shapely.to_wkb(tiles.footprints)
+    areas = tiles.areas_km2
+    windows = [(w, _window_view(w)) for w in campaign.windows]
+    for i in range(len(tiles)):
+        tile = tiles[i]
+        for window, view in windows:
+            for pset in sets:
+                job_id = f"{tile.id}_{window.key}" + (f"_{pset.name}" if named else "")
+                context = {"tile": tile, "window": view, "params": SimpleNamespace(**pset.values),
+                           "job_id": job_id, "campaign": campaign.name}
+                inputs = render(campaign.process.inputs, context)
+                yield JobSpec(
+                    job_id=job_id,
+                    tile_id=tile.id,
+                    epsg=tile.epsg,
+                    bounds=tile.bounds,
+                    window_start=view.start,
+                    window_end=view.end,
+                    params_name=pset.name,
+                    params=pset.values,
+                    inputs=inputs,
+                    spec_hash=_spec_hash(campaign, tile, window, pset, inputs),
+                    footprint=wkb[i],
+                    area_km2=float(areas[i]),
+                )
+
+
+def plan(campaign: Campaign, store: JobStore, *, replan: bool = False, tiles: TileSet | None = None) -> PlanReport:
+    """Write the campaign's jobs to the store; see the module docstring for what is refused."""
+    tiles = campaign.grid.tiles(campaign.aoi) if tiles is None else tiles
+    _check_grid(campaign, store, replan)
+    existing = store.spec_hashes()
+    new, changed, unchanged, seen = [], [], 0, set()
+    for spec in job_specs(campaign, tiles):
+        seen.add(spec.job_id)
+        old = existing.get(spec.job_id)
+        if old is None:
+            new.append(spec)
+        elif old != spec.spec_hash:
+            changed.append(spec)
+        else:
+            unchanged += 1
+    if changed and not replan:
+        raise PlanConflict(
+            f"store {store.path}: {len(changed):,} jobs already planned would change (e.g. {changed[0].job_id}): "
+            "the config changed since they were planned",
+            hint="run `ogc-upscaler plan CONFIG --replan` to reset them to planned with the new config, "
+            "or use a new store",
+        )
+    stale = [job_id for job_id in existing if job_id not in seen]
+    removed = store.delete(stale) if replan and stale else 0
+    added = store.insert(new)
+    replanned = store.replace_specs(changed) if changed else 0
+    _record(campaign, store)
+    return PlanReport(
+        tiles=len(tiles), windows=len(campaign.windows), parameter_sets=max(1, len(campaign.parameter_sets)),
+        jobs=len(seen), added=added, unchanged=unchanged, replanned=replanned, removed=removed,
+        stale=len(stale) - removed, tile_area_km2=tiles.area_km2, aoi_area_km2=campaign.aoi.area_km2,
+    )
+
+
+def render(template: Any, context: dict[str, Any]) -> Any:
+    """Render every string in a JSON-like template with the job's fields."""
+    if isinstance(template, str):
+        return _render_string(template, context)
+    if isinstance(template, dict):
+        return {k: render(v, context) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, context) for v in template]
+    return template
+
+
+def _render_string(text: str, context: dict[str, Any]) -> Any:
+    try:
+        whole = _ONE_FIELD.match(text)
+        if whole:
+            value, _ = string.Formatter().get_field(whole[1], (), context)
+            return _jsonable(value)
+        return text.format_map(context)
+    except (KeyError, AttributeError, IndexError, ValueError) as err:
+        raise InvalidConfig(
+            f"process.inputs: template {text!r} cannot be rendered ({type(err).__name__}: {err})",
+            hint=f"the fields are: {TEMPLATE_FIELDS}; write {{{{ and }}}} for literal braces",
+        ) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, shapely.Geometry):
+        return json.loads(shapely.to_geojson(value))
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str | int | float | bool | dict) or value is None:
+        return value
+    return str(value)
+
+
+def _window_view(window: Window) -> SimpleNamespace:
+    start, end = window.interval.split("/")
+    return SimpleNamespace(start=start, end=end, interval=window.interval, key=window.key)
+
+
+def _spec_hash(campaign: Campaign, tile: Tile, window: Window, pset: ParameterSet, inputs: Any) -> str:
+    spec = {
+        "tile": [tile.id, tile.epsg, list(tile.bounds), tile.pixel_size, tile.buffer_px],
+        "window": window.interval,
+        "params": pset.values,
+        "inputs": inputs,
+        "application": campaign.process.application,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _check_grid(campaign: Campaign, store: JobStore, replan: bool) -> None:
+    before = store.get_meta("grid")
+    now = campaign.grid.describe()
+    if before is not None and before != now and not replan:
+        changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+        raise PlanConflict(
+            f"store {store.path}: planned on grid {before.get('name')!r}; the config now gives another grid "
+            f"(changed: {', '.join(changed)})",
+            hint="use a new store for the new grid, or `ogc-upscaler plan CONFIG --replan` to replace the jobs "
+            "not yet run",
+        )
+
+
+def _record(campaign: Campaign, store: JobStore) -> None:
+    store.set_meta("campaign", campaign.name)
+    store.set_meta("grid", campaign.grid.describe())
+    store.set_meta("aoi", campaign.aoi.to_geojson())
+    store.set_meta("windows", [w.interval for w in campaign.windows])
