@@ -27,14 +27,23 @@ def continent(vertices: int = 12_000) -> AOI:
     return AOI(noisy_blob(15.0, 52.0, 22.0, 13.0, vertices, seed=1), f"synthetic continent ({vertices} vertices)")
 
 
-_LAND = [(-100, 48, 32, 20), (-60, -15, 16, 28), (20, 5, 22, 30), (85, 50, 70, 22), (135, -25, 18, 11), (-40, 73, 14, 8)]
+_LAND = [
+    (-100, 48, 32, 20),
+    (-60, -15, 16, 28),
+    (20, 5, 22, 30),
+    (85, 50, 70, 22),
+    (135, -25, 18, 11),
+    (-40, 73, 14, 8),
+]
 
 
 def land(target_km2: float = 135e6, vertices: int = 750) -> AOI:
     """Six continent-like blobs (no Antarctica) scaled to about ``target_km2`` of land."""
     scale = 1.0
     for _ in range(4):
-        blobs = [noisy_blob(lo, la, rx * scale, ry * scale, vertices, seed=i) for i, (lo, la, rx, ry) in enumerate(_LAND)]
+        blobs = [
+            noisy_blob(lo, la, rx * scale, ry * scale, vertices, seed=i) for i, (lo, la, rx, ry) in enumerate(_LAND)
+        ]
         geom = shapely.union_all(blobs)
         geom = shapely.intersection(geom, shapely.box(-180, -79.9, 180, 83.9))
         area = float(area_km2(np.asarray([geom]))[0])

@@ -5,7 +5,7 @@ implementation detail that may change.
 
 >>> from ogc_upscaler import grid_from_spec, load_aoi
 >>> len(grid_from_spec("laea-100km").tiles(load_aoi("5,45,15,55")))
-126
+99
 """
 
 from ogc_upscaler.aoi import AOI, load_aoi

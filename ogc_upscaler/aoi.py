@@ -104,7 +104,9 @@ def from_wkt(text: str) -> AOI:
     try:
         geom = shapely.from_wkt(text)
     except shapely.errors.GEOSException as err:
-        raise InvalidAOI(f"AOI {source}: not readable as WKT: {err}", hint="write e.g. POLYGON((lon lat, ...))") from None
+        raise InvalidAOI(
+            f"AOI {source}: not readable as WKT: {err}", hint="write e.g. POLYGON((lon lat, ...))"
+        ) from None
     return _checked(geom, source)
 
 
@@ -138,6 +140,7 @@ def from_geojson(obj: Mapping[str, Any], *, source: str) -> AOI:
         raise InvalidAOI(f"AOI {source}: holds no geometry", hint="give at least one Polygon or MultiPolygon")
     shapes = []
     for where, geom in geometries:
+        _check_rings(geom, f"AOI {source}: {where}")
         try:
             shapes.append(shape(geom))
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, shapely.errors.GEOSException) as err:
@@ -163,13 +166,37 @@ def _geojson_geometries(obj: Mapping[str, Any], source: str):
     elif kind == "Feature":
         if obj.get("geometry") is not None:
             yield "the Feature's geometry", obj["geometry"]
-    elif kind in {"Polygon", "MultiPolygon", "GeometryCollection", "Point", "MultiPoint", "LineString", "MultiLineString"}:
+    elif kind in {
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+    }:
         yield "the geometry", obj
     else:
         raise InvalidAOI(
             f"AOI {source}: 'type' is {kind!r}, not a GeoJSON Geometry, Feature or FeatureCollection",
-            hint="the top-level object needs \"type\": \"FeatureCollection\", \"Feature\" or \"Polygon\"",
+            hint='the top-level object needs "type": "FeatureCollection", "Feature" or "Polygon"',
         )
+
+
+def _check_rings(geom: Mapping[str, Any], where: str) -> None:
+    """Refuse polygon rings with fewer than 4 positions or not closed, naming the ring."""
+    kind, coords = geom.get("type"), geom.get("coordinates")
+    polygons = [coords] if kind == "Polygon" else coords if kind == "MultiPolygon" else []
+    for p, rings in enumerate(polygons or []):
+        for r, ring in enumerate(rings or []):
+            name = f"polygon {p}, ring {r}" if kind == "MultiPolygon" else f"ring {r}"
+            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
+                count = len(ring) if isinstance(ring, list) else 0
+                raise InvalidAOI(
+                    f"{where}: {name} is not a valid GeoJSON geometry ring ({count} positions, "
+                    f"{'closed' if count and ring[0] == ring[-1] else 'not closed'})",
+                    hint="a ring needs at least 4 [lon, lat] positions, the last equal to the first",
+                )
 
 
 def _check_crs_member(obj: Mapping[str, Any], source: str) -> None:
@@ -188,7 +215,9 @@ def _checked(geom: shapely.Geometry, source: str) -> AOI:
     polygons = _polygonal(geom, source)
     _check_ranges(polygons, source)
     if crosses_pole(polygons):
-        raise InvalidAOI(f"AOI {source}: a ring encircles a pole", hint="split the area at a meridian into closed parts")
+        raise InvalidAOI(
+            f"AOI {source}: a ring encircles a pole", hint="split the area at a meridian into closed parts"
+        )
     polygons = split_antimeridian_one(polygons)
     warnings: list[str] = []
     if not polygons.is_valid:
@@ -201,7 +230,9 @@ def _checked(geom: shapely.Geometry, source: str) -> AOI:
         )
         polygons = repaired
     if polygons.is_empty or polygons.area == 0:
-        raise InvalidAOI(f"AOI {source}: the geometry has no area", hint="give a polygon with at least 3 distinct corners")
+        raise InvalidAOI(
+            f"AOI {source}: the geometry has no area", hint="give a polygon with at least 3 distinct corners"
+        )
     return AOI(polygons, source, tuple(warnings))
 
 

@@ -46,8 +46,9 @@ def grid(aoi: str, grid_spec: str, resolution: float | None, buffer: int, output
     area = load_aoi(aoi)
     _warn(area.warnings)
     tiles = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer).tiles(area)
-    click.echo(f"{len(tiles):,} tiles of {grid_spec}, {tiles.area_km2:,.0f} km² covering an AOI of "
-               f"{area.area_km2:,.0f} km²")
+    click.echo(
+        f"{len(tiles):,} tiles of {grid_spec}, {tiles.area_km2:,.0f} km² covering an AOI of {area.area_km2:,.0f} km²"
+    )
     if output is not None:
         tiles.write_geojson(output)
         click.echo(f"tiles: {output}")
@@ -68,8 +69,13 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     click.echo(report.summary())
     click.echo(f"store: {campaign.store}")
     if map_path is not None:
-        maps.draw(map_path, campaign.aoi.geometry, tiles.footprints,
-                  title=f"{campaign.name}: {len(tiles):,} tiles of {campaign.grid.name}", labels=list(tiles.ids))
+        maps.draw(
+            map_path,
+            campaign.aoi.geometry,
+            tiles.footprints,
+            title=f"{campaign.name}: {len(tiles):,} tiles of {campaign.grid.name}",
+            labels=list(tiles.ids),
+        )
         click.echo(f"map: {map_path}")
 
 
@@ -84,8 +90,9 @@ def status(config: Path, as_json: bool, map_path: Path | None) -> None:
         current = Status.of(store)
         if map_path is not None:
             footprints, states = current.tile_states(store)
-            maps.draw(map_path, campaign.aoi.geometry, footprints, states,
-                      title=f"{campaign.name}: {current.total:,} jobs")
+            maps.draw(
+                map_path, campaign.aoi.geometry, footprints, states, title=f"{campaign.name}: {current.total:,} jobs"
+            )
     click.echo(json.dumps(current.as_dict(), indent=2) if as_json else current.table())
     if map_path is not None and not as_json:
         click.echo(f"map: {map_path}")
@@ -93,8 +100,9 @@ def status(config: Path, as_json: bool, map_path: Path | None) -> None:
 
 @cli.command("export")
 @config_argument
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help=f"Output file: {', '.join(FORMATS)}.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help=f"Output file: {', '.join(FORMATS)}."
+)
 def export_command(config: Path, output: Path) -> None:
     """Export the jobs with their footprints to GeoJSON, CSV or GeoParquet."""
     campaign = load_campaign(config)
@@ -137,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         if err.hint:
             click.echo(f"hint: {err.hint}", err=True)
         sys.exit(err.exit_code if isinstance(err, InvalidInput) else 1)
-    except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback
+    except Exception as err:
         if os.environ.get("OGC_UPSCALER_DEBUG"):
             traceback.print_exc()
         click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)

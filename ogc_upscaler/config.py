@@ -161,10 +161,10 @@ def _windows(time: TimeConfig) -> tuple[Window, ...]:
     for i, w in enumerate(time.windows):
         start, end = parse_instant(w.start, f"time.windows[{i}].start"), parse_instant(w.end, f"time.windows[{i}].end")
         if end <= start:
-            raise InvalidConfig(f"time.windows[{i}]: end must come after start")
+            raise InvalidConfig(f"time.windows[{i}]: end must come after start", hint="swap start and end")
         out.append(Window(start, end))
     if len(set(out)) != len(out):
-        raise InvalidConfig("time.windows: a window is listed twice")
+        raise InvalidConfig("time.windows: a window is listed twice", hint="list each window once")
     return tuple(out)
 
 
@@ -174,11 +174,14 @@ def _parameter_sets(parameters: dict[str, dict[str, Any]] | list[dict[str, Any]]
     if isinstance(parameters, list):
         named = {f"p{hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8]}": p for p in parameters}
         if len(named) != len(parameters):
-            raise InvalidConfig("parameters: a parameter set is listed twice")
+            raise InvalidConfig("parameters: a parameter set is listed twice", hint="list each parameter set once")
         parameters = named
     for key in parameters:
         if not key.replace("-", "").replace("_", "").isalnum():
-            raise InvalidConfig(f"parameters.{key}: names take letters, digits, '-' and '_' only")
+            raise InvalidConfig(
+                f"parameters.{key!r}: names take letters, digits, '-' and '_' only",
+                hint="parameter set names become part of job ids; rename it, e.g. strict or loose",
+            )
     return tuple(ParameterSet(k, v) for k, v in parameters.items())
 
 
@@ -188,16 +191,24 @@ def _read_yaml(path: Path) -> Any:
     except FileNotFoundError:
         raise InvalidConfig(f"config {path}: no such file", hint="give the path of a campaign YAML file") from None
     except (IsADirectoryError, UnicodeDecodeError):
-        raise InvalidConfig(f"config {path}: not a YAML text file") from None
+        raise InvalidConfig(
+            f"config {path}: not a YAML text file", hint="give the path of a campaign YAML file"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise InvalidConfig(f"config {path}: not valid YAML{where}: {problem}") from None
+        raise InvalidConfig(
+            f"config {path}: not valid YAML{where}: {problem}",
+            hint="fix the YAML syntax there (indentation, brackets, quotes)",
+        ) from None
     if not isinstance(raw, dict):
-        raise InvalidConfig(f"config {path}: expected a mapping of keys (aoi, grid, time, ...), got {type(raw).__name__}")
+        raise InvalidConfig(
+            f"config {path}: expected a mapping of keys (aoi, grid, time, ...), got {type(raw).__name__}",
+            hint="see the example config in the README",
+        )
     return raw
 
 

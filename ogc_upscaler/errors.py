@@ -18,14 +18,18 @@ from __future__ import annotations
 
 
 class UpscalerError(Exception):
-    """Root of every error raised on purpose by ogc-upscaler."""
+    """Root of every error raised on purpose by ogc-upscaler.
+
+    ``hint`` says what to do; a raise that gives none gets the class's ``default_hint``.
+    """
 
     exit_code = 1
+    default_hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = hint or self.default_hint
 
     def __str__(self) -> str:
         return self.message
@@ -40,13 +44,19 @@ class InvalidInput(UpscalerError):
 class InvalidAOI(InvalidInput):
     """An area of interest that is unreadable, empty, invalid or outside WGS84."""
 
+    default_hint = "an AOI is a GeoJSON file of Polygons in WGS84, a bbox W,S,E,N in degrees, or WKT"
+
 
 class InvalidGrid(InvalidInput):
     """An unknown grid name, inconsistent grid parameters, or a bad grid file."""
 
+    default_hint = "`ogc-upscaler grid --help` lists the grids; a grid file is a GeoJSON FeatureCollection of tiles"
+
 
 class InvalidConfig(InvalidInput):
     """A campaign configuration with an unknown key or a wrong value."""
+
+    default_hint = "see the example config in the README"
 
 
 class PlanConflict(InvalidInput):
@@ -55,6 +65,8 @@ class PlanConflict(InvalidInput):
 
 class StoreError(UpscalerError):
     """The job store cannot be opened or used as asked."""
+
+    default_hint = "check the `store:` path in the config"
 
 
 class StoreLocked(StoreError):

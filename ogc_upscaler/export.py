@@ -21,10 +21,38 @@ from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.store import JobStore
 
 COLUMNS = (
-    "job_id", "tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "window_start", "window_end", "params_name",
-    "params", "inputs", "area_km2", "state", "backend", "remote_id", "backend_status", "attempts", "retry_at",
-    "error", "error_kind", "log_path", "outputs", "planned_at", "submitted_at", "running_at", "succeeded_at",
-    "collected_at", "waiting_at", "failed_at", "cancelled_at", "updated_at",
+    "job_id",
+    "tile_id",
+    "epsg",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "window_start",
+    "window_end",
+    "params_name",
+    "params",
+    "inputs",
+    "area_km2",
+    "state",
+    "backend",
+    "remote_id",
+    "backend_status",
+    "attempts",
+    "retry_at",
+    "error",
+    "error_kind",
+    "log_path",
+    "outputs",
+    "planned_at",
+    "submitted_at",
+    "running_at",
+    "succeeded_at",
+    "collected_at",
+    "waiting_at",
+    "failed_at",
+    "cancelled_at",
+    "updated_at",
 )
 _JSON_COLUMNS = ("params", "inputs", "outputs")
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": "CSV", ".parquet": "GeoParquet"}
@@ -36,8 +64,9 @@ def export(store: JobStore, path: Path) -> int:
         path.suffix.lower()
     )
     if writer is None:
-        raise InvalidInput(f"export {path}: unknown format {path.suffix!r}",
-                           hint=f"name the file with one of {', '.join(FORMATS)}")
+        raise InvalidInput(
+            f"export {path}: unknown format {path.suffix!r}", hint=f"name the file with one of {', '.join(FORMATS)}"
+        )
     return writer(store, path)
 
 
@@ -50,8 +79,10 @@ def to_geojson(store: JobStore, path: Path) -> int:
             geometry = shapely.to_geojson(shapely.from_wkb(row.pop("footprint")))
             props = json.dumps(_decoded(row))
             sep = ",\n" if n else ""
-            out.write(f'{sep}{{"type": "Feature", "id": {json.dumps(row["job_id"])}, '
-                      f'"geometry": {geometry}, "properties": {props}}}')
+            out.write(
+                f'{sep}{{"type": "Feature", "id": {json.dumps(row["job_id"])}, '
+                f'"geometry": {geometry}, "properties": {props}}}'
+            )
             n += 1
         out.write("\n]}\n")
     return n
@@ -76,26 +107,34 @@ def to_parquet(store: JobStore, path: Path) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise InvalidInput(f"export {path}: GeoParquet needs pyarrow",
-                           hint="pip install 'ogc-upscaler[parquet]', or export to .geojson or .csv") from None
-    types = {"epsg": pa.int32(), "attempts": pa.int32(), "xmin": pa.float64(), "ymin": pa.float64(),
-             "xmax": pa.float64(), "ymax": pa.float64(), "area_km2": pa.float64()}
-    schema = pa.schema([pa.field(c, types.get(c, pa.string())) for c in COLUMNS] + [pa.field("geometry", pa.binary())])
-    bbox = [180.0, 90.0, -180.0, -90.0]
-    geo = {"version": "1.1.0", "primary_column": "geometry",
-           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"], "bbox": bbox}}}
+        raise InvalidInput(
+            f"export {path}: GeoParquet needs pyarrow",
+            hint="pip install 'ogc-upscaler[parquet]', or export to .geojson or .csv",
+        ) from None
+    types = {
+        "epsg": pa.int32(),
+        "attempts": pa.int32(),
+        "xmin": pa.float64(),
+        "ymin": pa.float64(),
+        "xmax": pa.float64(),
+        "ymax": pa.float64(),
+        "area_km2": pa.float64(),
+    }
+    geo = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"]}},
+    }
+    fields = [pa.field(c, types.get(c, pa.string())) for c in COLUMNS] + [pa.field("geometry", pa.binary())]
+    schema = pa.schema(fields, metadata={"geo": json.dumps(geo)})
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     n = 0
     with pq.ParquetWriter(tmp, schema) as writer:
         for batch in _batches(store, 10_000):
-            for row in batch:
-                b = shapely.bounds(shapely.from_wkb(row["footprint"]))
-                bbox[:] = [min(bbox[0], b[0]), min(bbox[1], b[1]), max(bbox[2], b[2]), max(bbox[3], b[3])]
             columns = {c: [r[c] for r in batch] for c in COLUMNS}
             columns["geometry"] = [r["footprint"] for r in batch]
             writer.write_table(pa.table(columns, schema=schema))
             n += len(batch)
-        writer.add_key_value_metadata({"geo": json.dumps(geo)})
     tmp.replace(path)
     return n
 

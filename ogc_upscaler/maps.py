@@ -10,11 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import shapely
+from matplotlib.collections import PolyCollection
+from matplotlib.patches import Patch
 
 #: Colours of states; a tile takes the colour of its least advanced job.
 STATE_COLOURS = {
@@ -76,7 +76,9 @@ def draw(
     tmp.replace(path)
 
 
-def _rings(geoms: Sequence[shapely.Geometry] | np.ndarray, faces: list[str] | None) -> tuple[list[np.ndarray], list[str]]:
+def _rings(
+    geoms: Sequence[shapely.Geometry] | np.ndarray, faces: list[str] | None
+) -> tuple[list[np.ndarray], list[str]]:
     polys: list[np.ndarray] = []
     colours: list[str] = []
     for i, geom in enumerate(geoms):

@@ -30,8 +30,8 @@ import shapely
 
 from ogc_upscaler.campaign import Campaign, ParameterSet
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
-from ogc_upscaler.grid import Tile, TileSet
-from ogc_upscaler.store import JobSpec, JobStore
+from ogc_upscaler.grid import TileSet
+from ogc_upscaler.store import JobSpec, JobStore, TileRecord
 from ogc_upscaler.windows import Window
 
 _ONE_FIELD = re.compile(r"^\{([^{}]+)\}$")
@@ -69,39 +69,55 @@ class PlanReport:
             + (f", {self.removed:,} removed" if self.removed else ""),
         ]
         if self.stale:
-            lines.append(f"note: {self.stale:,} jobs in the store are no longer in the plan; they are kept "
-                         "(re-plan with --replan to remove those not yet run)")
+            lines.append(
+                f"note: {self.stale:,} jobs in the store are no longer in the plan; they are kept "
+                "(re-plan with --replan to remove those not yet run)"
+            )
         return "\n".join(lines)
+
+
+def tile_records(tiles: TileSet) -> Iterator[TileRecord]:
+    """The tiles as the store keeps them, footprints as WKB."""
+    wkb = shapely.to_wkb(tiles.footprints)
+    areas = tiles.areas_km2
+    for i, tile_id in enumerate(tiles.ids):
+        bounds = (
+            float(tiles.bounds[i, 0]),
+            float(tiles.bounds[i, 1]),
+            float(tiles.bounds[i, 2]),
+            float(tiles.bounds[i, 3]),
+        )
+        yield TileRecord(str(tile_id), int(tiles.epsg[i]), bounds, wkb[i], float(areas[i]))
 
 
 def job_specs(campaign: Campaign, tiles: TileSet) -> Iterator[JobSpec]:
     """Every job of the campaign, in plan order: tile by tile, then window, then parameter set."""
     sets = campaign.parameter_sets or (ParameterSet("default"),)
     named = bool(campaign.parameter_sets)
-    wkb = shapely.to_wkb(tiles.footprints)
-    areas = tiles.areas_km2
+    params = [(p, SimpleNamespace(**p.values), json.dumps(p.values, sort_keys=True)) for p in sets]
     windows = [(w, _window_view(w)) for w in campaign.windows]
+    templated = bool(campaign.process.inputs)
     for i in range(len(tiles)):
         tile = tiles[i]
+        tile_key = json.dumps(
+            [tile.id, tile.epsg, list(tile.bounds), tile.pixel_size, tile.buffer_px, campaign.process.application]
+        )
         for window, view in windows:
-            for pset in sets:
+            for pset, namespace, params_json in params:
                 job_id = f"{tile.id}_{window.key}" + (f"_{pset.name}" if named else "")
-                context = {"tile": tile, "window": view, "params": SimpleNamespace(**pset.values),
-                           "job_id": job_id, "campaign": campaign.name}
-                inputs = render(campaign.process.inputs, context)
+                inputs = "{}"
+                if templated:
+                    context = {
+                        "tile": tile,
+                        "window": view,
+                        "params": namespace,
+                        "job_id": job_id,
+                        "campaign": campaign.name,
+                    }
+                    inputs = json.dumps(render(campaign.process.inputs, context), sort_keys=True)
+                digest = hashlib.sha256(f"{tile_key}|{window.interval}|{params_json}|{inputs}".encode())
                 yield JobSpec(
-                    job_id=job_id,
-                    tile_id=tile.id,
-                    epsg=tile.epsg,
-                    bounds=tile.bounds,
-                    window_start=view.start,
-                    window_end=view.end,
-                    params_name=pset.name,
-                    params=pset.values,
-                    inputs=inputs,
-                    spec_hash=_spec_hash(campaign, tile, window, pset, inputs),
-                    footprint=wkb[i],
-                    area_km2=float(areas[i]),
+                    job_id, tile.id, view.start, view.end, pset.name, params_json, inputs, digest.hexdigest()[:32]
                 )
 
 
@@ -129,13 +145,22 @@ def plan(campaign: Campaign, store: JobStore, *, replan: bool = False, tiles: Ti
         )
     stale = [job_id for job_id in existing if job_id not in seen]
     removed = store.delete(stale) if replan and stale else 0
+    store.put_tiles(tile_records(tiles))
     added = store.insert(new)
     replanned = store.replace_specs(changed) if changed else 0
     _record(campaign, store)
     return PlanReport(
-        tiles=len(tiles), windows=len(campaign.windows), parameter_sets=max(1, len(campaign.parameter_sets)),
-        jobs=len(seen), added=added, unchanged=unchanged, replanned=replanned, removed=removed,
-        stale=len(stale) - removed, tile_area_km2=tiles.area_km2, aoi_area_km2=campaign.aoi.area_km2,
+        tiles=len(tiles),
+        windows=len(campaign.windows),
+        parameter_sets=max(1, len(campaign.parameter_sets)),
+        jobs=len(seen),
+        added=added,
+        unchanged=unchanged,
+        replanned=replanned,
+        removed=removed,
+        stale=len(stale) - removed,
+        tile_area_km2=tiles.area_km2,
+        aoi_area_km2=campaign.aoi.area_km2,
     )
 
 
@@ -179,17 +204,6 @@ def _jsonable(value: Any) -> Any:
 def _window_view(window: Window) -> SimpleNamespace:
     start, end = window.interval.split("/")
     return SimpleNamespace(start=start, end=end, interval=window.interval, key=window.key)
-
-
-def _spec_hash(campaign: Campaign, tile: Tile, window: Window, pset: ParameterSet, inputs: Any) -> str:
-    spec = {
-        "tile": [tile.id, tile.epsg, list(tile.bounds), tile.pixel_size, tile.buffer_px],
-        "window": window.interval,
-        "params": pset.values,
-        "inputs": inputs,
-        "application": campaign.process.application,
-    }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def _check_grid(campaign: Campaign, store: JobStore, replan: bool) -> None:

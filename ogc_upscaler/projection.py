@@ -111,7 +111,8 @@ def crosses_pole(geom: shapely.Geometry) -> bool:
 
 def _split_polygon(poly: shapely.Polygon) -> shapely.Geometry:
     rings = [poly.exterior, *poly.interiors]
-    if not any(np.any(np.abs(np.diff(np.asarray(r.coords)[:, 0])) > 180.0) for r in rings):
+    lons = [np.asarray(r.coords)[:, 0] for r in rings]
+    if all(np.array_equal(_unwrap(lon), lon) for lon in lons):
         return poly
     unwrapped = shapely.Polygon(_unwrap_ring(poly.exterior), [_unwrap_ring(r) for r in poly.interiors])
     pieces = []
@@ -130,6 +131,8 @@ def _shift_lon(geom: shapely.Geometry, dx: float) -> shapely.Geometry:
 
 def _unwrap(lon: np.ndarray) -> np.ndarray:
     jumps = np.diff(lon)
+    # an edge from +180 to -180 along a parallel is a planar edge of a band, not a crossing
+    jumps = np.where((np.abs(lon[:-1]) == 180.0) & (np.abs(lon[1:]) == 180.0), 0.0, jumps)
     shift = np.concatenate([[0.0], np.cumsum(np.where(jumps > 180.0, -360.0, np.where(jumps < -180.0, 360.0, 0.0)))])
     return lon + shift
 

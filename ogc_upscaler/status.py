@@ -27,7 +27,9 @@ class Status:
         by_state = {s.value: 0 for s in State}
         for state, _, n in rows:
             by_state[state] = by_state.get(state, 0) + n
-        by_backend = [{"state": s, "backend": b, "jobs": n} for s, b, n in sorted(rows, key=lambda r: (r[0], r[1] or ""))]
+        by_backend = [
+            {"state": s, "backend": b, "jobs": n} for s, b, n in sorted(rows, key=lambda r: (r[0], r[1] or ""))
+        ]
         return cls(sum(by_state.values()), by_state, by_backend)
 
     def as_dict(self) -> dict[str, Any]:
@@ -40,7 +42,9 @@ class Status:
         lines = [f"{self.total:,} jobs"]
         for state, n in self.by_state.items():
             if n:
-                backends = [f"{r['backend']}: {r['jobs']:,}" for r in self.by_backend if r["state"] == state and r["backend"]]
+                backends = [
+                    f"{r['backend']}: {r['jobs']:,}" for r in self.by_backend if r["state"] == state and r["backend"]
+                ]
                 extra = f"   ({', '.join(backends)})" if backends else ""
                 lines.append(f"  {state:<{width}} {n:>10,}{extra}")
         return "\n".join(lines)

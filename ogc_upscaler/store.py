@@ -64,24 +64,29 @@ SOURCES: dict[State, frozenset[State]] = {
 }
 
 #: Columns a transition may set besides the state and its timestamp.
-MUTABLE = frozenset({"backend", "remote_id", "backend_status", "retry_at", "error", "error_kind", "log_path", "outputs"})
+MUTABLE = frozenset(
+    {"backend", "remote_id", "backend_status", "retry_at", "error", "error_kind", "log_path", "outputs"}
+)
 
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tiles (
+    tile_id   TEXT PRIMARY KEY,
+    epsg      INTEGER NOT NULL,
+    xmin REAL NOT NULL, ymin REAL NOT NULL, xmax REAL NOT NULL, ymax REAL NOT NULL,
+    footprint BLOB NOT NULL,
+    area_km2  REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE jobs (
     seq            INTEGER PRIMARY KEY,
     job_id         TEXT NOT NULL UNIQUE,
-    tile_id        TEXT NOT NULL,
-    epsg           INTEGER NOT NULL,
-    xmin REAL NOT NULL, ymin REAL NOT NULL, xmax REAL NOT NULL, ymax REAL NOT NULL,
+    tile_id        TEXT NOT NULL REFERENCES tiles (tile_id),
     window_start   TEXT NOT NULL,
     window_end     TEXT NOT NULL,
     params_name    TEXT NOT NULL,
     params         TEXT NOT NULL,
     inputs         TEXT NOT NULL,
     spec_hash      TEXT NOT NULL,
-    footprint      BLOB NOT NULL,
-    area_km2       REAL NOT NULL,
     state          TEXT NOT NULL DEFAULT 'planned',
     backend        TEXT,
     remote_id      TEXT,
@@ -100,35 +105,49 @@ CREATE INDEX jobs_tile ON jobs (tile_id);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
-SPEC_COLUMNS = (
-    "job_id", "tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "window_start", "window_end",
-    "params_name", "params", "inputs", "spec_hash", "footprint", "area_km2",
-)
+TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2")
+SPEC_COLUMNS = ("job_id", "tile_id", "window_start", "window_end", "params_name", "params", "inputs", "spec_hash")
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """What the plan writes for one job: where, when, with what, and a hash of it all."""
+class TileRecord:
+    """A tile as the store keeps it: id, CRS, native bounds, WGS84 footprint (WKB) and area."""
 
-    job_id: str
     tile_id: str
     epsg: int
     bounds: tuple[float, float, float, float]
-    window_start: str
-    window_end: str
-    params_name: str
-    params: dict[str, Any]
-    inputs: dict[str, Any]
-    spec_hash: str
     footprint: bytes
     area_km2: float
 
     def row(self) -> tuple[Any, ...]:
+        """The values of :data:`TILE_COLUMNS`."""
+        return (self.tile_id, self.epsg, *self.bounds, self.footprint, self.area_km2)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the plan writes for one job: which tile, when, with what (JSON), and a hash of it all."""
+
+    job_id: str
+    tile_id: str
+    window_start: str
+    window_end: str
+    params_name: str
+    params: str
+    inputs: str
+    spec_hash: str
+
+    def row(self) -> tuple[Any, ...]:
         """The values of :data:`SPEC_COLUMNS`."""
         return (
-            self.job_id, self.tile_id, self.epsg, *self.bounds, self.window_start, self.window_end,
-            self.params_name, json.dumps(self.params, sort_keys=True), json.dumps(self.inputs, sort_keys=True),
-            self.spec_hash, self.footprint, self.area_km2,
+            self.job_id,
+            self.tile_id,
+            self.window_start,
+            self.window_end,
+            self.params_name,
+            self.params,
+            self.inputs,
+            self.spec_hash,
         )
 
 
@@ -160,7 +179,9 @@ class JobStore:
             store._migrate()
         except sqlite3.DatabaseError as err:
             os.close(lock_fd)
-            raise StoreError(f"store {path}: not a usable SQLite job store ({err})", hint="give another store path") from None
+            raise StoreError(
+                f"store {path}: not a usable SQLite job store ({err})", hint="give another store path"
+            ) from None
         except BaseException:
             os.close(lock_fd)
             raise
@@ -178,8 +199,10 @@ class JobStore:
         except sqlite3.DatabaseError as err:
             raise StoreError(f"store {path}: not a SQLite job store ({err})") from None
         if version != SCHEMA_VERSION:
-            raise StoreError(f"store {path}: schema version {version}, this ogc-upscaler reads {SCHEMA_VERSION}",
-                             hint="open it with the ogc-upscaler version that wrote it")
+            raise StoreError(
+                f"store {path}: schema version {version}, this ogc-upscaler reads {SCHEMA_VERSION}",
+                hint="open it with the ogc-upscaler version that wrote it",
+            )
         return cls(path, db, None)
 
     def close(self) -> None:
@@ -213,6 +236,15 @@ class JobStore:
         """Every job id with the hash of its spec."""
         return dict(self._db.execute("SELECT job_id, spec_hash FROM jobs"))
 
+    def put_tiles(self, tiles: Iterable[TileRecord]) -> None:
+        """Add tiles, or update the ones already known, in one transaction."""
+        self._writer()
+        marks = ", ".join("?" * len(TILE_COLUMNS))
+        with self._transaction():
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO tiles ({', '.join(TILE_COLUMNS)}) VALUES ({marks})", (t.row() for t in tiles)
+            )
+
     def insert(self, specs: Iterable[JobSpec]) -> int:
         """Add new jobs in state ``planned``, in one transaction; returns how many."""
         self._writer()
@@ -230,7 +262,9 @@ class JobStore:
         self._writer()
         stamp = now()
         sets = ", ".join(f"{c} = ?" for c in SPEC_COLUMNS[1:])
-        cleared = ", ".join(f"{c} = NULL" for c in sorted(MUTABLE) + [f"{s.value}_at" for s in State if s != State.PLANNED])
+        cleared = ", ".join(
+            f"{c} = NULL" for c in sorted(MUTABLE) + [f"{s.value}_at" for s in State if s != State.PLANNED]
+        )
         with self._transaction():
             cursor = self._db.executemany(
                 f"UPDATE jobs SET {sets}, {cleared}, state = 'planned', attempts = 0, planned_at = ?, updated_at = ? "
@@ -258,13 +292,15 @@ class JobStore:
         ``fields`` set other columns (see :data:`MUTABLE`); ``outputs`` is stored as JSON.
         """
         self._writer()
+        if to not in SOURCES:
+            raise ValueError(f"no transition leads to {to.value!r}: jobs are planned by planning only")
         unknown = set(fields) - MUTABLE
         if unknown:
             raise ValueError(f"transition cannot set {sorted(unknown)}; settable: {sorted(MUTABLE)}")
         if "outputs" in fields and fields["outputs"] is not None:
             fields["outputs"] = json.dumps(fields["outputs"])
         stamp = now()
-        sets = [f"state = ?", f"{to.value}_at = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
+        sets = ["state = ?", f"{to.value}_at = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
         if to is State.SUBMITTED:
             sets.append("attempts = attempts + 1")
         sources = SOURCES[to]
@@ -287,15 +323,15 @@ class JobStore:
         return self._db.execute("SELECT count(*) FROM jobs").fetchone()[0]
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        """One job's row as a dict, or None."""
-        cursor = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        """One job's row, with its tile's columns, as a dict; or None."""
+        cursor = self._db.execute("SELECT * FROM jobs JOIN tiles USING (tile_id) WHERE job_id = ?", (job_id,))
         row = cursor.fetchone()
         return None if row is None else _as_dict(cursor, row)
 
     def rows(self, columns: Iterable[str] = ("*",), *, state: State | None = None) -> Iterator[dict[str, Any]]:
-        """Jobs in plan order as dicts, streamed (memory does not grow with the number of jobs)."""
+        """Jobs in plan order as dicts, with their tile's columns, streamed (memory stays flat)."""
         names = ", ".join(_column(c) for c in columns)
-        sql, args = f"SELECT {names} FROM jobs", ()
+        sql, args = f"SELECT {names} FROM jobs JOIN tiles USING (tile_id)", ()
         if state is not None:
             sql, args = sql + " WHERE state = ?", (state.value,)
         cursor = self._db.execute(sql + " ORDER BY seq", args)
@@ -321,8 +357,10 @@ class JobStore:
         if version == 0:
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
-                raise StoreError(f"store {self.path}: a SQLite database that is not a job store",
-                                 hint="give a new file name for the store")
+                raise StoreError(
+                    f"store {self.path}: a SQLite database that is not a job store",
+                    hint="give a new file name for the store",
+                )
             self._db.executescript(_SCHEMA)
             self.set_meta("created_at", now())
         elif version > SCHEMA_VERSION:
@@ -346,7 +384,17 @@ class _Transaction:
 
 
 _COLUMNS = frozenset(
-    (*SPEC_COLUMNS, "seq", "state", "attempts", "updated_at", *MUTABLE, *(f"{s.value}_at" for s in State), "*")
+    (
+        *SPEC_COLUMNS,
+        *TILE_COLUMNS,
+        "seq",
+        "state",
+        "attempts",
+        "updated_at",
+        *MUTABLE,
+        *(f"{s.value}_at" for s in State),
+        "*",
+    )
 )
 
 

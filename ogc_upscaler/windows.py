@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 
 import isodate
 
@@ -24,12 +25,12 @@ class Window:
     start: datetime
     end: datetime
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A compact, sortable, file-name-safe key: ``20240101-20240201``."""
         return f"{_compact(self.start)}-{_compact(self.end)}"
 
-    @property
+    @cached_property
     def interval(self) -> str:
         """The ISO 8601 interval ``start/end``, as STAC searches take it."""
         return f"{_iso(self.start)}/{_iso(self.end)}"
@@ -49,7 +50,8 @@ def parse_instant(value: str | date | datetime, where: str) -> datetime:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             raise InvalidConfig(
-                f"{where}: {value!r} is not an ISO 8601 date or datetime", hint="write e.g. 2024-01-01 or 2024-01-01T00:00:00Z"
+                f"{where}: {value!r} is not an ISO 8601 date or datetime",
+                hint="write e.g. 2024-01-01 or 2024-01-01T00:00:00Z",
             ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -64,7 +66,7 @@ def parse_step(value: str, where: str) -> timedelta | isodate.Duration:
         ) from None
     start = datetime(2000, 1, 1, tzinfo=UTC)
     if start + step <= start:
-        raise InvalidConfig(f"{where}: the step {value!r} must be positive")
+        raise InvalidConfig(f"{where}: the step {value!r} must be positive", hint="write e.g. P1M or P10D")
     return step
 
 
@@ -76,7 +78,7 @@ def windows_from_range(start: str | date | datetime, end: str | date | datetime,
     """
     first, last = parse_instant(start, "time.start"), parse_instant(end, "time.end")
     if last <= first:
-        raise InvalidConfig(f"time: end {_iso(last)} must come after start {_iso(first)}")
+        raise InvalidConfig(f"time: end {_iso(last)} must come after start {_iso(first)}", hint="swap start and end")
     delta = parse_step(step, "time.step")
     out: list[Window] = []
     k = 0

@@ -62,8 +62,12 @@ class FileGrid(Grid):
             raise InvalidGrid(f"grid file {self.path}: tile ids repeat: {', '.join(sorted(duplicated)[:5])}")
         n = len(ids)
         return TileSet(
-            self, np.array(epsg, np.int32), np.arange(n, dtype=np.int64), np.zeros(n, np.int64),
-            np.array(bounds, float).reshape(n, 4), names=np.array(ids, dtype=object),
+            self,
+            np.array(epsg, np.int32),
+            np.arange(n, dtype=np.int64),
+            np.zeros(n, np.int64),
+            np.array(bounds, float).reshape(n, 4),
+            names=np.array(ids, dtype=object),
         )
 
     @cached_property
@@ -92,17 +96,27 @@ class FileGrid(Grid):
 
     def describe(self) -> dict[str, Any]:
         """The file and its checksum, the pixel size and buffer."""
-        return {"kind": "file", "path": str(self.path), "sha256": self.digest,
-                "pixel_size": self.pixel_size, "buffer_px": self.buffer_px}
+        return {
+            "kind": "file",
+            "path": str(self.path),
+            "sha256": self.digest,
+            "pixel_size": self.pixel_size,
+            "buffer_px": self.buffer_px,
+        }
 
 
 def _features(path: Path) -> list[dict[str, Any]]:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidGrid(f"grid file {path}: no such file", hint="give a grid name (see `ogc-upscaler grid --help`) or a GeoJSON file") from None
+        raise InvalidGrid(
+            f"grid file {path}: no such file",
+            hint="give a grid name (see `ogc-upscaler grid --help`) or a GeoJSON file",
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidGrid(f"grid file {path}: not valid JSON ({err})", hint="give a GeoJSON FeatureCollection of tiles") from None
+        raise InvalidGrid(
+            f"grid file {path}: not valid JSON ({err})", hint="give a GeoJSON FeatureCollection of tiles"
+        ) from None
     if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
         raise InvalidGrid(f"grid file {path}: not a GeoJSON FeatureCollection", hint="one Feature per tile")
     if not obj["features"]:
@@ -119,7 +133,7 @@ def _tile(feature: Any, i: int, path: Path, pixel: float) -> tuple[str, int, lis
     if not isinstance(tile_id, str | int) or not TILE_ID.fullmatch(str(tile_id)):
         raise InvalidGrid(
             f"{where}: tile id {tile_id!r} is missing or has characters other than letters, digits, '-', '_', '.'",
-            hint="give each feature an \"id\" such as \"T33UXP\"; ids name jobs and folders",
+            hint='give each feature an "id" such as "T33UXP"; ids name jobs and folders',
         )
     geom = _geometry(feature, where)
     epsg = _epsg(props, geom, where)
@@ -127,11 +141,17 @@ def _tile(feature: Any, i: int, path: Path, pixel: float) -> tuple[str, int, lis
     if given is not None:
         return str(tile_id), epsg, _checked_bounds(given, pixel, where)
     if geom is None:
-        raise InvalidGrid(f"{where}: has neither a geometry nor 'bounds'", hint="give a WGS84 geometry or native bounds")
+        raise InvalidGrid(
+            f"{where}: has neither a geometry nor 'bounds'", hint="give a WGS84 geometry or native bounds"
+        )
     native = project(densify_degrees(geom), WGS84, epsg)
     xmin, ymin, xmax, ymax = native.bounds
-    snapped = [np.floor(xmin / pixel) * pixel, np.floor(ymin / pixel) * pixel,
-               np.ceil(xmax / pixel) * pixel, np.ceil(ymax / pixel) * pixel]
+    snapped = [
+        np.floor(xmin / pixel) * pixel,
+        np.floor(ymin / pixel) * pixel,
+        np.ceil(xmax / pixel) * pixel,
+        np.ceil(ymax / pixel) * pixel,
+    ]
     return str(tile_id), epsg, [float(v) for v in snapped]
 
 
@@ -153,7 +173,7 @@ def _epsg(props: dict[str, Any], geom: shapely.Geometry | None, where: str) -> i
         return (32600 if lat >= 0 else 32700) + min(60, int((lon + 180) // 6) + 1)
     match = re.fullmatch(r"(?:EPSG:)?(\d{4,6})", str(crs), re.I)
     if match is None:
-        raise InvalidGrid(f"{where}: crs {crs!r} is not an EPSG code", hint="write \"crs\": \"EPSG:32632\"")
+        raise InvalidGrid(f"{where}: crs {crs!r} is not an EPSG code", hint='write "crs": "EPSG:32632"')
     check_projected(int(match[1]), where)
     return int(match[1])
 

@@ -54,8 +54,11 @@ def grid_from_spec(
 
 
 def custom_grid(
-    epsg: int, tile_size: float, pixel_size: float = DEFAULT_RESOLUTION,
-    origin: tuple[float, float] = (0.0, 0.0), buffer_px: int = 0,
+    epsg: int,
+    tile_size: float,
+    pixel_size: float = DEFAULT_RESOLUTION,
+    origin: tuple[float, float] = (0.0, 0.0),
+    buffer_px: int = 0,
 ) -> ProjectedGrid:
     """A grid of square ``tile_size`` metre tiles from ``origin`` in projected EPSG ``epsg``."""
     if tile_size <= 0:

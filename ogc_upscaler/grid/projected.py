@@ -73,11 +73,15 @@ class ProjectedGrid(Grid):
         """The tile named ``tile_id``."""
         match = re.fullmatch(rf"{re.escape(self.code)}-([EW]\d+)([NS]\d+)", tile_id)
         if match is None:
-            raise InvalidGrid(f"tile id {tile_id!r} is not of grid {self.name}", hint=f"ids look like {self.code}-E4320N2860")
+            raise InvalidGrid(
+                f"tile id {tile_id!r} is not of grid {self.name}", hint=f"ids look like {self.code}-E4320N2860"
+            )
         x = parse_corner(match[1], "E", "W") * self.id_unit - self.origin[0]
         y = parse_corner(match[2], "N", "S") * self.id_unit - self.origin[1]
         if x % self.tile_size or y % self.tile_size:
-            raise InvalidGrid(f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}")
+            raise InvalidGrid(
+                f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}"
+            )
         return self._cells(np.array([int(x // self.tile_size)]), np.array([int(y // self.tile_size)]))[0]
 
     def describe(self) -> dict[str, Any]:
@@ -99,7 +103,9 @@ def check_projected(epsg: int, where: str) -> None:
     try:
         crs = CRS.from_epsg(epsg)
     except CRSError:
-        raise InvalidGrid(f"{where}: EPSG:{epsg} is not a known CRS", hint="give a projected EPSG code, e.g. 3035") from None
+        raise InvalidGrid(
+            f"{where}: EPSG:{epsg} is not a known CRS", hint="give a projected EPSG code, e.g. 3035"
+        ) from None
     unit = crs.axis_info[0].unit_name if crs.axis_info else ""
     if not crs.is_projected or unit not in {"metre", "meter"}:
         raise InvalidGrid(

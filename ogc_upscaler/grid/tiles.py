@@ -189,8 +189,10 @@ class TileSet:
             for i in range(len(self)):
                 props = json.dumps(self.properties(i))
                 sep = ",\n" if i else ""
-                out.write(f'{sep}{{"type": "Feature", "id": {json.dumps(str(self.ids[i]))}, '
-                          f'"geometry": {geometries[i]}, "properties": {props}}}')
+                out.write(
+                    f'{sep}{{"type": "Feature", "id": {json.dumps(str(self.ids[i]))}, '
+                    f'"geometry": {geometries[i]}, "properties": {props}}}'
+                )
             out.write("\n]}\n")
         tmp.replace(path)
 
@@ -212,7 +214,9 @@ def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> Tile
     if presorted:
         return TileSet(grid, epsg, col, row, bounds, clipped)
     order = np.lexsort((col, -row, epsg))
-    return TileSet(grid, epsg[order], col[order], row[order], bounds[order], None if clipped is None else clipped[order])
+    return TileSet(
+        grid, epsg[order], col[order], row[order], bounds[order], None if clipped is None else clipped[order]
+    )
 
 
 def empty(grid: Grid) -> TileSet:

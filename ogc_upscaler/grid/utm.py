@@ -74,7 +74,12 @@ class UTMGrid(Grid):
         return self._clipped(hits.col, hits.row, np.flatnonzero(hits.edge), hits.edge_boxes, epsg, zone_box)
 
     def _clipped(
-        self, col: np.ndarray, row: np.ndarray, edge: np.ndarray, edge_boxes: np.ndarray, epsg: int,
+        self,
+        col: np.ndarray,
+        row: np.ndarray,
+        edge: np.ndarray,
+        edge_boxes: np.ndarray,
+        epsg: int,
         zone_box: shapely.Geometry,
     ) -> TileSet:
         """Tiles of one zone; cells at ``edge`` (their boxes given) are clipped where they leave the zone."""
@@ -108,11 +113,15 @@ class UTMGrid(Grid):
         """The tile named ``tile_id`` (clipped if it straddles its zone's edge)."""
         match = re.fullmatch(rf"{re.escape(self.code)}-(\d\d)([NS])-([EW]\d+)([NS]\d+)", tile_id)
         if match is None or not 1 <= int(match[1]) <= 60:
-            raise InvalidGrid(f"tile id {tile_id!r} is not of grid {self.name}", hint=f"ids look like {self.code}-32N-E480N5340")
+            raise InvalidGrid(
+                f"tile id {tile_id!r} is not of grid {self.name}", hint=f"ids look like {self.code}-32N-E480N5340"
+            )
         zone, north = int(match[1]), match[2] == "N"
         x, y = parse_corner(match[3], "E", "W") * 1000, parse_corner(match[4], "N", "S") * 1000
         if x % self.tile_size or y % self.tile_size:
-            raise InvalidGrid(f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}")
+            raise InvalidGrid(
+                f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}"
+            )
         epsg = (32600 if north else 32700) + zone
         zones, boxes = _zone_boxes()
         col, row = np.array([x // self.tile_size], np.int64), np.array([y // self.tile_size], np.int64)

@@ -68,8 +68,12 @@ def test_only_tiles_sharing_area_with_the_aoi_are_kept() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    west=st.floats(-20, 30), south=st.floats(35, 65), width=st.floats(0.05, 3), height=st.floats(0.05, 2),
-    grow=st.floats(0.01, 2), spec=st.sampled_from(["laea-20km", "utm-20km", "utm-10km"]),
+    west=st.floats(-20, 30),
+    south=st.floats(35, 65),
+    width=st.floats(0.05, 3),
+    height=st.floats(0.05, 2),
+    grow=st.floats(0.01, 2),
+    spec=st.sampled_from(["laea-20km", "utm-20km", "utm-10km"]),
 )
 def test_ids_and_bounds_stay_when_the_aoi_grows(west, south, width, height, grow, spec) -> None:
     grid = grid_from_spec(spec)
@@ -212,8 +216,14 @@ def test_grid_file_round_trip(tmp_path) -> None:
 
 def test_grid_file_without_crs_or_bounds_uses_the_utm_zone_of_each_tile(tmp_path) -> None:
     path = tmp_path / "mine.geojson"
-    features = [{"type": "Feature", "id": "field-1", "properties": {},
-                 "geometry": shapely.geometry.mapping(shapely.box(11.0, 48.0, 11.1, 48.05))}]
+    features = [
+        {
+            "type": "Feature",
+            "id": "field-1",
+            "properties": {},
+            "geometry": shapely.geometry.mapping(shapely.box(11.0, 48.0, 11.1, 48.05)),
+        }
+    ]
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     tiles = grid_from_spec(str(path), resolution=10).tiles(load_aoi("10,47,12,49"))
     assert tiles.ids.tolist() == ["field-1"] and tiles.epsg.tolist() == [32632]
@@ -223,14 +233,51 @@ def test_grid_file_without_crs_or_bounds_uses_the_utm_zone_of_each_tile(tmp_path
 @pytest.mark.parametrize(
     ("features", "message"),
     [
-        ([{"type": "Feature", "id": "a b", "properties": {"crs": "EPSG:3035", "bounds": [0, 0, 10, 10]}, "geometry": None}],
-         "tile id"),
-        ([{"type": "Feature", "id": "a", "properties": {"crs": "EPSG:3035", "bounds": [0, 0, 15, 10]}, "geometry": None}],
-         "multiples"),
-        ([{"type": "Feature", "id": "a", "properties": {"crs": "EPSG:4326", "bounds": [0, 0, 10, 10]}, "geometry": None}],
-         "projected"),
-        ([{"type": "Feature", "id": "a", "properties": {"crs": "EPSG:3035", "bounds": [0, 0, 10, 10]}, "geometry": None}] * 2,
-         "repeat"),
+        (
+            [
+                {
+                    "type": "Feature",
+                    "id": "a b",
+                    "properties": {"crs": "EPSG:3035", "bounds": [0, 0, 10, 10]},
+                    "geometry": None,
+                }
+            ],
+            "tile id",
+        ),
+        (
+            [
+                {
+                    "type": "Feature",
+                    "id": "a",
+                    "properties": {"crs": "EPSG:3035", "bounds": [0, 0, 15, 10]},
+                    "geometry": None,
+                }
+            ],
+            "multiples",
+        ),
+        (
+            [
+                {
+                    "type": "Feature",
+                    "id": "a",
+                    "properties": {"crs": "EPSG:4326", "bounds": [0, 0, 10, 10]},
+                    "geometry": None,
+                }
+            ],
+            "projected",
+        ),
+        (
+            [
+                {
+                    "type": "Feature",
+                    "id": "a",
+                    "properties": {"crs": "EPSG:3035", "bounds": [0, 0, 10, 10]},
+                    "geometry": None,
+                }
+            ]
+            * 2,
+            "repeat",
+        ),
         ([], "no tiles"),
     ],
 )

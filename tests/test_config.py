@@ -1,0 +1,87 @@
+"""Campaign config files: parsed once, with errors that name the key and what is expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from ogc_upscaler.config import load_campaign
+from ogc_upscaler.errors import InvalidAOI, InvalidConfig, InvalidGrid
+from ogc_upscaler.grid import ProjectedGrid, UTMGrid
+
+from .conftest import write_config
+
+
+def test_a_config_resolves_into_typed_objects(config_path) -> None:
+    campaign = load_campaign(config_path)
+    assert campaign.name == "test"
+    assert isinstance(campaign.grid, UTMGrid) and campaign.grid.pixel_size == 20
+    assert [w.key for w in campaign.windows] == ["20240101-20240201", "20240201-20240301", "20240301-20240401"]
+    assert campaign.store == config_path.parent / "test.sqlite"
+    assert campaign.process.application == "app.cwl"
+
+
+def test_custom_grid_parameter_sets_and_window_lists(tmp_path) -> None:
+    path = write_config(
+        tmp_path,
+        grid={"crs": "EPSG:32633", "tile_size": 5000, "origin": [100, 200]},
+        buffer=4,
+        time={"windows": [{"start": "2024-06-01", "end": "2024-07-01"}, {"start": "2024-08-01", "end": "2024-09-01"}]},
+        parameters={"strict": {"threshold": 0.4}, "loose": {"threshold": 0.2}},
+        store="runs/x.sqlite",
+    )
+    campaign = load_campaign(path)
+    assert isinstance(campaign.grid, ProjectedGrid)
+    assert (campaign.grid.epsg, campaign.grid.origin, campaign.grid.buffer_px) == (32633, (100.0, 200.0), 4)
+    assert [p.name for p in campaign.parameter_sets] == ["strict", "loose"]
+    assert len(campaign.windows) == 2
+    assert campaign.store == tmp_path / "runs" / "x.sqlite"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"grdi": "utm-20km"}, InvalidConfig, "unknown key 'grdi'"),
+        (
+            {"time": {"start": "2024-01-01", "end": "2024-02-01", "stpe": "P1M"}},
+            InvalidConfig,
+            "unknown key 'time.stpe'",
+        ),
+        ({"aoi": None}, InvalidConfig, "missing key 'aoi'"),
+        ({"resolution": "ten"}, InvalidConfig, "resolution"),
+        ({"buffer": -2}, InvalidConfig, "buffer"),
+        ({"time": {"start": "2024-01-01", "end": "2024-02-01"}}, InvalidConfig, "missing step"),
+        ({"time": {"start": "2024-01-01", "end": "2024-02-01", "step": "monthly"}}, InvalidConfig, "ISO 8601 duration"),
+        ({"grid": "utm-7km"}, InvalidGrid, "unknown grid 'utm-7km'"),
+        ({"grid": {"crs": "EPSG:4326", "tile_size": 1000}}, InvalidGrid, "not a projected CRS"),
+        ({"resolution": 30}, InvalidGrid, "not a whole number"),
+        ({"aoi": "nowhere.geojson"}, InvalidAOI, "no such file"),
+        ({"name": "bad name!"}, InvalidConfig, "name"),
+        ({"parameters": {"bad name": {}}}, InvalidConfig, "parameters"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, overrides, error, message) -> None:
+    path = write_config(tmp_path, **overrides)
+    with pytest.raises(error, match=message) as err:
+        load_campaign(path)
+    assert str(path) in err.value.message
+    assert err.value.hint
+    assert err.value.exit_code == 2
+
+
+def test_unknown_key_hint_lists_the_keys_of_its_section(tmp_path) -> None:
+    path = write_config(tmp_path, time={"start": "2024-01-01", "end": "2024-02-01", "stpe": "P1M"})
+    with pytest.raises(InvalidConfig) as err:
+        load_campaign(path)
+    assert "step" in err.value.hint and "windows" in err.value.hint
+
+
+def test_yaml_syntax_errors_give_the_line(tmp_path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\naoi: [1, 2\ngrid: laea-20km\n")
+    with pytest.raises(InvalidConfig, match=r"not valid YAML at line \d+"):
+        load_campaign(path)
+
+
+def test_missing_config_file(tmp_path) -> None:
+    with pytest.raises(InvalidConfig, match="no such file"):
+        load_campaign(tmp_path / "none.yaml")
