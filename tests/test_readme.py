@@ -1,0 +1,29 @@
+"""The README's examples work as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .conftest import write_config
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_the_python_api_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    write_config(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "= 36 jobs" in out and "'planned': 36" in out
+
+
+def test_the_campaign_config_example_parses(tmp_path) -> None:
+    from ogc_upscaler.config import load_campaign
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    (tmp_path / "alps.geojson").write_text('{"type": "Polygon", "coordinates": [[[10,46],[11,46],[11,47],[10,46]]]}')
+    (tmp_path / "campaign.yaml").write_text(block)
+    campaign = load_campaign(tmp_path / "campaign.yaml")
+    assert campaign.name == "alps-ndvi" and len(campaign.windows) == 12 and len(campaign.parameter_sets) == 2
