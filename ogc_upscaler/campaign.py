@@ -39,8 +39,43 @@ class Process:
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """Where each job's input items are searched: a static STAC catalog or a STAC API."""
+
+    stac: str
+    collections: tuple[str, ...] = ()
+    base_dir: Path = Path(".")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where jobs run and how many at once: ``cwltool`` on this machine for now."""
+
+    type: str = "cwltool"
+    parallel: int = 2
+    container: str = "none"
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How often and how patiently a job is tried."""
+
+    attempts: int = 3
+    backoff_s: float = 10.0
+    max_backoff_s: float = 600.0
+    time_limit_s: float = 6 * 3600.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: exponential, capped."""
+        return min(self.max_backoff_s, self.backoff_s * 2 ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True)
 class Campaign:
-    """An upscaling campaign: an AOI on a grid, time windows, parameter sets, a process, a store."""
+    """An upscaling campaign: an AOI on a grid, time windows, parameter sets, a process, a store.
+
+    ``workdir`` holds each job's run folder and logs; ``output`` the STAC catalog of results.
+    """
 
     name: str
     aoi: AOI
@@ -49,3 +84,8 @@ class Campaign:
     parameter_sets: tuple[ParameterSet, ...] = ()
     process: Process = field(default_factory=Process)
     store: Path = Path("upscaler.sqlite")
+    inputs: Inputs | None = None
+    backend: Backend = field(default_factory=Backend)
+    retries: Retries = field(default_factory=Retries)
+    workdir: Path = Path("runs")
+    output: Path = Path("catalog")

@@ -29,13 +29,14 @@ import hashlib
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import isodate
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ogc_upscaler.aoi import load_aoi
-from ogc_upscaler.campaign import Campaign, ParameterSet, Process
+from ogc_upscaler.campaign import Backend, Campaign, Inputs, ParameterSet, Process, Retries
 from ogc_upscaler.errors import InvalidConfig, UpscalerError
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
@@ -102,6 +103,42 @@ class ProcessConfig(_Strict):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class InputsConfig(_Strict):
+    """STAC input discovery: a static catalog path or a STAC API URL, and optional collections."""
+
+    stac: str
+    collections: list[str] = Field(default_factory=list)
+
+
+class BackendConfig(_Strict):
+    """Where jobs run."""
+
+    type: Literal["cwltool"] = "cwltool"
+    parallel: int = Field(default=2, ge=1, le=1024)
+    container: Literal["none", "docker", "podman"] = "none"
+
+
+class RetryConfig(_Strict):
+    """Attempts, back-off and the time limit of one attempt (seconds or ISO 8601 durations)."""
+
+    attempts: int = Field(default=3, ge=1, le=100)
+    backoff: float | str = 10.0
+    max_backoff: float | str = 600.0
+    time_limit: float | str = 6 * 3600.0
+
+    @field_validator("backoff", "max_backoff", "time_limit")
+    @classmethod
+    def _seconds(cls, value: float | str) -> float:
+        if isinstance(value, int | float):
+            if value < 0:
+                raise ValueError("expected a duration >= 0")
+            return float(value)
+        try:
+            return isodate.parse_duration(value).total_seconds()
+        except (isodate.ISO8601Error, ValueError, AttributeError):
+            raise ValueError("expected seconds or an ISO 8601 duration such as PT30S or PT2H") from None
+
+
 class ConfigFile(_Strict):
     """The campaign config file, as written."""
 
@@ -113,7 +150,12 @@ class ConfigFile(_Strict):
     time: TimeConfig
     parameters: dict[str, dict[str, Any]] | list[dict[str, Any]] | None = None
     process: ProcessConfig = Field(default_factory=ProcessConfig)
+    inputs: InputsConfig | None = None
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
     store: str | None = None
+    workdir: str | None = None
+    output: str | None = None
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -148,9 +190,28 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
     except UpscalerError as err:
         hint = err.hint or f"grid takes {GRID_HELP}"
         raise type(err)(f"config {path}: grid: {err.message}", hint=hint) from None
-    store = base / (parsed.store or f"{name}.sqlite")
-    process = Process(application=parsed.process.application, inputs=parsed.process.inputs)
-    return Campaign(name, aoi, grid, _windows(parsed.time), _parameter_sets(parsed.parameters), process, store)
+    application = parsed.process.application
+    if application is not None and not application.startswith(("http://", "https://")):
+        path_part, _, fragment = application.partition("#")
+        application = str((base / path_part).resolve()) + (f"#{fragment}" if fragment else "")
+    inputs = None
+    if parsed.inputs is not None:
+        inputs = Inputs(parsed.inputs.stac, tuple(parsed.inputs.collections), base)
+    r = parsed.retries
+    return Campaign(
+        name=name,
+        aoi=aoi,
+        grid=grid,
+        windows=_windows(parsed.time),
+        parameter_sets=_parameter_sets(parsed.parameters),
+        process=Process(application=application, inputs=parsed.process.inputs),
+        store=base / (parsed.store or f"{name}.sqlite"),
+        inputs=inputs,
+        backend=Backend(parsed.backend.type, parsed.backend.parallel, parsed.backend.container),
+        retries=Retries(r.attempts, float(r.backoff), float(r.max_backoff), float(r.time_limit)),
+        workdir=base / (parsed.workdir or f"{name}-runs"),
+        output=base / (parsed.output or f"{name}-catalog"),
+    )
 
 
 def _windows(time: TimeConfig) -> tuple[Window, ...]:
@@ -212,7 +273,14 @@ def _read_yaml(path: Path) -> Any:
     return raw
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {"time": TimeConfig, "process": ProcessConfig, "grid": CustomGridConfig}
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "time": TimeConfig,
+    "process": ProcessConfig,
+    "grid": CustomGridConfig,
+    "inputs": InputsConfig,
+    "backend": BackendConfig,
+    "retries": RetryConfig,
+}
 _TYPE_TAGS = {"str", "int", "float", "bool", "date", "datetime", "dict", "list", "tuple", "none"}
 
 

@@ -17,7 +17,7 @@ def test_a_config_resolves_into_typed_objects(config_path) -> None:
     assert isinstance(campaign.grid, UTMGrid) and campaign.grid.pixel_size == 20
     assert [w.key for w in campaign.windows] == ["20240101-20240201", "20240201-20240301", "20240301-20240401"]
     assert campaign.store == config_path.parent / "test.sqlite"
-    assert campaign.process.application == "app.cwl"
+    assert campaign.process.application == str(config_path.parent / "app.cwl")
 
 
 def test_custom_grid_parameter_sets_and_window_lists(tmp_path) -> None:
