@@ -8,23 +8,30 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import sys
+import threading
 import traceback
-from importlib import resources
 from pathlib import Path
 
 import click
 
 from ogc_upscaler import maps
 from ogc_upscaler.aoi import load_aoi
+from ogc_upscaler.campaign import Campaign
+from ogc_upscaler.cancel import cancel_jobs, stop_running_manager
 from ogc_upscaler.config import load_campaign
+from ogc_upscaler.cwl import load_package
+from ogc_upscaler.demo import write_archive, write_campaign
 from ogc_upscaler.errors import InvalidInput, UpscalerError
+from ogc_upscaler.estimate import estimate
 from ogc_upscaler.export import FORMATS, export
 from ogc_upscaler.grid import GRID_HELP, grid_from_spec
 from ogc_upscaler.plan import plan
+from ogc_upscaler.progress import ProgressBar
+from ogc_upscaler.run import RunResult, rebuild_catalog, run_campaign
 from ogc_upscaler.status import Status
-from ogc_upscaler.store import JobStore
+from ogc_upscaler.store import JobStore, State
 
 config_argument = click.argument("config", type=click.Path(path_type=Path))
 
@@ -112,17 +119,141 @@ def export_command(config: Path, output: Path) -> None:
 
 
 @cli.command()
+@config_argument
+def run(config: Path) -> None:
+    """Plan what is new, run every job, collect the results into a STAC catalog; resume after any stop."""
+    campaign = load_campaign(config)
+    _warn(campaign.aoi.warnings)
+    result = _run_with_progress(campaign)
+    _print_result(campaign, result)
+
+
+@cli.command()
+@config_argument
+@click.option("--failed", "only_failed", is_flag=True, help="Only failed jobs (not cancelled ones).")
+def retry(config: Path, only_failed: bool) -> None:
+    """Put failed (and cancelled) jobs back to planned, with fresh attempts; `run` runs them."""
+    campaign = load_campaign(config)
+    states = {State.FAILED} if only_failed else {State.FAILED, State.CANCELLED}
+    with JobStore.open(campaign.store) as store:
+        n = store.requeue(states)
+    click.echo(f"{n:,} jobs back to planned; `ogc-upscaler run {config}` runs them")
+
+
+@cli.command()
+@config_argument
+def cancel(config: Path) -> None:
+    """Stop a running manager, cancel the jobs on the backend, and mark every unfinished job cancelled."""
+    campaign = load_campaign(config)
+    stopped = stop_running_manager(campaign.store)
+    if stopped:
+        click.echo(f"stopped the running manager (pid {stopped})")
+    with JobStore.open(campaign.store) as store:
+        n = cancel_jobs(campaign, store)
+    click.echo(f"{n:,} jobs cancelled")
+
+
+@cli.command("estimate")
+@config_argument
+def estimate_command(config: Path) -> None:
+    """Runtime per tile and per km² from finished jobs, and the time left at the configured parallelism."""
+    campaign = load_campaign(config)
+    with JobStore.read(campaign.store) as store:
+        click.echo(estimate(store, campaign.backend.parallel).summary())
+
+
+@cli.command()
+@config_argument
+def catalog(config: Path) -> None:
+    """Write the campaign's STAC Collection again from the store."""
+    campaign = load_campaign(config)
+    click.echo(f"catalog: {rebuild_catalog(campaign)}")
+
+
+@cli.command("demo-data")
+@click.argument("directory", type=click.Path(path_type=Path))
+def demo_data(directory: Path) -> None:
+    """Write the synthetic Sentinel-2-like demo archive (COGs and a static STAC catalog) into DIRECTORY."""
+    click.echo(f"archive: {write_archive(directory)}")
+
+
+@cli.group()
+def package() -> None:
+    """Application packages (CWL)."""
+
+
+@package.command("inspect")
+@click.argument("path")
+def package_inspect(path: str) -> None:
+    """Check an application package and list its inputs and outputs with their types."""
+    pkg = load_package(path)
+    click.echo(f"{pkg.entry}  (version {pkg.version or 'unknown'})")
+    if pkg.label:
+        click.echo(f"  {pkg.label}")
+    for title, parameters in (("inputs", pkg.inputs), ("outputs", pkg.outputs)):
+        click.echo(f"{title}:")
+        for p in parameters:
+            click.echo(f"  {p.id:<14} {p.type:<12} {p.label}")
+
+
+@cli.command()
 @click.argument("directory", type=click.Path(path_type=Path), default=Path("demo"))
 def demo(directory: Path) -> None:
-    """Plan the bundled demo campaign in DIRECTORY: config, AOI, store and a map of the plan."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("demo.yaml", "demo-aoi.geojson"):
-        with resources.as_file(resources.files("ogc_upscaler") / "data" / name) as src:
-            if not (directory / name).exists():
-                shutil.copyfile(src, directory / name)
-    config = directory / "demo.yaml"
+    """Make the demo data and config in DIRECTORY and run the whole campaign end to end."""
+    config = write_campaign(directory)
+    if not (directory / "archive" / "catalog.json").exists():
+        click.echo("writing the synthetic archive …")
+        write_archive(directory / "archive")
     click.echo(f"demo config: {config}")
-    plan_command.callback(config, directory / "plan.png", False)  # type: ignore[misc]
+    campaign = load_campaign(config)
+    result = _run_with_progress(campaign)
+    _print_result(campaign, result)
+    picture = directory / "ndvi.png"
+    last = campaign.windows[-1]
+    cogs = sorted(campaign.output.glob(f"items/*_{last.key}/*.tif"))
+    if cogs:
+        maps.draw_mosaic(picture, cogs, title=f"demo: NDVI {last.interval}")
+        click.echo(f"picture: {picture}")
+
+
+def _run_with_progress(campaign: Campaign) -> RunResult:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(
+            f"\n{signal.Signals(signum).name}: stopping; jobs already running go on and the next run "
+            "re-attaches them (again to abort at once)",
+            err=True,
+        )
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ProgressBar(campaign.name) as bar:
+            return run_campaign(campaign, stop=stop, on_progress=bar.update)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_result(campaign: Campaign, result: RunResult) -> None:
+    counts = result.progress.counts
+    shown = ", ".join(
+        f"{counts[s]:,} {s}"
+        for s in ("collected", "failed", "cancelled", "no_inputs", "planned", "waiting", "submitted", "running")
+        if counts[s]
+    )
+    click.echo(f"{'stopped' if result.stopped else 'done'}: {shown}")
+    click.echo(f"catalog: {result.catalog}")
+    click.echo(f"log: {result.log}")
+    if counts["failed"]:
+        click.echo(
+            f"{counts['failed']:,} jobs failed: `ogc-upscaler status {campaign.store.name} --json` "
+            "and `export` show why; `retry --failed` runs them again",
+            err=True,
+        )
 
 
 def _warn(warnings: tuple[str, ...]) -> None:

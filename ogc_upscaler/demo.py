@@ -27,6 +27,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.projection import project, transformer
 
 RESOLUTION = 20.0
@@ -127,13 +128,29 @@ def write_archive(folder: Path) -> Path:
 
 
 def write_campaign(folder: Path) -> Path:
-    """Write the demo config and AOI into ``folder`` (keeping any already there); returns the config."""
+    """Write the demo config, AOI and NDVI package into ``folder`` (keeping any already there); returns the config."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("demo.yaml", "demo-aoi.geojson"):
         if not (folder / name).exists():
             with resources.as_file(resources.files("ogc_upscaler") / "data" / name) as src:
                 shutil.copyfile(src, folder / name)
+    if not (folder / "ndvi.cwl").exists():
+        shutil.copyfile(ndvi_package(), folder / "ndvi.cwl")
     return folder / "demo.yaml"
+
+
+def ndvi_package() -> Path:
+    """The NDVI application package's CWL file, beside its installed tool."""
+    try:
+        import ndvi_tile
+    except ImportError:
+        raise InvalidConfig(
+            "the demo's NDVI tool is not installed", hint="pip install -e app_packages/ndvi (scripts/demo.sh does)"
+        ) from None
+    path = Path(ndvi_tile.__file__).resolve().parent.parent / "ndvi.cwl"
+    if not path.is_file():
+        raise InvalidConfig(f"the NDVI package {path} is missing", hint="pip install -e app_packages/ndvi")
+    return path
 
 
 def _classes(bounds: tuple[float, float, float, float], epsg: int, step: int = 16) -> np.ndarray:

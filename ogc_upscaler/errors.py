@@ -9,9 +9,11 @@ Each carries a one-line message (what was wrong, and where) and a ``hint``
     │   ├── InvalidAOI          an area of interest that cannot be used
     │   ├── InvalidGrid         an unknown or inconsistent grid, or a bad grid file
     │   ├── InvalidConfig       a campaign config with a wrong key or value
+    │   ├── InvalidPackage      a CWL application package that cannot run here
     │   └── PlanConflict        re-planning would change jobs already in the store
-    └── StoreError              the job store cannot be used as asked
-        └── StoreLocked         another process is already writing the store
+    ├── StoreError              the job store cannot be used as asked
+    │   └── StoreLocked         another process is already writing the store
+    └── BackendError            a backend refused or failed a call (``retryable`` says if trying again may help)
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class InvalidConfig(InvalidInput):
     default_hint = "see the example config in the README"
 
 
+class InvalidPackage(InvalidInput):
+    """An application package that is not valid CWL or breaks a rule that running it here needs."""
+
+    default_hint = "`ogc-upscaler package inspect PATH.cwl` checks a package and lists its inputs"
+
+
 class PlanConflict(InvalidInput):
     """A new plan would change jobs that the store already holds."""
 
@@ -71,3 +79,11 @@ class StoreError(UpscalerError):
 
 class StoreLocked(StoreError):
     """Another process holds the store's writer lock."""
+
+
+class BackendError(UpscalerError):
+    """A backend call failed; ``retryable`` tells whether the same call may succeed later."""
+
+    def __init__(self, message: str, *, retryable: bool, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable

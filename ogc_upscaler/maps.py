@@ -98,3 +98,46 @@ def tile_states(tile_ids: Sequence[str], states: Sequence[str]) -> dict[str, str
         if tile not in out or rank.get(state, 0) < rank.get(out[tile], 0):
             out[tile] = state
     return out
+
+
+def draw_mosaic(
+    path: Path,
+    rasters: Sequence[Path],
+    title: str = "",
+    cmap: str = "RdYlGn",
+    vmin: float = -0.5,
+    vmax: float = 1.0,
+    pixels: int = 900,
+) -> None:
+    """Draw single-band rasters (tiles in any CRS) as one mosaic in longitude/latitude, and save a PNG."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.enums import Resampling
+    from rasterio.merge import merge
+    from rasterio.vrt import WarpedVRT
+
+    sources = [rasterio.open(str(r)) for r in rasters]
+    try:
+        vrts = [WarpedVRT(s, crs=CRS.from_epsg(4326), resampling=Resampling.nearest) for s in sources]
+        bounds = np.array([v.bounds for v in vrts])
+        west, south, east, north = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
+        res = max(east - west, north - south) / pixels
+        mosaic, _ = merge(vrts, res=res, nodata=np.nan, dtype="float32")
+        for v in vrts:
+            v.close()
+    finally:
+        for s in sources:
+            s.close()
+    fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
+    shown = ax.imshow(
+        mosaic[0], extent=(west, east, south, north), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+    )
+    ax.set_aspect(1.0 / max(0.05, np.cos(np.radians((south + north) / 2))))
+    fig.colorbar(shown, ax=ax, shrink=0.7, label="NDVI")
+    ax.set_xlabel("longitude (°)")
+    ax.set_ylabel("latitude (°)")
+    ax.set_title(title)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)

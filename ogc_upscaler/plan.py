@@ -10,7 +10,8 @@ Process inputs are templates rendered per job with ``str.format`` fields:
 ``{tile.crs}``, ``{tile.epsg}``, ``{tile.bounds}``, ``{tile.shape}``,
 ``{tile.transform}``, ``{tile.pixel_size}``, ``{tile.footprint}`` (GeoJSON),
 ``{window.start}``, ``{window.end}``, ``{window.interval}``, ``{window.key}``,
-``{params.NAME}``, ``{job_id}``, ``{campaign}``. A string that is exactly one
+``{params.NAME}``, ``{inputs.stac_items}`` (the hrefs of the job's STAC items, when the
+config has an ``inputs`` section), ``{job_id}``, ``{campaign}``. A string that is exactly one
 field keeps the field's type (a number stays a number).
 """
 
@@ -29,16 +30,17 @@ import numpy as np
 import shapely
 
 from ogc_upscaler.campaign import Campaign, ParameterSet
+from ogc_upscaler.discovery import InputSource, open_source
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
 from ogc_upscaler.grid import TileSet
-from ogc_upscaler.store import JobSpec, JobStore, TileRecord
+from ogc_upscaler.store import JobSpec, JobStore, State, TileRecord
 from ogc_upscaler.windows import Window
 
 _ONE_FIELD = re.compile(r"^\{([^{}]+)\}$")
 TEMPLATE_FIELDS = (
     "tile.id, tile.bbox, tile.bbox_wgs84, tile.crs, tile.epsg, tile.bounds, tile.shape, tile.transform, "
     "tile.pixel_size, tile.footprint, window.start, window.end, window.interval, window.key, params.NAME, "
-    "job_id, campaign"
+    "inputs.stac_items, job_id, campaign"
 )
 
 
@@ -57,6 +59,7 @@ class PlanReport:
     stale: int
     tile_area_km2: float
     aoi_area_km2: float
+    no_inputs: int = 0
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -68,6 +71,8 @@ class PlanReport:
             + (f", {self.replanned:,} re-planned" if self.replanned else "")
             + (f", {self.removed:,} removed" if self.removed else ""),
         ]
+        if self.no_inputs:
+            lines.append(f"inputs: {self.no_inputs:,} jobs found no input items and will not run (state no_inputs)")
         if self.stale:
             lines.append(
                 f"note: {self.stale:,} jobs in the store are no longer in the plan; they are kept "
@@ -90,8 +95,12 @@ def tile_records(tiles: TileSet) -> Iterator[TileRecord]:
         yield TileRecord(str(tile_id), int(tiles.epsg[i]), bounds, wkb[i], float(areas[i]))
 
 
-def job_specs(campaign: Campaign, tiles: TileSet) -> Iterator[JobSpec]:
-    """Every job of the campaign, in plan order: tile by tile, then window, then parameter set."""
+def job_specs(campaign: Campaign, tiles: TileSet, source: InputSource | None = None) -> Iterator[JobSpec]:
+    """Every job of the campaign, in plan order: tile by tile, then window, then parameter set.
+
+    With an input ``source``, each tile's items are searched once for all windows;
+    a job whose window has no items is planned in state ``no_inputs``.
+    """
     sets = campaign.parameter_sets or (ParameterSet("default"),)
     named = bool(campaign.parameter_sets)
     params = [(p, SimpleNamespace(**p.values), json.dumps(p.values, sort_keys=True)) for p in sets]
@@ -102,7 +111,10 @@ def job_specs(campaign: Campaign, tiles: TileSet) -> Iterator[JobSpec]:
         tile_key = json.dumps(
             [tile.id, tile.epsg, list(tile.bounds), tile.pixel_size, tile.buffer_px, campaign.process.application]
         )
-        for window, view in windows:
+        found = source.items(tile.footprint, campaign.windows) if source is not None else None
+        for j, (window, view) in enumerate(windows):
+            items = None if found is None else found[j]
+            state = State.NO_INPUTS if items == [] else State.PLANNED
             for pset, namespace, params_json in params:
                 job_id = f"{tile.id}_{window.key}" + (f"_{pset.name}" if named else "")
                 inputs = "{}"
@@ -111,24 +123,50 @@ def job_specs(campaign: Campaign, tiles: TileSet) -> Iterator[JobSpec]:
                         "tile": tile,
                         "window": view,
                         "params": namespace,
+                        "inputs": _InputsView(items),
                         "job_id": job_id,
                         "campaign": campaign.name,
                     }
                     inputs = json.dumps(render(campaign.process.inputs, context), sort_keys=True)
                 digest = hashlib.sha256(f"{tile_key}|{window.interval}|{params_json}|{inputs}".encode())
                 yield JobSpec(
-                    job_id, tile.id, view.start, view.end, pset.name, params_json, inputs, digest.hexdigest()[:32]
+                    job_id,
+                    tile.id,
+                    view.start,
+                    view.end,
+                    pset.name,
+                    params_json,
+                    inputs,
+                    digest.hexdigest()[:32],
+                    state,
                 )
+
+
+class _InputsView:
+    """``{inputs.stac_items}`` in templates: the job's item hrefs, when inputs are searched."""
+
+    def __init__(self, items: list[str] | None) -> None:
+        self._items = items
+
+    @property
+    def stac_items(self) -> list[str]:
+        if self._items is None:
+            raise AttributeError("stac_items: the config has no `inputs:` section to search STAC items with")
+        return self._items
 
 
 def plan(campaign: Campaign, store: JobStore, *, replan: bool = False, tiles: TileSet | None = None) -> PlanReport:
     """Write the campaign's jobs to the store; see the module docstring for what is refused."""
     tiles = campaign.grid.tiles(campaign.aoi) if tiles is None else tiles
     _check_grid(campaign, store, replan)
+    source = None
+    if campaign.inputs is not None:
+        source = open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
     existing = store.spec_hashes()
-    new, changed, unchanged, seen = [], [], 0, set()
-    for spec in job_specs(campaign, tiles):
+    new, changed, unchanged, seen, no_inputs = [], [], 0, set(), 0
+    for spec in job_specs(campaign, tiles, source):
         seen.add(spec.job_id)
+        no_inputs += spec.state is State.NO_INPUTS
         old = existing.get(spec.job_id)
         if old is None:
             new.append(spec)
@@ -161,6 +199,7 @@ def plan(campaign: Campaign, store: JobStore, *, replan: bool = False, tiles: Ti
         stale=len(stale) - removed,
         tile_area_km2=tiles.area_km2,
         aoi_area_km2=campaign.aoi.area_km2,
+        no_inputs=no_inputs,
     )
 
 

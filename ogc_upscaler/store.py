@@ -11,6 +11,7 @@ States (see DESIGN.md)::
     planned → submitted → running → succeeded → collected
               ↘ waiting (back-off) → submitted …
               ↘ failed | cancelled                 (terminal)
+    no_inputs: planned with no input items found   (terminal, never run)
 
 A transition names its target state; it applies only if the job is in one of
 the target's allowed source states, so a late status can never move a job out
@@ -33,7 +34,7 @@ from typing import Any
 
 from ogc_upscaler.errors import StoreError, StoreLocked
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class State(StrEnum):
@@ -47,9 +48,10 @@ class State(StrEnum):
     WAITING = "waiting"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    NO_INPUTS = "no_inputs"
 
 
-TERMINAL = frozenset({State.COLLECTED, State.FAILED, State.CANCELLED})
+TERMINAL = frozenset({State.COLLECTED, State.FAILED, State.CANCELLED, State.NO_INPUTS})
 ACTIVE = frozenset({State.SUBMITTED, State.RUNNING})
 
 #: For each target state, the states a job may be in to move there.
@@ -101,9 +103,16 @@ CREATE TABLE jobs (
     updated_at     TEXT NOT NULL
 );
 CREATE INDEX jobs_state ON jobs (state, backend);
+CREATE INDEX jobs_queue ON jobs (state, seq);
 CREATE INDEX jobs_tile ON jobs (tile_id);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+#: Statements that bring a store from version N (the key) to N + 1.
+_MIGRATIONS = {
+    1: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN no_inputs_at TEXT; "
+    "CREATE INDEX jobs_queue ON jobs (state, seq); PRAGMA user_version = 2; COMMIT;",
+}
 
 TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2")
 SPEC_COLUMNS = ("job_id", "tile_id", "window_start", "window_end", "params_name", "params", "inputs", "spec_hash")
@@ -136,6 +145,7 @@ class JobSpec:
     params: str
     inputs: str
     spec_hash: str
+    state: State = State.PLANNED
 
     def row(self) -> tuple[Any, ...]:
         """The values of :data:`SPEC_COLUMNS`."""
@@ -249,11 +259,12 @@ class JobStore:
         """Add new jobs in state ``planned``, in one transaction; returns how many."""
         self._writer()
         stamp = now()
-        columns = ", ".join((*SPEC_COLUMNS, "planned_at", "updated_at"))
-        marks = ", ".join("?" * (len(SPEC_COLUMNS) + 2))
+        columns = ", ".join((*SPEC_COLUMNS, "state", "planned_at", "updated_at"))
+        marks = ", ".join("?" * (len(SPEC_COLUMNS) + 3))
         with self._transaction():
             cursor = self._db.executemany(
-                f"INSERT INTO jobs ({columns}) VALUES ({marks})", ((*s.row(), stamp, stamp) for s in specs)
+                f"INSERT INTO jobs ({columns}) VALUES ({marks})",
+                ((*s.row(), s.state.value, stamp, stamp) for s in specs),
             )
         return cursor.rowcount
 
@@ -267,9 +278,9 @@ class JobStore:
         )
         with self._transaction():
             cursor = self._db.executemany(
-                f"UPDATE jobs SET {sets}, {cleared}, state = 'planned', attempts = 0, planned_at = ?, updated_at = ? "
+                f"UPDATE jobs SET {sets}, {cleared}, state = ?, attempts = 0, planned_at = ?, updated_at = ? "
                 "WHERE job_id = ?",
-                ((*s.row()[1:], stamp, stamp, s.job_id) for s in specs),
+                ((*s.row()[1:], s.state.value, stamp, stamp, s.job_id) for s in specs),
             )
         return cursor.rowcount
 
@@ -293,7 +304,7 @@ class JobStore:
         """
         self._writer()
         if to not in SOURCES:
-            raise ValueError(f"no transition leads to {to.value!r}: jobs are planned by planning only")
+            raise ValueError(f"no transition leads to {to.value!r}: jobs get there by planning only")
         unknown = set(fields) - MUTABLE
         if unknown:
             raise ValueError(f"transition cannot set {sorted(unknown)}; settable: {sorted(MUTABLE)}")
@@ -312,7 +323,60 @@ class JobStore:
         cursor = self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args)
         return cursor.rowcount == 1
 
+    def update(self, job_id: str, *, state: State, **fields: Any) -> bool:
+        """Set columns of a job that is still in ``state``, without moving it; True if it was."""
+        self._writer()
+        unknown = set(fields) - MUTABLE
+        if unknown:
+            raise ValueError(f"update cannot set {sorted(unknown)}; settable: {sorted(MUTABLE)}")
+        sets = ", ".join([*(f"{k} = ?" for k in fields), "updated_at = ?"])
+        cursor = self._db.execute(
+            f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = ?", [*fields.values(), now(), job_id, state.value]
+        )
+        return cursor.rowcount == 1
+
+    def requeue(self, states: Iterable[State]) -> int:
+        """Put jobs in ``states`` (failed, cancelled…) back to ``planned`` with fresh attempts; how many."""
+        self._writer()
+        chosen = sorted({s.value for s in states})
+        cleared = ", ".join(f"{c} = NULL" for c in sorted(MUTABLE - {"log_path"}))
+        with self._transaction():
+            cursor = self._db.execute(
+                f"UPDATE jobs SET state = 'planned', attempts = 0, {cleared}, planned_at = ?, updated_at = ? "
+                f"WHERE state IN ({', '.join('?' * len(chosen))})",
+                [now(), now(), *chosen],
+            )
+        return cursor.rowcount
+
     # -- reading ------------------------------------------------------------------------------
+
+    def due(self, limit: int, at: str) -> list[dict[str, Any]]:
+        """Up to ``limit`` jobs to submit now, in plan order: planned ones and waiting ones whose back-off ended."""
+        if limit <= 0:
+            return []
+        columns = "seq, job_id, state, attempts, inputs"
+        cursor = self._db.execute(
+            f"SELECT {columns} FROM ("
+            f" SELECT {columns} FROM (SELECT {columns} FROM jobs WHERE state = 'planned' ORDER BY seq LIMIT ?)"
+            f" UNION ALL"
+            f" SELECT {columns} FROM (SELECT {columns} FROM jobs WHERE state = 'waiting' AND retry_at <= ?"
+            f"  ORDER BY seq LIMIT ?)"
+            ") ORDER BY seq LIMIT ?",
+            (limit, at, limit, limit),
+        )
+        return [_as_dict(cursor, row) for row in cursor.fetchall()]
+
+    def next_retry(self) -> str | None:
+        """The earliest end of a back-off among waiting jobs, or None."""
+        return self._db.execute("SELECT min(retry_at) FROM jobs WHERE state = 'waiting'").fetchone()[0]
+
+    def active(self) -> list[dict[str, Any]]:
+        """Jobs submitted or running, with what re-attaching them needs."""
+        cursor = self._db.execute(
+            "SELECT job_id, state, backend, remote_id, attempts, submitted_at FROM jobs "
+            "WHERE state IN ('submitted', 'running') ORDER BY seq"
+        )
+        return [_as_dict(cursor, row) for row in cursor.fetchall()]
 
     def counts(self) -> list[tuple[str, str | None, int]]:
         """Jobs per (state, backend)."""
@@ -368,6 +432,8 @@ class JobStore:
                 f"store {self.path}: schema version {version} is newer than this ogc-upscaler's ({SCHEMA_VERSION})",
                 hint="upgrade ogc-upscaler",
             )
+        for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+            self._db.executescript(_MIGRATIONS[step])  # each script is one transaction
 
 
 class _Transaction:

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet -e .
+python -m pip install --quiet -e . -e app_packages/ndvi
 ogc-upscaler demo demo

@@ -12,8 +12,9 @@ import textwrap
 import pytest
 import shapely
 
+from ogc_upscaler import store as store_module
 from ogc_upscaler.errors import StoreError, StoreLocked
-from ogc_upscaler.store import ACTIVE, TERMINAL, JobSpec, JobStore, State, TileRecord
+from ogc_upscaler.store import ACTIVE, SOURCES, TERMINAL, JobSpec, JobStore, State, TileRecord
 
 FOOTPRINT = shapely.to_wkb(shapely.box(11, 47, 11.1, 47.1))
 
@@ -56,7 +57,7 @@ def test_retry_goes_through_waiting_and_counts_attempts(store) -> None:
     assert store.get("job-000001")["attempts"] == 2
 
 
-@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+@pytest.mark.parametrize("terminal", sorted(TERMINAL - {State.NO_INPUTS}))
 def test_a_late_status_never_leaves_a_terminal_state(store, terminal) -> None:
     job = "job-000002"
     store.transition(job, State.SUBMITTED)
@@ -64,7 +65,7 @@ def test_a_late_status_never_leaves_a_terminal_state(store, terminal) -> None:
     if terminal == State.COLLECTED:
         store.transition(job, State.SUCCEEDED)
     assert store.transition(job, terminal)
-    for late in set(State) - {terminal, State.PLANNED}:
+    for late in set(SOURCES) - {terminal}:
         assert not store.transition(job, late, backend_status="late")
     with pytest.raises(ValueError, match="planning only"):
         store.transition(job, State.PLANNED)
@@ -202,3 +203,35 @@ def test_a_writer_killed_mid_transitions_leaves_a_consistent_store(tmp_path, kil
     assert len(in_flight) <= 1 and (not in_flight or states[done - 1] == in_flight[0])
     assert set(states[done:]) <= {"planned"}
     assert all(r["state"] not in ACTIVE or r["remote_id"] for r in rows.values())
+
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    v1 = store_module._SCHEMA.replace(", no_inputs_at TEXT", "").replace("user_version = 2", "user_version = 1")
+    db.executescript(v1)
+    db.close()
+    with JobStore.open(path) as s:
+        fill(s, 3)
+        assert s.get("job-000000")["no_inputs_at"] is None
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_jobs_without_inputs_are_planned_terminal_and_never_move(tmp_path) -> None:
+    with JobStore.open(tmp_path / "jobs.sqlite") as s:
+        fill(s, 0)
+        s.put_tiles([TileRecord("tile-x", 32632, (0.0, 0.0, 100.0, 100.0), FOOTPRINT, 1.0)])
+        empty = JobSpec(
+            "job-x",
+            "tile-x",
+            "2024-01-01T00:00:00Z",
+            "2024-02-01T00:00:00Z",
+            "default",
+            "{}",
+            "{}",
+            "h",
+            State.NO_INPUTS,
+        )
+        s.insert([empty])
+        assert not any(s.transition("job-x", to) for to in SOURCES)
+        assert s.get("job-x")["state"] == "no_inputs"

@@ -1,0 +1,211 @@
+"""The local backend: each job's package run by cwltool in its own folder, detached from the manager.
+
+Every attempt gets ``WORKDIR/<job id>/attempt-<n>/`` with its ``job.yml``, the
+staged inputs, cwltool's output directory, its log, and the runner's files
+(see :mod:`ogc_upscaler.backends.runner`). The remote id is that folder, so a
+restarted manager finds every job again from the store alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.runner import alive
+from ogc_upscaler.cwl import Package, write_job_file
+from ogc_upscaler.errors import BackendError, InvalidPackage
+
+#: cwltool's exit code for a requirement it cannot meet (e.g. DockerRequirement without a container).
+UNSUPPORTED = 33
+#: Words in a failed run's log that mean the failure may pass (memory, disk, network, a kill).
+TRANSIENT = re.compile(
+    r"MemoryError|Cannot allocate memory|No space left on device|Connection (reset|refused|aborted)|"
+    r"Temporary failure in name resolution|timed? ?out|\bKilled\b|Resource temporarily unavailable",
+    re.I,
+)
+FINAL_STATUS = re.compile(r"Final process status is (\w+)")
+
+
+class CwltoolBackend(Backend):
+    """Runs application packages with cwltool on this machine, ``slots`` at a time."""
+
+    def __init__(self, package: Package, workdir: Path, slots: int = 2, container: str = "none") -> None:
+        self.name = "cwltool"
+        self.package = package
+        self.workdir = workdir
+        self.slots = slots
+        self.container = container
+
+    def submit(self, job: JobRequest) -> str:
+        """Stage the inputs, write job.yml and start cwltool under a detached runner."""
+        folder = self._folder(job.job_id, job.attempt)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        try:
+            job_file = write_job_file(self.package, job.inputs, folder)
+        except InvalidPackage as err:
+            raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
+        except (OSError, ValueError) as err:
+            raise BackendError(f"job {job.job_id}: staging the inputs failed: {err}", retryable=True) from None
+        command = [
+            sys.executable,
+            "-m",
+            "ogc_upscaler.backends.runner",
+            str(folder),
+            "--",
+            *self._cwltool(folder),
+            self.package.entry,
+            str(job_file),
+        ]
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(folder),
+            "TMPDIR": str(folder / "tmp"),
+        }
+        (folder / "tmp").mkdir()
+        subprocess.Popen(
+            command,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "runner.log").open("wb"),
+        )
+        return str(folder)
+
+    def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
+        """Read each job's folder: a recorded exit code, a live runner, or a lost one."""
+        return {rid: self._status(Path(rid)) for rid in remote_ids}
+
+    def results(self, remote_id: str) -> Outputs:
+        """The output Directory's ``catalog.json`` from cwltool's output JSON."""
+        folder = Path(remote_id)
+        try:
+            raw = json.loads((folder / "stdout").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise BackendError(f"{folder}: cwltool's output JSON is unreadable ({err})", retryable=True) from None
+        for value in raw.values():
+            if isinstance(value, dict) and value.get("class") == "Directory":
+                catalog = Path(value["path"]) / "catalog.json"
+                if catalog.is_file():
+                    return Outputs(catalog, raw)
+        raise BackendError(
+            f"{folder}: the package wrote no output Directory holding a catalog.json",
+            retryable=False,
+            hint="an application package's output is a Directory with a STAC catalog.json",
+        )
+
+    def cancel(self, remote_id: str) -> None:
+        """Stop the runner's whole process group: SIGTERM, then SIGKILL after a grace period."""
+        pid_file = Path(remote_id) / "runner.pid"
+        if not alive(pid_file):
+            return
+        pid = int(pid_file.read_text().split()[0])
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and alive(pid_file):
+                time.sleep(0.1)
+            if not alive(pid_file):
+                return
+
+    def find(self, job_id: str, attempt: int) -> str | None:
+        """This attempt's folder if its runner was started."""
+        folder = self._folder(job_id, attempt)
+        return str(folder) if (folder / "runner.pid").exists() or (folder / "exit_code").exists() else None
+
+    def _folder(self, job_id: str, attempt: int) -> Path:
+        return self.workdir / job_id / f"attempt-{attempt}"
+
+    def _cwltool(self, folder: Path) -> list[str]:
+        cwltool = Path(sys.executable).with_name("cwltool")
+        command = [
+            str(cwltool) if cwltool.exists() else "cwltool",
+            "--outdir",
+            str(folder / "out"),
+            "--tmpdir-prefix",
+            str(folder / "tmp") + "/",
+            "--disable-color",
+        ]
+        if self.container == "none":
+            command.append("--no-container")
+        elif self.container == "podman":
+            command += ["--user-space-docker-cmd", "podman"]
+        return command
+
+    def _status(self, folder: Path) -> RemoteStatus:
+        log = str(folder / "stderr.log")
+        code_file = folder / "exit_code"
+        if code_file.exists():
+            code = int(code_file.read_text().strip())
+            if code == 0:
+                return RemoteStatus(RemoteState.SUCCEEDED, "exit 0", log_path=log)
+            return _failure(code, folder, log)
+        if alive(folder / "runner.pid"):
+            return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
+        if not (folder / "runner.pid").exists() and _age(folder) < 60.0:
+            return RemoteStatus(RemoteState.QUEUED, "starting", log_path=log)
+        return RemoteStatus(
+            RemoteState.LOST,
+            "runner gone",
+            "the runner stopped without recording an exit code",
+            retryable=True,
+            log_path=log,
+        )
+
+
+def _failure(code: int, folder: Path, log: str) -> RemoteStatus:
+    text = _tail(folder / "stderr.log")
+    status = FINAL_STATUS.findall(text)
+    final = status[-1] if status else None
+    last = _last_error_line(text)
+    if code < 0:
+        return RemoteStatus(RemoteState.FAILED, f"signal {-code}", f"killed by signal {-code}", True, log)
+    if code == UNSUPPORTED:
+        return RemoteStatus(RemoteState.FAILED, "exit 33", f"cwltool cannot meet a requirement: {last}", False, log)
+    if final == "temporaryFail":
+        return RemoteStatus(RemoteState.FAILED, "temporaryFail", f"temporary failure: {last}", True, log)
+    transient = TRANSIENT.search(text) is not None
+    reason = f"{final or f'exit {code}'}: {last}"
+    return RemoteStatus(RemoteState.FAILED, final or f"exit {code}", reason, transient, log)
+
+
+def _tail(path: Path, size: int = 64_000) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if "Final process status" in line or line.startswith("INFO"):
+            continue
+        if re.search(r"error|fail|exception|exit", line, re.I):
+            return line[:300]
+    return lines[-1][:300] if lines else "no log"
+
+
+def _age(folder: Path) -> float:
+    try:
+        return time.time() - folder.stat().st_mtime
+    except OSError:
+        return 0.0

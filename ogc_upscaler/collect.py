@@ -1,0 +1,220 @@
+"""Collecting results into one self-contained STAC Collection of Cloud-Optimized GeoTIFFs.
+
+Each succeeded job's output catalog (the package's ``catalog.json``) gives a
+data asset; it is checked with rio-cogeo (and rewritten as a COG if it is not
+one), copied into ``OUTPUT/items/<job id>/``, and described by one STAC Item with
+``proj:*`` (read from the file), ``raster:bands`` statistics, ``file:size`` and
+``file:checksum``, and the tile's ``grid:code``. The Collection is written from
+the store's collected jobs, so it can be rebuilt at any time; links are relative.
+Collecting the same job twice gives the same item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import rasterio
+import shapely
+from pystac.extensions.file import FileExtension
+from pystac.extensions.grid import GridExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+
+from ogc_upscaler.errors import UpscalerError
+from ogc_upscaler.store import JobStore, State
+
+COLLECTION_FILE = "collection.json"
+
+
+class CollectError(UpscalerError):
+    """A job succeeded but its outputs cannot be collected (missing, unreadable, not a raster)."""
+
+    default_hint = "look at the job's output folder and log; `ogc-upscaler retry CONFIG --failed` runs it again"
+
+
+def collect(job: dict[str, Any], catalog: Path, output: Path, campaign: str) -> dict[str, Any]:
+    """Collect one job's outputs into ``output``; returns what the store records as the job's outputs."""
+    source_item, asset = _data_asset(catalog)
+    folder = output / "items" / job["job_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    cog = folder / f"{job['job_id']}.tif"
+    _place_cog(Path(asset.get_absolute_href() or asset.href), cog)
+    item = _item(job, source_item, asset, cog, campaign)
+    item_path = folder / f"{job['job_id']}.json"
+    item.set_self_href(str(item_path))
+    item.make_asset_hrefs_relative()
+    _write_json(item_path, _with_parent_links(item.to_dict(include_self_link=False)))
+    return {"item": str(item_path.relative_to(output)), "cog": str(cog.relative_to(output))}
+
+
+def write_collection(store: JobStore, output: Path, campaign: str, description: str = "") -> Path:
+    """(Re)write ``output/collection.json`` linking every collected job's item; returns its path."""
+    output.mkdir(parents=True, exist_ok=True)
+    bbox = [180.0, 90.0, -180.0, -90.0]
+    start, end = None, None
+    codes, links = set(), []
+    for row in _collected(store):
+        west, south, east, north = shapely.bounds(shapely.from_wkb(row["footprint"]))
+        bbox = [min(bbox[0], west), min(bbox[1], south), max(bbox[2], east), max(bbox[3], north)]
+        start = min(start or row["window_start"], row["window_start"])
+        end = max(end or row["window_end"], row["window_end"])
+        codes.add(f"EPSG:{row['epsg']}")
+        outputs = json.loads(row["outputs"])
+        links.append({"rel": "item", "href": "./" + outputs["item"], "type": pystac.MediaType.GEOJSON})
+    if not links:
+        bbox, start, end = [-180.0, -90.0, 180.0, 90.0], None, None
+    collection = pystac.Collection(
+        id=campaign,
+        description=description or f"Results of the ogc-upscaler campaign {campaign}",
+        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[_time(start), _time(end)]])),
+        license="other",
+        summaries=pystac.Summaries({"proj:code": sorted(codes)}),
+    )
+    body = collection.to_dict(include_self_link=False)
+    body["links"] = [
+        {"rel": "root", "href": f"./{COLLECTION_FILE}", "type": pystac.MediaType.JSON},
+        *links,
+    ]
+    body.setdefault("stac_extensions", [])
+    path = output / COLLECTION_FILE
+    _write_json(path, body)
+    return path
+
+
+def _data_asset(catalog: Path) -> tuple[pystac.Item, pystac.Asset]:
+    try:
+        root = pystac.Catalog.from_file(str(catalog))
+        items = list(root.get_items(recursive=True))
+    except (OSError, pystac.STACError, ValueError, KeyError) as err:
+        raise CollectError(f"output catalog {catalog} is unreadable: {err}") from None
+    for item in items:
+        for asset in item.assets.values():
+            if "data" in (asset.roles or []) or (asset.media_type or "").startswith("image/tiff"):
+                return item, asset
+    raise CollectError(
+        f"output catalog {catalog} holds no item with a data asset",
+        hint="the package must write an item whose COG asset has the role 'data'",
+    )
+
+
+def _place_cog(source: Path, target: Path) -> None:
+    """Copy the asset to ``target`` as a valid COG (rewriting it as one if it is not)."""
+    if not source.is_file():
+        raise CollectError(f"data asset {source} does not exist")
+    try:
+        valid, _, _ = cog_validate(str(source), quiet=True)
+    except (rasterio.errors.RasterioIOError, ValueError) as err:
+        raise CollectError(f"data asset {source} is not a readable raster: {err}") from None
+    tmp = target.with_name(target.name + ".tmp")
+    if valid:
+        shutil.copyfile(source, tmp)
+    else:
+        cog_translate(str(source), str(tmp), cog_profiles.get("deflate"), quiet=True, in_memory=False)
+    os.replace(tmp, target)
+
+
+def _item(job: dict[str, Any], source: pystac.Item, asset: pystac.Asset, cog: Path, campaign: str) -> pystac.Item:
+    footprint = shapely.from_wkb(job["footprint"])
+    start = _time(job["window_start"])
+    properties = {
+        "start_datetime": job["window_start"],
+        "end_datetime": job["window_end"],
+        "ogc_upscaler:campaign": campaign,
+        "ogc_upscaler:tile": job["tile_id"],
+        "ogc_upscaler:parameters": json.loads(job["params"]),
+    }
+    item = pystac.Item(
+        id=job["job_id"],
+        geometry=shapely.geometry.mapping(footprint),
+        bbox=list(footprint.bounds),
+        datetime=start,
+        properties=properties,
+        collection=campaign,
+    )
+    with rasterio.open(cog) as src:
+        proj = ProjectionExtension.ext(item, add_if_missing=True)
+        proj.code = src.crs.to_string() if src.crs else None
+        proj.bbox = list(src.bounds)
+        proj.shape = [src.height, src.width]
+        proj.transform = list(src.transform)[:6]
+        bands = [_band(src, i) for i in range(1, src.count + 1)]
+    GridExtension.ext(item, add_if_missing=True).code = _grid_code(job["tile_id"])
+    data = pystac.Asset(href=str(cog), media_type=pystac.MediaType.COG, roles=["data"], title=asset.title or source.id)
+    item.add_asset("data", data)
+    RasterExtension.ext(data, add_if_missing=True).bands = bands
+    file = FileExtension.ext(data, add_if_missing=True)
+    file.size = cog.stat().st_size
+    file.checksum = "1220" + _sha256(cog)
+    return item
+
+
+def _band(src: rasterio.DatasetReader, index: int) -> RasterBand:
+    values = src.read(index, masked=True)
+    valid = values.compressed()
+    statistics = Statistics.create(valid_percent=round(100.0 * valid.size / max(1, values.size), 3))
+    if valid.size:
+        statistics = Statistics.create(
+            minimum=float(valid.min()),
+            maximum=float(valid.max()),
+            mean=float(valid.mean()),
+            stddev=float(valid.std()),
+            valid_percent=round(100.0 * valid.size / values.size, 3),
+        )
+    nodata = src.nodatavals[index - 1]
+    return RasterBand.create(
+        nodata=None if nodata is None or np.isnan(nodata) else nodata,
+        data_type=DataType(src.dtypes[index - 1]),
+        spatial_resolution=float(src.res[0]),
+        statistics=statistics,
+    )
+
+
+def _grid_code(tile_id: str) -> str:
+    """``PREFIX-REST`` as the grid extension asks (``^[A-Z0-9]+-[-_.A-Za-z0-9]+$``)."""
+    head, _, rest = tile_id.partition("-")
+    if head.isalnum() and head.upper() == head and rest:
+        return tile_id
+    return f"TILE-{tile_id}"
+
+
+def _with_parent_links(body: dict[str, Any]) -> dict[str, Any]:
+    collection = f"../../{COLLECTION_FILE}"
+    kept = [link for link in body.get("links", []) if link.get("rel") not in {"root", "parent", "collection", "self"}]
+    body["links"] = kept
+    body["links"] += [
+        {"rel": rel, "href": collection, "type": pystac.MediaType.JSON} for rel in ("root", "parent", "collection")
+    ]
+    return body
+
+
+def _collected(store: JobStore) -> Iterator[dict[str, Any]]:
+    return store.rows(("job_id", "epsg", "footprint", "window_start", "window_end", "outputs"), state=State.COLLECTED)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(body, indent=1))
+    tmp.replace(path)
