@@ -43,8 +43,13 @@ class CollectError(UpscalerError):
     default_hint = "look at the job's output folder and log; `ogc-upscaler retry CONFIG --failed` runs it again"
 
 
-def collect(job: dict[str, Any], catalog: Path, output: Path, campaign: str) -> dict[str, Any]:
+def collect(job: dict[str, Any], catalog: Path | None, output: Path, campaign: str) -> dict[str, Any]:
     """Collect one job's outputs into ``output``; returns what the store records as the job's outputs."""
+    if catalog is None:
+        raise CollectError(
+            f"job {job['job_id']} succeeded without an output catalog",
+            hint="the package's output must be a Directory holding a STAC catalog.json",
+        )
     source_item, asset = _data_asset(catalog)
     folder = output / "items" / job["job_id"]
     folder.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ class Package:
     version: str | None
     inputs: tuple[Parameter, ...]
     outputs: tuple[Parameter, ...]
+    temporary_fail_codes: frozenset[int] = frozenset()
 
     @property
     def entry(self) -> str:
@@ -79,6 +80,12 @@ def load_package(reference: str | Path, *, validate: bool = True) -> Package:
         version=document.get("s:softwareVersion"),
         inputs=tuple(_parameters(workflow.get("inputs", {}))),
         outputs=tuple(_parameters(workflow.get("outputs", {}))),
+        temporary_fail_codes=frozenset(
+            int(code)
+            for node in document.get("$graph", [document])
+            if isinstance(node, dict)
+            for code in node.get("temporaryFailCodes", [])
+        ),
     )
 
 

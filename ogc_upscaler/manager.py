@@ -28,8 +28,8 @@ from ogc_upscaler.store import JobStore, State
 
 log = logging.getLogger("ogc_upscaler.manager")
 
-#: Polling starts this often (seconds) and backs off by POLL_GROWTH while nothing changes, up to POLL_MAX.
-POLL_MIN, POLL_GROWTH, POLL_MAX = 0.2, 1.5, 5.0
+#: Polling backs off from the backend's poll interval by POLL_GROWTH while nothing changes, up to POLL_MAX.
+POLL_GROWTH, POLL_MAX = 1.5, 5.0
 
 
 @dataclass
@@ -70,7 +70,11 @@ class Active:
 
 
 class Manager:
-    """Runs a planned campaign on one backend until every job is terminal, or until told to stop."""
+    """Runs a planned campaign on one backend until every job is terminal, or until told to stop.
+
+    ``collector(job, catalog, output, campaign)`` turns a succeeded job's output
+    catalog into what the store records (by default: :func:`ogc_upscaler.collect.collect`).
+    """
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class Manager:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.time,
+        collector: Callable[[dict[str, Any], Path | None, Path, str], dict[str, Any]] = collect,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -90,6 +95,7 @@ class Manager:
         self.retries = retries
         self.on_progress = on_progress or (lambda _: None)
         self.clock = clock
+        self.collector = collector
         self.active: dict[str, Active] = {}
         self.progress = Progress(Counter())
         for state, _, n in store.counts():
@@ -100,7 +106,8 @@ class Manager:
         stop = stop or threading.Event()
         self._resume()
         self._collect_pending()
-        poll_every = POLL_MIN
+        poll_min = self.backend.poll_interval
+        poll_every = poll_min
         last_poll = 0.0
         while not stop.is_set():
             changed = self._fill(stop)
@@ -108,7 +115,7 @@ class Manager:
                 changed |= self._poll()
                 changed |= self._enforce_time_limit()
                 last_poll = time.monotonic()
-                poll_every = POLL_MIN if changed else min(POLL_MAX, poll_every * POLL_GROWTH)
+                poll_every = poll_min if changed else min(POLL_MAX, max(poll_every, 0.01) * POLL_GROWTH)
             self.on_progress(self.progress)
             if not self.active and not self._work_left():
                 break
@@ -259,14 +266,12 @@ class Manager:
     def _collect(self, row: dict[str, Any], catalog: Path | None) -> None:
         job_id = row["job_id"]
         try:
-            if catalog is None:
-                raise CollectError(f"job {job_id} succeeded without an output catalog")
-            outputs = collect(row, catalog, self.output, self.campaign)
+            outputs = self.collector(row, catalog, self.output, self.campaign)
         except CollectError as err:
             log.error("%s: collecting failed: %s", job_id, err.message)
             self._to(job_id, "succeeded", State.FAILED, error=f"collect: {err.message}", error_kind="collect")
             return
-        outputs["catalog"] = str(catalog)
+        outputs["catalog"] = str(catalog) if catalog else None
         self._to(job_id, "succeeded", State.COLLECTED, outputs=outputs)
         log.info("%s: collected %s", job_id, outputs["item"])
 

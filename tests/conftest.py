@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +38,57 @@ def write_config(folder: Path, **overrides: Any) -> Path:
 def config_path(tmp_path: Path) -> Path:
     """The default test campaign's config file."""
     return write_config(tmp_path)
+
+
+PACKAGES = Path(__file__).parent / "packages"
+
+
+@pytest.fixture(scope="session")
+def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic demo archive, written once per test session; returns its catalog.json."""
+    from ogc_upscaler.demo import write_archive
+
+    return write_archive(tmp_path_factory.mktemp("archive"))
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stac_api(demo_archive: Path) -> Iterator[str]:
+    """A real STAC API (rustac serve, memory backend) on loopback serving the demo archive; its URL."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    exe = shutil.which("rustac")
+    assert exe, "rustac is not installed: pip install -e .[test]"
+    port = free_port()
+    folder = demo_archive.parent / "demo-s2-l2a"
+    server = subprocess.Popen(
+        [exe, "serve", "--addr", f"127.0.0.1:{port}", "--load-collection-items", "collection.json"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/conformance", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"rustac serve exited: {server.stderr.read().decode()}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

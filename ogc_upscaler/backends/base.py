@@ -57,10 +57,12 @@ class Outputs:
 
 
 class Backend(ABC):
-    """Where jobs run. ``slots`` is how many may run at once."""
+    """Where jobs run. ``slots`` is how many may run at once; ``poll_interval`` the shortest sensible
+    time between two polls (the manager backs off from it while nothing changes)."""
 
     name: str
     slots: int
+    poll_interval: float = 0.2
 
     @abstractmethod
     def submit(self, job: JobRequest) -> str:

@@ -8,6 +8,7 @@ restarted manager finds every job again from the store alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
-from ogc_upscaler.backends.runner import alive
+from ogc_upscaler.backends.runner import alive, descendants, process_start
 from ogc_upscaler.cwl import Package, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
 
@@ -33,6 +34,9 @@ TRANSIENT = re.compile(
     re.I,
 )
 FINAL_STATUS = re.compile(r"Final process status is (\w+)")
+#: cwltool's line for a tool's exit code. cwltool turns a declared temporary failure into permanentFail
+#: when the tool wrote no outputs, so the tool's own code is read here and checked against the package.
+TOOL_EXIT = re.compile(r"\[job [^\]]*\] exited with status: (-?\d+)")
 
 
 class CwltoolBackend(Backend):
@@ -108,20 +112,20 @@ class CwltoolBackend(Backend):
         )
 
     def cancel(self, remote_id: str) -> None:
-        """Stop the runner's whole process group: SIGTERM, then SIGKILL after a grace period."""
+        """Stop the runner, cwltool and the tool (wherever their sessions are): SIGTERM, then SIGKILL."""
         pid_file = Path(remote_id) / "runner.pid"
         if not alive(pid_file):
             return
         pid = int(pid_file.read_text().split()[0])
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                return
+        tree = [pid, *descendants(pid)]
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 1.0)):
+            for member in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, sig)
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline and alive(pid_file):
                 time.sleep(0.1)
-            if not alive(pid_file):
+            if not alive(pid_file) and not any(process_start(m) for m in tree[1:]):
                 return
 
     def find(self, job_id: str, attempt: int) -> str | None:
@@ -155,7 +159,7 @@ class CwltoolBackend(Backend):
             code = int(code_file.read_text().strip())
             if code == 0:
                 return RemoteStatus(RemoteState.SUCCEEDED, "exit 0", log_path=log)
-            return _failure(code, folder, log)
+            return _failure(code, folder, log, self.package.temporary_fail_codes)
         if alive(folder / "runner.pid"):
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
         if not (folder / "runner.pid").exists() and _age(folder) < 60.0:
@@ -169,8 +173,9 @@ class CwltoolBackend(Backend):
         )
 
 
-def _failure(code: int, folder: Path, log: str) -> RemoteStatus:
+def _failure(code: int, folder: Path, log: str, temporary: frozenset[int]) -> RemoteStatus:
     text = _tail(folder / "stderr.log")
+    tool_codes = [int(c) for c in TOOL_EXIT.findall(text)]
     status = FINAL_STATUS.findall(text)
     final = status[-1] if status else None
     last = _last_error_line(text)
@@ -178,11 +183,21 @@ def _failure(code: int, folder: Path, log: str) -> RemoteStatus:
         return RemoteStatus(RemoteState.FAILED, f"signal {-code}", f"killed by signal {-code}", True, log)
     if code == UNSUPPORTED:
         return RemoteStatus(RemoteState.FAILED, "exit 33", f"cwltool cannot meet a requirement: {last}", False, log)
-    if final == "temporaryFail":
-        return RemoteStatus(RemoteState.FAILED, "temporaryFail", f"temporary failure: {last}", True, log)
+    if final == "temporaryFail" or any(c in temporary for c in tool_codes):
+        detail = _tool_message(text) or last
+        return RemoteStatus(RemoteState.FAILED, "temporaryFail", f"temporary failure: {detail}", True, log)
     transient = TRANSIENT.search(text) is not None
     reason = f"{final or f'exit {code}'}: {last}"
     return RemoteStatus(RemoteState.FAILED, final or f"exit {code}", reason, transient, log)
+
+
+def _tool_message(text: str) -> str | None:
+    """The tool's own last line before cwltool reported its exit status."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if TOOL_EXIT.search(line) and i > 0 and not lines[i - 1].startswith(("INFO", "WARNING", "ERROR")):
+            return lines[i - 1][:300]
+    return None
 
 
 def _tail(path: Path, size: int = 64_000) -> str:

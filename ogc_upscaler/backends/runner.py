@@ -14,6 +14,7 @@ the files in the job's folder::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,12 +42,13 @@ def main(argv: list[str]) -> int:
 
 
 def process_start(pid: int) -> str:
-    """The start time of a process in clock ticks since boot ('' if it is gone)."""
+    """The start time of a live process in clock ticks since boot ('' if it is gone or a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return "" if fields[0] in {"Z", "X"} else fields[19]
 
 
 def alive(pid_file: Path) -> bool:
@@ -55,7 +57,32 @@ def alive(pid_file: Path) -> bool:
         pid_text, start = pid_file.read_text().split()
     except (OSError, ValueError):
         return False
-    return process_start(int(pid_text)) == start
+    pid = int(pid_text)
+    _reap(pid)
+    return process_start(pid) == start
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (children in other sessions too), read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of a runner this process started, so that it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import pystac
 from rasterio.errors import RasterioIOError
 
 from ndvi_tile.bands import NIR_KEYS, RED_KEYS, find_band
-from ndvi_tile.compute import TileGrid, composite, ndvi, read_reflectance, write_cog
 from ndvi_tile.catalog import write_catalog
+from ndvi_tile.compute import TileGrid, composite, ndvi, read_reflectance, write_cog
 
 BAD_INPUT = 2
 TEMPORARY_FAILURE = 75

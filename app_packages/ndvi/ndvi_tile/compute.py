@@ -45,8 +45,15 @@ def read_reflectance(band: Band, grid: TileGrid) -> np.ndarray:
     rows, cols = grid.shape
     with rasterio.open(band.href) as src:
         nodata = band.nodata if band.nodata is not None else src.nodata
-        vrt_options = {"crs": CRS.from_epsg(grid.epsg), "transform": grid.transform, "width": cols, "height": rows,
-                       "resampling": Resampling.bilinear, "src_nodata": nodata, "nodata": nodata}
+        vrt_options = {
+            "crs": CRS.from_epsg(grid.epsg),
+            "transform": grid.transform,
+            "width": cols,
+            "height": rows,
+            "resampling": Resampling.bilinear,
+            "src_nodata": nodata,
+            "nodata": nodata,
+        }
         with WarpedVRT(src, **vrt_options) as vrt:
             values = vrt.read(1, masked=True)
     data = values.astype("float32").filled(np.nan)
@@ -76,9 +83,18 @@ def write_cog(path: str, values: np.ndarray, grid: TileGrid) -> None:
     """Write the NDVI as a Cloud-Optimized GeoTIFF (float32, NODATA for no data)."""
     rows, cols = grid.shape
     profile = {
-        "driver": "COG", "width": cols, "height": rows, "count": 1, "dtype": "float32",
-        "crs": CRS.from_epsg(grid.epsg), "transform": grid.transform, "nodata": NODATA,
-        "compress": "DEFLATE", "predictor": 3, "blocksize": 256, "overview_resampling": "average",
+        "driver": "COG",
+        "width": cols,
+        "height": rows,
+        "count": 1,
+        "dtype": "float32",
+        "crs": CRS.from_epsg(grid.epsg),
+        "transform": grid.transform,
+        "nodata": NODATA,
+        "compress": "DEFLATE",
+        "predictor": 3,
+        "blocksize": 256,
+        "overview_resampling": "average",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.where(np.isfinite(values), values, NODATA).astype("float32"), 1)

@@ -1,0 +1,74 @@
+"""A backend that runs a Python function in this process, one call per job.
+
+For quick per-tile functions from a notebook, and for measuring the manager's
+own overhead (``bench/bench_manager.py``). The function gets the job and returns
+the path of the STAC catalog it wrote (or None); an exception fails the job,
+retryable unless it is a :class:`ValueError` or :class:`TypeError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.errors import BackendError
+
+PERMANENT = (ValueError, TypeError)
+
+
+class InProcessBackend(Backend):
+    """Calls ``function(job)`` at submission; finished jobs are forgotten once reported."""
+
+    def __init__(self, function: Callable[[JobRequest], Path | None], slots: int = 1, name: str = "inprocess") -> None:
+        self.name = name
+        self.slots = slots
+        self.poll_interval = 0.0
+        self.function = function
+        self._ids = itertools.count(1)
+        self._finished: dict[str, RemoteStatus] = {}
+        self._outputs: dict[str, Path | None] = {}
+        self._by_job: dict[tuple[str, int], str] = {}
+        self._job_of: dict[str, tuple[str, int]] = {}
+
+    def submit(self, job: JobRequest) -> str:
+        """Run the function now; its outcome is reported by the next poll."""
+        remote_id = f"{self.name}-{next(self._ids)}"
+        self._by_job[(job.job_id, job.attempt)] = remote_id
+        self._job_of[remote_id] = (job.job_id, job.attempt)
+        try:
+            self._outputs[remote_id] = self.function(job)
+            self._finished[remote_id] = RemoteStatus(RemoteState.SUCCEEDED, "returned")
+        except PERMANENT as err:
+            self._finished[remote_id] = RemoteStatus(RemoteState.FAILED, type(err).__name__, str(err), False)
+        except Exception as err:
+            self._finished[remote_id] = RemoteStatus(RemoteState.FAILED, type(err).__name__, str(err), True)
+        return remote_id
+
+    def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
+        """Every job has finished by the time it is polled."""
+        out = {}
+        for rid in remote_ids:
+            status = self._finished.pop(rid, None)
+            self._by_job.pop(self._job_of.pop(rid, ("", 0)), None)
+            out[rid] = status or RemoteStatus(RemoteState.LOST, "unknown", "not known to this process", True)
+            if status is None or status.state is not RemoteState.SUCCEEDED:
+                self._outputs.pop(rid, None)
+        return out
+
+    def results(self, remote_id: str) -> Outputs:
+        """The catalog the function returned."""
+        if remote_id not in self._outputs:
+            raise BackendError(f"{remote_id}: no results in this process", retryable=True)
+        return Outputs(self._outputs.pop(remote_id), {})
+
+    def cancel(self, remote_id: str) -> None:
+        """Nothing runs in the background; forget the job."""
+        self._finished.pop(remote_id, None)
+        self._outputs.pop(remote_id, None)
+        self._by_job.pop(self._job_of.pop(remote_id, ("", 0)), None)
+
+    def find(self, job_id: str, attempt: int) -> str | None:
+        """Submissions of this process only."""
+        return self._by_job.get((job_id, attempt))
