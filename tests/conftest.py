@@ -92,3 +92,20 @@ def stac_api(demo_archive: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def offline_stac_validator() -> Iterator[None]:
+    """pystac validation with the STAC extension schemas preloaded from tests/data, so nothing is fetched."""
+    import pystac.validation
+    from pystac.validation.stac_validator import JsonSchemaSTACValidator
+
+    validator = JsonSchemaSTACValidator()
+    root = Path(__file__).parent / "data" / "stac-schemas"
+    for schema in root.glob("*/*/schema.json"):
+        name, version = schema.parent.parent.name, schema.parent.name
+        url = f"https://stac-extensions.github.io/{name}/{version}/schema.json"
+        validator.schema_cache[url] = json.loads(schema.read_text())
+    pystac.validation.set_validator(validator)
+    yield
+    pystac.validation.set_validator(JsonSchemaSTACValidator())

@@ -129,9 +129,13 @@ class CwltoolBackend(Backend):
                 return
 
     def find(self, job_id: str, attempt: int) -> str | None:
-        """This attempt's folder if its runner was started."""
+        """This attempt's folder once its job file is written: from then on the runner may have started.
+
+        A folder whose runner never wrote its pid reads as starting for a minute,
+        then as lost (retryable), so an attempt is never started twice.
+        """
         folder = self._folder(job_id, attempt)
-        return str(folder) if (folder / "runner.pid").exists() or (folder / "exit_code").exists() else None
+        return str(folder) if (folder / "job.yml").exists() else None
 
     def _folder(self, job_id: str, attempt: int) -> Path:
         return self.workdir / job_id / f"attempt-{attempt}"
