@@ -12,10 +12,12 @@ from ogc_upscaler.aoi import AOI, load_aoi
 from ogc_upscaler.campaign import Campaign, ParameterSet, Process
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.errors import (
+    BackendError,
     InvalidAOI,
     InvalidConfig,
     InvalidGrid,
     InvalidInput,
+    InvalidPackage,
     PlanConflict,
     StoreError,
     StoreLocked,
@@ -24,12 +26,15 @@ from ogc_upscaler.errors import (
 from ogc_upscaler.export import export
 from ogc_upscaler.grid import FileGrid, Grid, ProjectedGrid, Tile, TileSet, UTMGrid, custom_grid, grid_from_spec
 from ogc_upscaler.plan import PlanReport, job_specs, plan
+from ogc_upscaler.run import BackgroundRun, RunResult, rebuild_catalog, run_campaign
 from ogc_upscaler.status import Status
 from ogc_upscaler.store import JobStore, State
 from ogc_upscaler.windows import Window, windows_from_range
 
 __all__ = [
     "AOI",
+    "BackendError",
+    "BackgroundRun",
     "Campaign",
     "FileGrid",
     "Grid",
@@ -37,12 +42,14 @@ __all__ = [
     "InvalidConfig",
     "InvalidGrid",
     "InvalidInput",
+    "InvalidPackage",
     "JobStore",
     "ParameterSet",
     "PlanConflict",
     "PlanReport",
     "Process",
     "ProjectedGrid",
+    "RunResult",
     "State",
     "Status",
     "StoreError",
@@ -59,5 +66,7 @@ __all__ = [
     "load_aoi",
     "load_campaign",
     "plan",
+    "rebuild_catalog",
+    "run_campaign",
     "windows_from_range",
 ]

@@ -28,8 +28,8 @@ from ogc_upscaler.store import JobStore, State
 
 log = logging.getLogger("ogc_upscaler.manager")
 
-#: Polling backs off from the backend's poll interval by POLL_GROWTH while nothing changes, up to POLL_MAX.
-POLL_GROWTH, POLL_MAX = 1.5, 5.0
+#: Polling backs off from the backend's poll interval by this factor while nothing changes.
+POLL_GROWTH = 1.5
 
 
 @dataclass
@@ -115,7 +115,7 @@ class Manager:
                 changed |= self._poll()
                 changed |= self._enforce_time_limit()
                 last_poll = time.monotonic()
-                poll_every = poll_min if changed else min(POLL_MAX, max(poll_every, 0.01) * POLL_GROWTH)
+                poll_every = poll_min if changed else min(self.backend.poll_max, max(poll_every, 0.01) * POLL_GROWTH)
             self.on_progress(self.progress)
             if not self.active and not self._work_left():
                 break

@@ -8,8 +8,32 @@ from typing import Any
 import numpy as np
 import shapely
 
+from ogc_upscaler.errors import UpscalerError
 from ogc_upscaler.maps import tile_states
 from ogc_upscaler.store import JobStore, State
+
+RECORD_COLUMNS = (
+    "job_id",
+    "tile_id",
+    "window_start",
+    "window_end",
+    "params_name",
+    "state",
+    "backend",
+    "remote_id",
+    "backend_status",
+    "attempts",
+    "error",
+    "error_kind",
+    "log_path",
+    "planned_at",
+    "submitted_at",
+    "running_at",
+    "succeeded_at",
+    "collected_at",
+    "failed_at",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,25 @@ class Status:
         return "\n".join(lines)
 
     @staticmethod
+    def records(store: JobStore, state: State | None = None) -> list[dict[str, Any]]:
+        """One plain record per job (no geometry): ids, window, state, backend, attempts, error, times."""
+        return [_record(row) for row in store.rows(RECORD_COLUMNS, state=state)]
+
+    @staticmethod
+    def dataframe(store: JobStore, state: State | None = None) -> Any:
+        """:meth:`records` as a pandas DataFrame (needs pandas), times parsed as UTC."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UpscalerError(
+                "Status.dataframe needs pandas", hint="pip install pandas, or use Status.records"
+            ) from None
+        frame = pd.DataFrame.from_records(Status.records(store, state), columns=list(RECORD_COLUMNS))
+        for column in (c for c in RECORD_COLUMNS if c.endswith("_at") or c.startswith("window_")):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    @staticmethod
     def tile_states(store: JobStore) -> tuple[np.ndarray, list[str]]:
         """Each tile's footprint and its state (its least advanced job's, failed first)."""
         footprints: dict[str, bytes] = {}
@@ -61,3 +104,7 @@ class Status:
         per_tile = tile_states(ids, states)
         order = list(footprints)
         return shapely.from_wkb(np.array([footprints[t] for t in order], dtype=object)), [per_tile[t] for t in order]
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    return {column: row[column] for column in RECORD_COLUMNS}

@@ -19,16 +19,6 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_demo_plans_the_bundled_campaign_and_draws_a_map(tmp_path) -> None:
-    result = run("demo", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
-    assert "39 jobs" in result.stdout and "map:" in result.stdout
-    assert (tmp_path / "demo" / "plan.png").stat().st_size > 10_000
-    again = run("demo", str(tmp_path / "demo"))
-    assert "0 added, 39 already planned" in again.stdout
-
-
-@pytest.mark.slow
 def test_grid_writes_tiles_that_read_back_as_a_grid_file(tmp_path) -> None:
     out = tmp_path / "tiles.geojson"
     result = run("grid", "--aoi", "11.6,47.6,12.4,48.2", "--grid", "utm-20km", "--resolution", "20", "-o", str(out))

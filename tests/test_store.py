@@ -208,7 +208,11 @@ def test_a_writer_killed_mid_transitions_leaves_a_consistent_store(tmp_path, kil
 def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    v1 = store_module._SCHEMA.replace(", no_inputs_at TEXT", "").replace("user_version = 2", "user_version = 1")
+    v1 = (
+        store_module._SCHEMA.replace(", no_inputs_at TEXT", "")
+        .replace("CREATE INDEX jobs_queue ON jobs (state, seq);", "")
+        .replace("user_version = 2", "user_version = 1")
+    )
     db.executescript(v1)
     db.close()
     with JobStore.open(path) as s:

@@ -57,12 +57,14 @@ class Outputs:
 
 
 class Backend(ABC):
-    """Where jobs run. ``slots`` is how many may run at once; ``poll_interval`` the shortest sensible
-    time between two polls (the manager backs off from it while nothing changes)."""
+    """Where jobs run. ``slots`` is how many may run at once; the manager polls at least
+    ``poll_interval`` seconds apart, backing off while nothing changes up to ``poll_max``
+    (cheap polls can afford a low ceiling, remote APIs want a higher one)."""
 
     name: str
     slots: int
     poll_interval: float = 0.2
+    poll_max: float = 5.0
 
     @abstractmethod
     def submit(self, job: JobRequest) -> str:

@@ -20,10 +20,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ogc_upscaler.backends import runner
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
 from ogc_upscaler.backends.runner import alive, descendants, process_start
 from ogc_upscaler.cwl import Package, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
+
+#: The runner is started as a file, not with ``-m``: importing the package would cost it a second or more.
+RUNNER = runner.__file__
 
 #: cwltool's exit code for a requirement it cannot meet (e.g. DockerRequirement without a container).
 UNSUPPORTED = 33
@@ -48,6 +52,7 @@ class CwltoolBackend(Backend):
         self.workdir = workdir
         self.slots = slots
         self.container = container
+        self.poll_max = 1.0  # a poll only reads a few files per running job
 
     def submit(self, job: JobRequest) -> str:
         """Stage the inputs, write job.yml and start cwltool under a detached runner."""
@@ -63,8 +68,7 @@ class CwltoolBackend(Backend):
             raise BackendError(f"job {job.job_id}: staging the inputs failed: {err}", retryable=True) from None
         command = [
             sys.executable,
-            "-m",
-            "ogc_upscaler.backends.runner",
+            RUNNER,
             str(folder),
             "--",
             *self._cwltool(folder),
@@ -149,6 +153,7 @@ class CwltoolBackend(Backend):
             "--tmpdir-prefix",
             str(folder / "tmp") + "/",
             "--disable-color",
+            "--no-compute-checksum",  # the collector checksums the one file that matters
         ]
         if self.container == "none":
             command.append("--no-container")

@@ -9,7 +9,7 @@ the files in the job's folder::
     stderr.log     the command's standard error (cwltool's and the tool's log)
     exit_code      written last: the command's exit code, or -N if killed by signal N
 
-``python -m ogc_upscaler.backends.runner FOLDER -- COMMAND...``
+``python runner.py FOLDER -- COMMAND...`` (started by file path: it needs only the standard library)
 """
 
 from __future__ import annotations

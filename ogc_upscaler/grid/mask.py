@@ -46,8 +46,9 @@ def cells_in(mask: shapely.Geometry, origin: tuple[float, float], size: float, b
     shapely.prepare(mask)
     ox, oy = origin
     xmin, ymin, xmax, ymax = mask.bounds
-    c0, c1 = int(np.floor((xmin - ox) / size)), int(np.ceil((xmax - ox) / size))
-    r0, r1 = int(np.floor((ymin - oy) / size)), int(np.ceil((ymax - oy) / size))
+    # one cell of margin: rounding in the divisions must never drop a cell; the predicates decide
+    c0, c1 = int(np.floor((xmin - ox) / size)) - 1, int(np.ceil((xmax - ox) / size)) + 1
+    r0, r1 = int(np.floor((ymin - oy) / size)) - 1, int(np.ceil((ymax - oy) / size)) + 1
     bc, br = _lattice(np.arange(c0, c1, block), np.arange(r0, r1, block))
     blocks = shapely.box(
         ox + bc * size, oy + br * size, ox + np.minimum(bc + block, c1) * size, oy + np.minimum(br + block, r1) * size

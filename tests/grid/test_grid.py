@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import shapely
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ogc_upscaler.aoi import AOI, from_bbox, load_aoi
@@ -178,6 +178,7 @@ def test_negative_buffer_is_refused() -> None:
 
 
 @settings(max_examples=30, deadline=None)
+@example(points=[(0.0, 0.0), (0.0, 1.0), (1.0, 0.0)], size=3.0, ox=0.0, oy=5e-324)  # a subnormal origin offset
 @given(
     points=st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100)), min_size=3, max_size=12),
     size=st.sampled_from([3.0, 7.0, 10.0]),
