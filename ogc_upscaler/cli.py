@@ -245,6 +245,8 @@ def _print_result(campaign: Campaign, result: RunResult) -> None:
         for s in ("collected", "failed", "cancelled", "no_inputs", "planned", "waiting", "submitted", "running")
         if counts[s]
     )
+    if result.plan is not None:
+        click.echo(result.plan.summary())
     click.echo(f"{'stopped' if result.stopped else 'done'}: {shown}")
     click.echo(f"catalog: {result.catalog}")
     click.echo(f"log: {result.log}")

@@ -258,7 +258,26 @@ def _check_grid(campaign: Campaign, store: JobStore, replan: bool) -> None:
         )
 
 
+def fingerprint(campaign: Campaign) -> str:
+    """A hash of everything that shapes the jobs: same fingerprint, same plan (inputs searched again aside)."""
+    parts = {
+        "grid": campaign.grid.describe(),
+        "aoi": campaign.aoi.to_geojson(),
+        "windows": [w.interval for w in campaign.windows],
+        "parameters": [[p.name, p.values] for p in campaign.parameter_sets],
+        "process": [campaign.process.application, campaign.process.inputs],
+        "inputs": None if campaign.inputs is None else [campaign.inputs.stac, list(campaign.inputs.collections)],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_planned(campaign: Campaign, store: JobStore) -> bool:
+    """Whether the store holds the plan of exactly this campaign."""
+    return store.get_meta("fingerprint") == fingerprint(campaign)
+
+
 def _record(campaign: Campaign, store: JobStore) -> None:
+    store.set_meta("fingerprint", fingerprint(campaign))
     store.set_meta("campaign", campaign.name)
     store.set_meta("grid", campaign.grid.describe())
     store.set_meta("aoi", campaign.aoi.to_geojson())

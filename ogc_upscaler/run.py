@@ -23,15 +23,16 @@ from ogc_upscaler.collect import write_collection
 from ogc_upscaler.cwl import Package, check_values, load_package
 from ogc_upscaler.errors import InvalidConfig, InvalidPackage
 from ogc_upscaler.manager import Manager, Progress
-from ogc_upscaler.plan import PlanReport, plan
+from ogc_upscaler.plan import PlanReport, is_planned, plan
 from ogc_upscaler.store import JobStore, State
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run did: the plan it checked, the final counts, where the catalog and the log are."""
+    """What a run did: the plan it made (None when the store already held it), the final counts,
+    where the catalog and the log are."""
 
-    plan: PlanReport
+    plan: PlanReport | None
     progress: Progress
     catalog: Path
     log: Path
@@ -70,11 +71,11 @@ def run_campaign(
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
-    """Plan (adding what is new), check, run and collect the campaign; resume whatever a stop left."""
+    """Plan (unless the store holds this very plan), check, run and collect; resume whatever a stop left."""
     stop = stop or threading.Event()
     package = package_of(campaign)
     with JobStore.open(campaign.store) as store:
-        report = plan(campaign, store)
+        report = None if is_planned(campaign, store) else plan(campaign, store)
         preflight(store, package)
         backend = make_backend(campaign, package)
         log_path, handler = _log_file(campaign.workdir)

@@ -127,3 +127,13 @@ def test_a_bad_template_is_reported_before_anything_is_written(tmp_path) -> None
         with pytest.raises(InvalidConfig, match=r"tile\.nope"):
             plan(campaign, store)
         assert store.count() == 0
+
+
+def test_the_fingerprint_tells_whether_the_store_holds_this_plan(tmp_path) -> None:
+    from ogc_upscaler.plan import is_planned
+
+    path = write_config(tmp_path)
+    _, campaign = run_plan(path)
+    with JobStore.read(campaign.store) as store:
+        assert is_planned(load_campaign(path), store)
+        assert not is_planned(load_campaign(write_config(tmp_path, buffer=2)), store)
