@@ -174,7 +174,7 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def resolve(parsed: ConfigFile, path: Path) -> Campaign:
     """Turn a parsed config into a campaign: load the AOI, build the grid and the windows."""
-    base = path.parent
+    base = path.parent.resolve()  # absolute: job folders are entered by processes with other cwds
     name = parsed.name or path.stem
     try:
         aoi = load_aoi(parsed.aoi, base_dir=base)

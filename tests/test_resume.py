@@ -125,3 +125,10 @@ def test_retry_puts_failed_jobs_back_and_run_runs_them_again(tmp_path) -> None:
     assert (tmp_path / "state" / "UTM20KM-32N-E720N5300.count").read_text() == "2"
     with JobStore.read(campaign.store) as store:
         assert next(store.rows())["attempts"] == 1
+
+
+def test_a_campaign_run_from_a_relative_config_path(tmp_path) -> None:
+    flaky_config(tmp_path, aoi="11.99,47.90,12.0,47.91")
+    result = subprocess.run([EXE, "run", "campaign.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "done: 1 collected" in result.stdout

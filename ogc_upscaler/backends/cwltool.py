@@ -49,7 +49,7 @@ class CwltoolBackend(Backend):
     def __init__(self, package: Package, workdir: Path, slots: int = 2, container: str = "none") -> None:
         self.name = "cwltool"
         self.package = package
-        self.workdir = workdir
+        self.workdir = workdir.resolve()
         self.slots = slots
         self.container = container
         self.poll_max = 1.0  # a poll only reads a few files per running job
