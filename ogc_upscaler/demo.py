@@ -106,6 +106,7 @@ def expected_ndvi(lon: float, lat: float, months: tuple[int, ...] = MONTHS) -> f
 
 def write_archive(folder: Path) -> Path:
     """Write the archive (COGs and a static STAC catalog) into ``folder``; returns the catalog path."""
+    folder = folder.resolve()  # pystac makes asset hrefs relative to the items: start from absolute paths
     folder.mkdir(parents=True, exist_ok=True)
     catalog = pystac.Catalog(id="demo-archive", description="Synthetic Sentinel-2-like scenes for the demo")
     collection = pystac.Collection(

@@ -24,10 +24,12 @@ EXE = shutil.which("ogc-upscaler")
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([EXE, "demo", str(folder)], capture_output=True, text=True, timeout=900)
+    parent = tmp_path_factory.mktemp("readme")
+    # exactly the README's command: a relative folder, from its parent
+    result = subprocess.run([EXE, "demo", "demo"], cwd=parent, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "done: 39 collected" in result.stdout
+    folder = parent / "demo"
     assert f"catalog: {folder / 'catalog' / 'collection.json'}" in result.stdout
     return folder
 
