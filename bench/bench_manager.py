@@ -54,7 +54,7 @@ def bench(n: int, slots: int = 64) -> None:
                 "bench",
                 Retries(),
                 on_progress=sample,
-                collector=lambda row, catalog, output, name: {"item": f"{row['job_id']}.json"},
+                collector=lambda row, outputs, output, name: {"item": f"{row['job_id']}.json"},
             )
             start = time.perf_counter()
             progress = manager.run()

@@ -48,12 +48,32 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+class Auth:
+    """How a remote backend authenticates; secrets are named (environment variables, files), never inline."""
+
+    type: str = "none"  # none | bearer | basic | oidc
+    token_env: str | None = None
+    token_file: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
 class Backend:
-    """Where jobs run and how many at once: ``cwltool`` on this machine for now."""
+    """Where jobs run and how many at once: ``cwltool`` here, or an OGC API – Processes endpoint."""
 
     type: str = "cwltool"
     parallel: int = 2
     container: str = "none"
+    url: str | None = None
+    process: str | None = None
+    requests_per_second: float | None = None
+    timeout: float = 60.0
+    auth: Auth = field(default_factory=Auth)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.errors import StoreLocked
-from ogc_upscaler.run import make_backend, package_of
+from ogc_upscaler.run import make_backend
 from ogc_upscaler.store import JobStore, State
 
 
@@ -37,7 +37,7 @@ def stop_running_manager(store: Path, timeout: float = 60.0) -> int | None:
 
 def cancel_jobs(campaign: Campaign, store: JobStore) -> int:
     """Cancel every unfinished job: on the backend if it holds it, then in the store; how many."""
-    backend = make_backend(campaign, package_of(campaign)) if store.active() else None
+    backend = make_backend(campaign) if store.active() else None
     n = 0
     for row in store.active():
         if backend is not None and row["remote_id"]:

@@ -31,6 +31,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
+from ogc_upscaler.backends.base import Outputs
 from ogc_upscaler.errors import UpscalerError
 from ogc_upscaler.store import JobStore, State
 
@@ -43,24 +44,53 @@ class CollectError(UpscalerError):
     default_hint = "look at the job's output folder and log; `ogc-upscaler retry CONFIG --failed` runs it again"
 
 
-def collect(job: dict[str, Any], catalog: Path | None, output: Path, campaign: str) -> dict[str, Any]:
-    """Collect one job's outputs into ``output``; returns what the store records as the job's outputs."""
-    if catalog is None:
-        raise CollectError(
-            f"job {job['job_id']} succeeded without an output catalog",
-            hint="the package's output must be a Directory holding a STAC catalog.json",
-        )
-    source_item, asset = _data_asset(catalog)
+def collect(job: dict[str, Any], outputs: Outputs, output: Path, campaign: str) -> dict[str, Any]:
+    """Collect one job's outputs into ``output``; returns what the store records as the job's outputs.
+
+    A STAC catalog gives the item its COG; outputs that are plain values (a process's JSON
+    results) are kept as the item's ``results`` asset.
+    """
     folder = output / "items" / job["job_id"]
     folder.mkdir(parents=True, exist_ok=True)
+    if outputs.catalog is None:
+        if not outputs.raw:
+            raise CollectError(
+                f"job {job['job_id']} succeeded without outputs",
+                hint="the process must return results, or a Directory with a STAC catalog.json",
+            )
+        return _collect_values(job, outputs.raw, folder, output, campaign)
+    source_item, asset = _data_asset(outputs.catalog)
     cog = folder / f"{job['job_id']}.tif"
     _place_cog(Path(asset.get_absolute_href() or asset.href), cog)
-    item = _item(job, source_item, asset, cog, campaign)
-    item_path = folder / f"{job['job_id']}.json"
+    item = _item(job, campaign)
+    _add_cog(item, source_item, asset, cog)
+    item_path = _save(item, folder, job["job_id"])
+    return {"item": str(item_path.relative_to(output)), "cog": str(cog.relative_to(output))}
+
+
+def _collect_values(job: dict[str, Any], raw: dict[str, Any], folder: Path, output: Path, campaign: str) -> dict:
+    results = folder / f"{job['job_id']}-results.json"
+    _write_json(results, raw)
+    item = _item(job, campaign)
+    item.add_asset(
+        "results",
+        pystac.Asset(
+            href=str(results), media_type=pystac.MediaType.JSON, roles=["data"], title="results of the process"
+        ),
+    )
+    file = FileExtension.ext(item.assets["results"], add_if_missing=True)
+    file.size = results.stat().st_size
+    file.checksum = "1220" + _sha256(results)
+    item_path = _save(item, folder, job["job_id"])
+    return {"item": str(item_path.relative_to(output)), "results": str(results.relative_to(output))}
+
+
+def _save(item: pystac.Item, folder: Path, job_id: str) -> Path:
+    item_path = folder / f"{job_id}.json"
     item.set_self_href(str(item_path))
     item.make_asset_hrefs_relative()
     _write_json(item_path, _with_parent_links(item.to_dict(include_self_link=False)))
-    return {"item": str(item_path.relative_to(output)), "cog": str(cog.relative_to(output))}
+    return item_path
 
 
 def write_collection(store: JobStore, output: Path, campaign: str, description: str = "") -> Path:
@@ -129,9 +159,8 @@ def _place_cog(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _item(job: dict[str, Any], source: pystac.Item, asset: pystac.Asset, cog: Path, campaign: str) -> pystac.Item:
+def _item(job: dict[str, Any], campaign: str) -> pystac.Item:
     footprint = shapely.from_wkb(job["footprint"])
-    start = _time(job["window_start"])
     properties = {
         "start_datetime": job["window_start"],
         "end_datetime": job["window_end"],
@@ -143,10 +172,15 @@ def _item(job: dict[str, Any], source: pystac.Item, asset: pystac.Asset, cog: Pa
         id=job["job_id"],
         geometry=shapely.geometry.mapping(footprint),
         bbox=list(footprint.bounds),
-        datetime=start,
+        datetime=_time(job["window_start"]),
         properties=properties,
         collection=campaign,
     )
+    GridExtension.ext(item, add_if_missing=True).code = _grid_code(job["tile_id"])
+    return item
+
+
+def _add_cog(item: pystac.Item, source: pystac.Item, asset: pystac.Asset, cog: Path) -> None:
     with rasterio.open(cog) as src:
         proj = ProjectionExtension.ext(item, add_if_missing=True)
         proj.code = src.crs.to_string() if src.crs else None
@@ -154,14 +188,12 @@ def _item(job: dict[str, Any], source: pystac.Item, asset: pystac.Asset, cog: Pa
         proj.shape = [src.height, src.width]
         proj.transform = list(src.transform)[:6]
         bands = [_band(src, i) for i in range(1, src.count + 1)]
-    GridExtension.ext(item, add_if_missing=True).code = _grid_code(job["tile_id"])
     data = pystac.Asset(href=str(cog), media_type=pystac.MediaType.COG, roles=["data"], title=asset.title or source.id)
     item.add_asset("data", data)
     RasterExtension.ext(data, add_if_missing=True).bands = bands
     file = FileExtension.ext(data, add_if_missing=True)
     file.size = cog.stat().st_size
     file.checksum = "1220" + _sha256(cog)
-    return item
 
 
 def _band(src: rasterio.DatasetReader, index: int) -> RasterBand:

@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ogc_upscaler.aoi import load_aoi
-from ogc_upscaler.campaign import Backend, Campaign, Inputs, ParameterSet, Process, Retries
+from ogc_upscaler.campaign import Auth, Backend, Campaign, Inputs, ParameterSet, Process, Retries
 from ogc_upscaler.errors import InvalidConfig, UpscalerError
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
@@ -110,12 +110,49 @@ class InputsConfig(_Strict):
     collections: list[str] = Field(default_factory=list)
 
 
-class BackendConfig(_Strict):
-    """Where jobs run."""
+class AuthConfig(_Strict):
+    """Authentication for a remote backend: secrets by the name of an environment variable or a file."""
 
-    type: Literal["cwltool"] = "cwltool"
+    type: Literal["none", "bearer", "basic", "oidc"] = "none"
+    token_env: str | None = None
+    token_file: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthConfig:
+        needed = {
+            "bearer": ["token_env|token_file"],
+            "basic": ["username", "password_env"],
+            "oidc": ["token_url", "client_id", "client_secret_env"],
+        }.get(self.type, [])
+        missing = [n for n in needed if not any(getattr(self, k) for k in n.split("|"))]
+        if missing:
+            raise ValueError(f"auth type {self.type} needs {', '.join(m.replace('|', ' or ') for m in missing)}")
+        return self
+
+
+class BackendConfig(_Strict):
+    """Where jobs run: cwltool here, or an OGC API – Processes endpoint (url + process)."""
+
+    type: Literal["cwltool", "ogcapi"] = "cwltool"
     parallel: int = Field(default=2, ge=1, le=1024)
     container: Literal["none", "docker", "podman"] = "none"
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    process: str | None = None
+    requests_per_second: float | None = Field(default=None, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> BackendConfig:
+        if self.type == "ogcapi" and (not self.url or not self.process):
+            raise ValueError("an ogcapi backend needs url and process")
+        return self
 
 
 class RetryConfig(_Strict):
@@ -207,10 +244,16 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         process=Process(application=application, inputs=parsed.process.inputs),
         store=base / (parsed.store or f"{name}.sqlite"),
         inputs=inputs,
-        backend=Backend(parsed.backend.type, parsed.backend.parallel, parsed.backend.container),
+        backend=_backend(parsed.backend),
         retries=Retries(r.attempts, float(r.backoff), float(r.max_backoff), float(r.time_limit)),
         workdir=base / (parsed.workdir or f"{name}-runs"),
         output=base / (parsed.output or f"{name}-catalog"),
+    )
+
+
+def _backend(b: BackendConfig) -> Backend:
+    return Backend(
+        b.type, b.parallel, b.container, b.url, b.process, b.requests_per_second, b.timeout, Auth(**b.auth.model_dump())
     )
 
 
@@ -279,6 +322,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "grid": CustomGridConfig,
     "inputs": InputsConfig,
     "backend": BackendConfig,
+    "auth": AuthConfig,
     "retries": RetryConfig,
 }
 _TYPE_TAGS = {"str", "int", "float", "bool", "date", "datetime", "dict", "list", "tuple", "none"}

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ogc_upscaler.backends.base import Backend, JobRequest, RemoteState, RemoteStatus
+from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.ogcapi import BackPressure
 from ogc_upscaler.campaign import Retries
 from ogc_upscaler.collect import CollectError, collect
 from ogc_upscaler.errors import BackendError
@@ -72,8 +73,8 @@ class Active:
 class Manager:
     """Runs a planned campaign on one backend until every job is terminal, or until told to stop.
 
-    ``collector(job, catalog, output, campaign)`` turns a succeeded job's output
-    catalog into what the store records (by default: :func:`ogc_upscaler.collect.collect`).
+    ``collector(job, outputs, output, campaign)`` turns a succeeded job's outputs
+    into what the store records (by default: :func:`ogc_upscaler.collect.collect`).
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class Manager:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.time,
-        collector: Callable[[dict[str, Any], Path | None, Path, str], dict[str, Any]] = collect,
+        collector: Callable[[dict[str, Any], Outputs, Path, str], dict[str, Any]] = collect,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -96,6 +97,7 @@ class Manager:
         self.on_progress = on_progress or (lambda _: None)
         self.clock = clock
         self.collector = collector
+        self.paused_until = 0.0
         self.active: dict[str, Active] = {}
         self.progress = Progress(Counter())
         for state, _, n in store.counts():
@@ -160,12 +162,15 @@ class Manager:
     def _collect_pending(self) -> None:
         """Collect jobs that succeeded but were not collected before the last stop."""
         for row in list(self.store.rows(("*",), state=State.SUCCEEDED)):
-            outputs = json.loads(row["outputs"] or "{}")
-            self._collect(row, Path(outputs["catalog"]) if outputs.get("catalog") else None)
+            recorded = json.loads(row["outputs"] or "{}")
+            catalog = Path(recorded["catalog"]) if recorded.get("catalog") else None
+            self._collect(row, Outputs(catalog, recorded.get("raw") or {}))
 
     # -- submitting ---------------------------------------------------------------------------
 
     def _fill(self, stop: threading.Event) -> bool:
+        if self.clock() < self.paused_until:
+            return False
         free = self.backend.slots - len(self.active)
         jobs = self.store.due(free, _iso(self.clock())) if free > 0 else []
         for job in jobs:
@@ -182,6 +187,19 @@ class Manager:
         request = JobRequest(job_id, attempt, json.loads(job["inputs"]))
         try:
             remote_id = self.backend.submit(request)
+        except BackPressure as err:
+            self.paused_until = self.clock() + err.retry_after
+            log.info("%s: %s; no submissions for %.0f s", job_id, err.message, err.retry_after)
+            self._to(
+                job_id,
+                "submitted",
+                State.WAITING,
+                refund=True,
+                retry_at=_iso(self.paused_until),
+                error=err.message,
+                error_kind="backpressure",
+            )
+            return
         except BackendError as err:
             log.warning("%s: submission failed: %s", job_id, err.message)
             self._failed(job_id, State.SUBMITTED, attempt, err.message, err.retryable, kind="submit")
@@ -248,7 +266,7 @@ class Manager:
                 job.job_id, job.state, job.attempt, err.message, err.retryable, kind="results", log_path=status.log_path
             )
             return
-        recorded = {"catalog": str(outputs.catalog) if outputs.catalog else None}
+        recorded = {"catalog": str(outputs.catalog) if outputs.catalog else None, "raw": outputs.raw}
         if not self._to(
             job.job_id,
             job.state.value,
@@ -261,17 +279,17 @@ class Manager:
             return
         row = self.store.get(job.job_id)
         assert row is not None
-        self._collect(row, outputs.catalog)
+        self._collect(row, outputs)
 
-    def _collect(self, row: dict[str, Any], catalog: Path | None) -> None:
+    def _collect(self, row: dict[str, Any], produced: Outputs) -> None:
         job_id = row["job_id"]
         try:
-            outputs = self.collector(row, catalog, self.output, self.campaign)
+            outputs = self.collector(row, produced, self.output, self.campaign)
         except CollectError as err:
             log.error("%s: collecting failed: %s", job_id, err.message)
             self._to(job_id, "succeeded", State.FAILED, error=f"collect: {err.message}", error_kind="collect")
             return
-        outputs["catalog"] = str(catalog) if catalog else None
+        outputs["catalog"] = str(produced.catalog) if produced.catalog else None
         self._to(job_id, "succeeded", State.COLLECTED, outputs=outputs)
         log.info("%s: collected %s", job_id, outputs["item"])
 

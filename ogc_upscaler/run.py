@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ogc_upscaler.backends.base import Backend
 from ogc_upscaler.backends.cwltool import CwltoolBackend
+from ogc_upscaler.backends.ogcapi import OgcApiBackend
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import write_collection
 from ogc_upscaler.cwl import Package, check_values, load_package
@@ -49,20 +50,42 @@ def package_of(campaign: Campaign) -> Package:
     return load_package(campaign.process.application)
 
 
-def make_backend(campaign: Campaign, package: Package) -> Backend:
+def make_backend(campaign: Campaign) -> Backend:
     """The backend the config names."""
     settings = campaign.backend
-    return CwltoolBackend(package, campaign.workdir / "jobs", settings.parallel, settings.container)
+    if settings.type == "ogcapi":
+        assert settings.url and settings.process
+        return OgcApiBackend(
+            settings.url,
+            settings.process,
+            campaign.workdir / "jobs",
+            slots=settings.parallel,
+            requests_per_second=settings.requests_per_second,
+            timeout=settings.timeout,
+            auth=settings.auth,
+        )
+    return CwltoolBackend(package_of(campaign), campaign.workdir / "jobs", settings.parallel, settings.container)
 
 
-def preflight(store: JobStore, package: Package) -> None:
-    """Check every job still to run against the package's inputs, before anything runs."""
+def preflight(store: JobStore, backend: Backend) -> None:
+    """Check every job still to run against the package or the process description, before anything runs."""
+    if isinstance(backend, OgcApiBackend):
+        description = backend.describe()
+
+        def check(job_id: str, values: dict) -> None:
+            backend.check_inputs(description, values, job_id)
+    else:
+        package = backend.package  # type: ignore[attr-defined]
+
+        def check(job_id: str, values: dict) -> None:
+            try:
+                check_values(package, values)
+            except InvalidPackage as err:
+                raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
+
     for state in (State.PLANNED, State.WAITING):
         for row in store.rows(("job_id", "inputs"), state=state):
-            try:
-                check_values(package, json.loads(row["inputs"]))
-            except InvalidPackage as err:
-                raise InvalidPackage(f"job {row['job_id']}: {err.message}", hint=err.hint) from None
+            check(row["job_id"], json.loads(row["inputs"]))
 
 
 def run_campaign(
@@ -73,11 +96,10 @@ def run_campaign(
 ) -> RunResult:
     """Plan (unless the store holds this very plan), check, run and collect; resume whatever a stop left."""
     stop = stop or threading.Event()
-    package = package_of(campaign)
+    backend = make_backend(campaign)
     with JobStore.open(campaign.store) as store:
         report = None if is_planned(campaign, store) else plan(campaign, store)
-        preflight(store, package)
-        backend = make_backend(campaign, package)
+        preflight(store, backend)
         log_path, handler = _log_file(campaign.workdir)
         try:
             manager = Manager(store, backend, campaign.output, campaign.name, campaign.retries, on_progress=on_progress)

@@ -295,11 +295,14 @@ class JobStore:
 
     # -- transitions --------------------------------------------------------------------------
 
-    def transition(self, job_id: str, to: State, *, attempt: int | None = None, **fields: Any) -> bool:
+    def transition(
+        self, job_id: str, to: State, *, attempt: int | None = None, refund: bool = False, **fields: Any
+    ) -> bool:
         """Move one job to state ``to`` if it is in an allowed source state; True if it moved.
 
         Moving to ``submitted`` counts an attempt. ``attempt``, when given, must
-        match the job's attempt count, so a status of an earlier attempt is ignored.
+        match the job's attempt count, so a status of an earlier attempt is ignored. ``refund``
+        gives back the attempt (a submission refused for back-pressure).
         ``fields`` set other columns (see :data:`MUTABLE`); ``outputs`` is stored as JSON.
         """
         self._writer()
@@ -314,6 +317,8 @@ class JobStore:
         sets = ["state = ?", f"{to.value}_at = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
         if to is State.SUBMITTED:
             sets.append("attempts = attempts + 1")
+        elif refund:  # the backend refused for load, not for the job: this attempt does not count
+            sets.append("attempts = max(0, attempts - 1)")
         sources = SOURCES[to]
         where = f"job_id = ? AND state IN ({', '.join('?' * len(sources))})"
         args: list[Any] = [to.value, stamp, stamp, *fields.values(), job_id, *sorted(s.value for s in sources)]

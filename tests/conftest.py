@@ -109,3 +109,47 @@ def offline_stac_validator() -> Iterator[None]:
     pystac.validation.set_validator(validator)
     yield
     pystac.validation.set_validator(JsonSchemaSTACValidator())
+
+
+@pytest.fixture(scope="session")
+def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """pygeoapi 0.21 serving its hello-world process on loopback (TinyDB jobs, async); its URL."""
+    import os
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    state = tmp_path_factory.mktemp("pygeoapi")
+    (state / "outputs").mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "STATE": str(state),
+        "PYGEOAPI_CONFIG": str(Path(__file__).parent / "servers" / "pygeoapi.yml"),
+        "PYGEOAPI_OPENAPI": str(state / "openapi.yml"),
+    }
+    exe = shutil.which("pygeoapi")
+    assert exe, "pygeoapi is not installed: pip install -e .[test]"
+    subprocess.run(
+        [exe, "openapi", "generate", env["PYGEOAPI_CONFIG"], "--output-file", env["PYGEOAPI_OPENAPI"]],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url + "/conformance?f=json", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"pygeoapi exited: {server.stderr.read().decode()[-2000:]}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from ogc_upscaler.backends.base import JobRequest
+from ogc_upscaler.backends.base import BackPressure, JobRequest
 from ogc_upscaler.backends.inprocess import InProcessBackend
 from ogc_upscaler.campaign import Retries
 from ogc_upscaler.manager import Manager
@@ -19,7 +20,7 @@ from .test_store import fill
 FAST = Retries(attempts=3, backoff_s=0.01, max_backoff_s=0.05, time_limit_s=60)
 
 
-def recorded(row, catalog, output, campaign):
+def recorded(row, outputs, output, campaign):
     """A collector that records what it was given instead of copying COGs."""
     return {"item": f"items/{row['job_id']}.json", "tile": row["tile_id"]}
 
@@ -128,3 +129,19 @@ def test_progress_counts_match_the_store(store) -> None:
     progress = manager(store, broken).run()
     assert +progress.counts == states(store)
     assert progress.done == 12 and progress.finished_this_run == 12
+
+
+def test_back_pressure_delays_submissions_without_costing_attempts(store) -> None:
+    refusals: Counter[str] = Counter()
+
+    def busy(job: JobRequest) -> None:
+        if job.job_id == "job-000005" and refusals[job.job_id] < 2:
+            refusals[job.job_id] += 1
+            raise BackPressure("HTTP 429", retry_after=0.1)
+
+    start = time.monotonic()
+    manager(store, busy).run()
+    row = store.get("job-000005")
+    assert row["state"] == "collected" and row["attempts"] == 1 and refusals["job-000005"] == 2
+    assert row["error_kind"] == "backpressure" and time.monotonic() - start >= 0.2
+    assert states(store) == {"collected": 12}

@@ -13,6 +13,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ogc_upscaler.errors import BackendError
+
+
+class BackPressure(BackendError):
+    """The backend asked us to slow down (429, 503, a concurrent-job limit): not a failure of the job."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retryable=True, hint="ogc-upscaler waits and tries again by itself")
+        self.retry_after = retry_after
+
 
 class RemoteState(StrEnum):
     """A backend's status of one job, in our words (the raw status is kept beside it)."""

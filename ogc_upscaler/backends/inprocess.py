@@ -3,7 +3,8 @@
 For quick per-tile functions from a notebook, and for measuring the manager's
 own overhead (``bench/bench_manager.py``). The function gets the job and returns
 the path of the STAC catalog it wrote (or None); an exception fails the job,
-retryable unless it is a :class:`ValueError` or :class:`TypeError`.
+retryable unless it is a :class:`ValueError` or :class:`TypeError`; a
+:class:`BackPressure` it raises is passed on, as a busy remote backend's would be.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.base import Backend, BackPressure, JobRequest, Outputs, RemoteState, RemoteStatus
 from ogc_upscaler.errors import BackendError
 
 PERMANENT = (ValueError, TypeError)
@@ -40,6 +41,9 @@ class InProcessBackend(Backend):
         try:
             self._outputs[remote_id] = self.function(job)
             self._finished[remote_id] = RemoteStatus(RemoteState.SUCCEEDED, "returned")
+        except BackPressure:
+            del self._by_job[(job.job_id, job.attempt)], self._job_of[remote_id]
+            raise
         except PERMANENT as err:
             self._finished[remote_id] = RemoteStatus(RemoteState.FAILED, type(err).__name__, str(err), False)
         except Exception as err:
