@@ -31,6 +31,8 @@ log = logging.getLogger("ogc_upscaler.manager")
 
 #: Polling backs off from the backend's poll interval by this factor while nothing changes.
 POLL_GROWTH = 1.5
+#: Fetching a succeeded job's results is tried this often before the attempt counts as failed.
+RESULT_FETCHES = 5
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Manager:
         self.clock = clock
         self.collector = collector
         self.paused_until = 0.0
+        self.result_failures: dict[str, int] = {}
         self.active: dict[str, Active] = {}
         self.progress = Progress(Counter())
         for state, _, n in store.counts():
@@ -262,10 +265,19 @@ class Manager:
         try:
             outputs = self.backend.results(job.remote_id)
         except BackendError as err:
+            fetches = self.result_failures.get(job.job_id, 0) + 1
+            if err.retryable and fetches < RESULT_FETCHES:
+                # the job succeeded remotely: fetch its results again, never run it again
+                self.result_failures[job.job_id] = fetches
+                self.active[job.job_id] = job
+                log.warning("%s: fetching results failed (%s); trying again", job.job_id, err.message)
+                return
+            self.result_failures.pop(job.job_id, None)
             self._failed(
                 job.job_id, job.state, job.attempt, err.message, err.retryable, kind="results", log_path=status.log_path
             )
             return
+        self.result_failures.pop(job.job_id, None)
         recorded = {"catalog": str(outputs.catalog) if outputs.catalog else None, "raw": outputs.raw}
         if not self._to(
             job.job_id,

@@ -129,9 +129,10 @@ class OgcApiBackend(Backend):
         self.poll_max = 15.0
         self.timeout = timeout
         self.session = requests.Session()
+        # idempotent reads only; few, because a missed poll is simply polled again next cycle
         reads = Retry(
-            total=3,
-            backoff_factor=0.5,
+            total=2,
+            backoff_factor=0.3,
             status_forcelist=(502, 504),
             allowed_methods={"GET", "DELETE"},
             respect_retry_after_header=False,

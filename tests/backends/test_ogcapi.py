@@ -14,6 +14,7 @@ from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore
 
 from ..conftest import write_config
+from ..servers.faulty import FaultyServer
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +68,69 @@ def test_inputs_are_checked_against_the_process_description_before_anything_is_s
     if campaign.store.exists():
         with JobStore.read(campaign.store) as store:
             assert all(r["state"] == "planned" and r["attempts"] == 0 for r in store.rows())
+
+
+def test_a_campaign_survives_a_server_that_misbehaves(tmp_path, monkeypatch) -> None:
+    token = "s3cr3t-" + "t0ken-4-tests"
+    monkeypatch.setenv("UPSCALER_TEST_TOKEN", token)
+    probe = load_campaign(write_config(tmp_path, aoi="11.9,47.8,12.1,47.95"))
+    tiles = sorted(probe.grid.tiles(probe.aoi).ids)
+    stuck = tiles[0]
+    server = FaultyServer(token=token, stuck=(stuck,)).start()
+    try:
+        path = write_config(
+            tmp_path,
+            aoi="11.9,47.8,12.1,47.95",
+            time={"start": "2024-01-01", "end": "2024-02-01", "step": "P1M"},
+            process={"inputs": {"name": "{tile.id}"}},
+            backend={
+                "type": "ogcapi",
+                "url": server.url,
+                "process": "echo",
+                "parallel": 3,
+                "timeout": 1.5,
+                "auth": {"type": "bearer", "token_env": "UPSCALER_TEST_TOKEN"},
+            },
+            retries={"attempts": 3, "backoff": 0.2, "time_limit": 15},
+        )
+        campaign = load_campaign(path)
+        run_campaign(campaign)
+    finally:
+        server.stop()
+    with JobStore.read(campaign.store) as store:
+        rows = {r["tile_id"]: r for r in store.rows()}
+    assert set(rows) == set(tiles), "no job lost"
+    for tile, row in rows.items():
+        if tile == stuck:
+            assert row["state"] == "failed" and row["attempts"] == 3 and row["error"], "failed for a stated reason"
+            assert server.executions[tile] >= 1 and server.dismissed.count(tile) == server.executions[tile]
+        else:
+            assert row["state"] == "collected", (tile, row["error"])
+            assert server.executions[tile] == 1, "no job executed twice without cause"
+    assert server.unauthorised == 0
+    for place in (campaign.workdir, campaign.output, campaign.store.parent):
+        for file in place.rglob("*"):
+            if file.is_file():
+                assert token.encode() not in file.read_bytes(), f"the token leaked into {file}"
+
+
+def test_without_the_token_the_run_stops_before_submitting(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("UPSCALER_TEST_TOKEN", raising=False)
+    server = FaultyServer(token="x").start()
+    try:
+        path = write_config(
+            tmp_path,
+            process={"inputs": {"name": "{tile.id}"}},
+            backend={
+                "type": "ogcapi",
+                "url": server.url,
+                "process": "echo",
+                "auth": {"type": "bearer", "token_env": "UPSCALER_TEST_TOKEN"},
+            },
+        )
+        with pytest.raises(InvalidConfig, match=r"no secret found in auth\.token_env") as err:
+            run_campaign(load_campaign(path))
+        assert "x" not in err.value.message.split(":")[-1]
+    finally:
+        server.stop()
+    assert not server.executions

@@ -1,0 +1,153 @@
+"""A small OGC API – Processes server on loopback that misbehaves on purpose, for the client's tests.
+
+One process, ``echo`` (input ``name``: string), run asynchronously: a job succeeds one second
+after it is created, except for names listed in ``stuck``, which never finish. Faults come from
+a fixed schedule per request kind, so a run is reproducible:
+
+- ``POST /processes/echo/execution``: every 4th answers 500, every 5th 429 with Retry-After: 1
+  (both before any job is created, so a retry is never a duplicate);
+- ``GET /jobs/{id}``: every 3rd answers 503 with Retry-After, every 7th sends malformed JSON,
+  every 11th drops the connection, every 13th answers after 3 s (past the client's timeout);
+- ``GET /jobs/{id}/results``: the first answer for each job is a 500.
+
+With a ``token``, every request must carry ``Authorization: Bearer <token>`` (else 401).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FaultyServer:
+    """Start with :meth:`start`; ``url``, ``executions`` (per name) and ``dismissed`` tell what happened."""
+
+    def __init__(self, token: str | None = None, stuck: tuple[str, ...] = ()) -> None:
+        self.token = token
+        self.stuck = set(stuck)
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.executions: Counter[str] = Counter()
+        self.dismissed: list[str] = []
+        self.unauthorised = 0
+        self.counters = {k: itertools.count(1) for k in ("post", "status", "results")}
+        self.results_seen: set[str] = set()
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> FaultyServer:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(
+                self, code: int, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+            ) -> None:
+                data = raw if raw is not None else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorised(self) -> bool:
+                if server.token is None or self.headers.get("Authorization") == f"Bearer {server.token}":
+                    return True
+                server.unauthorised += 1
+                self._send(401, {"code": "Unauthorized", "description": "bearer token required"})
+                return False
+
+            def do_GET(self) -> None:
+                if not self._authorised():
+                    return
+                path = self.path.split("?")[0].rstrip("/")
+                if path == "/processes/echo":
+                    return self._send(
+                        200,
+                        {
+                            "id": "echo",
+                            "version": "1.0",
+                            "jobControlOptions": ["async-execute"],
+                            "inputs": {"name": {"schema": {"type": "string"}, "minOccurs": 1}},
+                            "outputs": {"echo": {"schema": {"type": "string"}}},
+                        },
+                    )
+                parts = path.split("/")
+                if len(parts) >= 3 and parts[1] == "jobs":
+                    return self._job(parts[2], results=len(parts) == 4 and parts[3] == "results")
+                self._send(404, {"code": "NotFound"})
+
+            def _job(self, job_id: str, results: bool) -> None:
+                job = server.jobs.get(job_id)
+                if job is None:
+                    return self._send(404, {"code": "no-such-job"})
+                done = job["name"] not in server.stuck and time.time() - job["created"] > 1.0
+                if results:
+                    with server.lock:
+                        first = job_id not in server.results_seen
+                        server.results_seen.add(job_id)
+                    if first:
+                        return self._send(500, {"description": "results store hiccup"})
+                    if not done:
+                        return self._send(404, {"code": "result-not-ready"})
+                    return self._send(200, {"echo": {"value": f"echo {job['name']}"}})
+                n = next(server.counters["status"])
+                if n % 3 == 0:
+                    return self._send(503, {"description": "busy"}, {"Retry-After": "1"})
+                if n % 7 == 0:
+                    return self._send(200, raw=b'{"status": "runn')
+                if n % 11 == 0:
+                    self.close_connection = True
+                    self.connection.close()
+                    return None
+                if n % 13 == 0:
+                    time.sleep(3)
+                status = "successful" if done else "running"
+                return self._send(200, {"jobID": job_id, "status": status, "type": "process"})
+
+            def do_POST(self) -> None:
+                if not self._authorised():
+                    return
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                n = next(server.counters["post"])
+                if n % 4 == 0:
+                    return self._send(500, {"description": "internal error"})
+                if n % 5 == 0:
+                    return self._send(429, {"description": "too many requests"}, {"Retry-After": "1"})
+                name = body.get("inputs", {}).get("name", "")
+                job_id = uuid.uuid4().hex
+                with server.lock:
+                    server.jobs[job_id] = {"name": name, "created": time.time()}
+                    server.executions[name] += 1
+                self._send(201, None, {"Location": f"{server.url}/jobs/{job_id}"})
+
+            def do_DELETE(self) -> None:
+                if not self._authorised():
+                    return
+                job_id = self.path.split("?")[0].rstrip("/").split("/")[-1]
+                job = server.jobs.pop(job_id, None)
+                if job is None:
+                    return self._send(404, {"code": "no-such-job"})
+                server.dismissed.append(job["name"])
+                self._send(200, {"jobID": job_id, "status": "dismissed"})
+
+        return Handler
