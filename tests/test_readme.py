@@ -22,8 +22,18 @@ def test_the_python_api_example_runs(tmp_path, monkeypatch, capsys) -> None:
 def test_the_campaign_config_example_parses(tmp_path) -> None:
     from ogc_upscaler.config import load_campaign
 
-    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "name: alps-ndvi" in b]
     (tmp_path / "alps.geojson").write_text('{"type": "Polygon", "coordinates": [[[10,46],[11,46],[11,47],[10,46]]]}')
     (tmp_path / "campaign.yaml").write_text(block)
     campaign = load_campaign(tmp_path / "campaign.yaml")
     assert campaign.name == "alps-ndvi" and len(campaign.windows) == 12 and len(campaign.parameter_sets) == 2
+
+
+def test_the_ogcapi_backend_example_is_a_valid_backend_config() -> None:
+    import yaml
+
+    from ogc_upscaler.config import BackendConfig
+
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "type: ogcapi" in b]
+    backend = BackendConfig.model_validate(yaml.safe_load(block)["backend"])
+    assert backend.type == "ogcapi" and backend.auth.type == "bearer" and backend.requests_per_second == 5
