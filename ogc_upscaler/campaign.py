@@ -10,7 +10,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ogc_upscaler.aoi import AOI
 from ogc_upscaler.grid import Grid
@@ -47,11 +49,12 @@ class Inputs:
     base_dir: Path = Path(".")
 
 
-@dataclass(frozen=True)
-class Auth:
+class Auth(BaseModel):
     """How a remote backend authenticates; secrets are named (environment variables, files), never inline."""
 
-    type: str = "none"  # none | bearer | basic | oidc
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["none", "bearer", "basic", "oidc"] = "none"
     token_env: str | None = None
     token_file: str | None = None
     username: str | None = None
@@ -60,6 +63,18 @@ class Auth:
     client_id: str | None = None
     client_secret_env: str | None = None
     scope: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Auth:
+        needed = {
+            "bearer": ["token_env|token_file"],
+            "basic": ["username", "password_env"],
+            "oidc": ["token_url", "client_id", "client_secret_env"],
+        }.get(self.type, [])
+        missing = [n for n in needed if not any(getattr(self, k) for k in n.split("|"))]
+        if missing:
+            raise ValueError(f"auth type {self.type} needs {', '.join(m.replace('|', ' or ') for m in missing)}")
+        return self
 
 
 @dataclass(frozen=True)

@@ -110,32 +110,6 @@ class InputsConfig(_Strict):
     collections: list[str] = Field(default_factory=list)
 
 
-class AuthConfig(_Strict):
-    """Authentication for a remote backend: secrets by the name of an environment variable or a file."""
-
-    type: Literal["none", "bearer", "basic", "oidc"] = "none"
-    token_env: str | None = None
-    token_file: str | None = None
-    username: str | None = None
-    password_env: str | None = None
-    token_url: str | None = None
-    client_id: str | None = None
-    client_secret_env: str | None = None
-    scope: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> AuthConfig:
-        needed = {
-            "bearer": ["token_env|token_file"],
-            "basic": ["username", "password_env"],
-            "oidc": ["token_url", "client_id", "client_secret_env"],
-        }.get(self.type, [])
-        missing = [n for n in needed if not any(getattr(self, k) for k in n.split("|"))]
-        if missing:
-            raise ValueError(f"auth type {self.type} needs {', '.join(m.replace('|', ' or ') for m in missing)}")
-        return self
-
-
 class BackendConfig(_Strict):
     """Where jobs run: cwltool here, or an OGC API – Processes endpoint (url + process)."""
 
@@ -146,7 +120,7 @@ class BackendConfig(_Strict):
     process: str | None = None
     requests_per_second: float | None = Field(default=None, gt=0)
     timeout: float = Field(default=60.0, gt=0)
-    auth: AuthConfig = Field(default_factory=AuthConfig)
+    auth: Auth = Field(default_factory=Auth)
 
     @model_validator(mode="after")
     def _endpoint(self) -> BackendConfig:
@@ -322,7 +296,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "grid": CustomGridConfig,
     "inputs": InputsConfig,
     "backend": BackendConfig,
-    "auth": AuthConfig,
+    "auth": Auth,
     "retries": RetryConfig,
 }
 _TYPE_TAGS = {"str", "int", "float", "bool", "date", "datetime", "dict", "list", "tuple", "none"}

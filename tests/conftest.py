@@ -51,6 +51,22 @@ def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_archive(tmp_path_factory.mktemp("archive"))
 
 
+def wait_until_up(url: str, server: Any, name: str) -> None:
+    """Poll ``url`` until it answers; fail with the server's stderr if it exits first."""
+    import time
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"{name} exited: {server.stderr.read().decode()[-2000:]}") from None
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer at {url}")
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     import socket
@@ -65,8 +81,6 @@ def stac_api(demo_archive: Path) -> Iterator[str]:
     """A real STAC API (rustac serve, memory backend) on loopback serving the demo archive; its URL."""
     import shutil
     import subprocess
-    import time
-    import urllib.request
 
     exe = shutil.which("rustac")
     assert exe, "rustac is not installed: pip install -e .[test]"
@@ -80,14 +94,7 @@ def stac_api(demo_archive: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/conformance", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError(f"rustac serve exited: {server.stderr.read().decode()}") from None
-                time.sleep(0.1)
+        wait_until_up(url + "/conformance", server, "rustac serve")
         yield url
     finally:
         server.terminate()
@@ -117,8 +124,6 @@ def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import os
     import shutil
     import subprocess
-    import time
-    import urllib.request
 
     state = tmp_path_factory.mktemp("pygeoapi")
     (state / "outputs").mkdir()
@@ -141,14 +146,7 @@ def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/conformance?f=json", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError(f"pygeoapi exited: {server.stderr.read().decode()[-2000:]}") from None
-                time.sleep(0.1)
+        wait_until_up(url + "/conformance?f=json", server, "pygeoapi")
         yield url
     finally:
         server.terminate()

@@ -57,6 +57,17 @@ def test_custom_grid_parameter_sets_and_window_lists(tmp_path) -> None:
         ({"aoi": "nowhere.geojson"}, InvalidAOI, "no such file"),
         ({"name": "bad name!"}, InvalidConfig, "name"),
         ({"parameters": {"bad name": {}}}, InvalidConfig, "parameters"),
+        ({"backend": {"type": "ogcapi", "url": "http://127.0.0.1:1"}}, InvalidConfig, "needs url and process"),
+        (
+            {"backend": {"type": "ogcapi", "url": "http://h", "process": "p", "auth": {"type": "bearer"}}},
+            InvalidConfig,
+            "needs token_env or token_file",
+        ),
+        (
+            {"backend": {"type": "ogcapi", "url": "http://h", "process": "p", "auth": {"tokn_env": "X"}}},
+            InvalidConfig,
+            "unknown key 'backend.auth.tokn_env'",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, overrides, error, message) -> None:
