@@ -303,7 +303,7 @@ class Manager:
             return
         outputs["catalog"] = str(produced.catalog) if produced.catalog else None
         self._to(job_id, "succeeded", State.COLLECTED, outputs=outputs)
-        log.info("%s: collected %s", job_id, outputs["item"])
+        log.info("%s: collected %s", job_id, outputs.get("item", "its outputs"))
 
     def _failed(
         self, job_id: str, current: State, attempt: int, error: str, retryable: bool, *, kind: str, **fields: Any

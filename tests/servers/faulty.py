@@ -1,4 +1,5 @@
-"""A small OGC API – Processes server on loopback that misbehaves on purpose, for the client's tests.
+"""A small OGC API – Processes server on loopback that misbehaves on purpose, for the client's tests
+(and, with ``faults=False`` and ``run_seconds=0``, a fast server for ``bench/bench_ogcapi.py``).
 
 One process, ``echo`` (input ``name``: string), run asynchronously: a job succeeds one second
 after it is created, except for names listed in ``stuck``, which never finish. Faults come from
@@ -28,9 +29,14 @@ from typing import Any
 class FaultyServer:
     """Start with :meth:`start`; ``url``, ``executions`` (per name) and ``dismissed`` tell what happened."""
 
-    def __init__(self, token: str | None = None, stuck: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, token: str | None = None, stuck: tuple[str, ...] = (), *, faults: bool = True, run_seconds: float = 1.0
+    ) -> None:
         self.token = token
         self.stuck = set(stuck)
+        self.faults = faults
+        self.run_seconds = run_seconds
+        self.requests: Counter[str] = Counter()
         self.jobs: dict[str, dict[str, Any]] = {}
         self.executions: Counter[str] = Counter()
         self.dismissed: list[str] = []
@@ -68,6 +74,11 @@ class FaultyServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def parse_request(self) -> bool:
+                ok = super().parse_request()
+                server.requests[self.command] += 1
+                return ok
+
             def _authorised(self) -> bool:
                 if server.token is None or self.headers.get("Authorization") == f"Bearer {server.token}":
                     return True
@@ -99,17 +110,17 @@ class FaultyServer:
                 job = server.jobs.get(job_id)
                 if job is None:
                     return self._send(404, {"code": "no-such-job"})
-                done = job["name"] not in server.stuck and time.time() - job["created"] > 1.0
+                done = job["name"] not in server.stuck and time.time() - job["created"] >= server.run_seconds
                 if results:
                     with server.lock:
                         first = job_id not in server.results_seen
                         server.results_seen.add(job_id)
-                    if first:
+                    if first and server.faults:
                         return self._send(500, {"description": "results store hiccup"})
                     if not done:
                         return self._send(404, {"code": "result-not-ready"})
                     return self._send(200, {"echo": {"value": f"echo {job['name']}"}})
-                n = next(server.counters["status"])
+                n = next(server.counters["status"]) if server.faults else 1
                 if n % 3 == 0:
                     return self._send(503, {"description": "busy"}, {"Retry-After": "1"})
                 if n % 7 == 0:
@@ -128,7 +139,7 @@ class FaultyServer:
                     return
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                n = next(server.counters["post"])
+                n = next(server.counters["post"]) if server.faults else 1
                 if n % 4 == 0:
                     return self._send(500, {"description": "internal error"})
                 if n % 5 == 0:
