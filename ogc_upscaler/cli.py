@@ -125,7 +125,7 @@ def run(config: Path) -> None:
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     result = _run_with_progress(campaign)
-    _print_result(campaign, result)
+    _print_result(config, result)
 
 
 @cli.command()
@@ -207,7 +207,7 @@ def demo(directory: Path) -> None:
     click.echo(f"demo config: {config}")
     campaign = load_campaign(config)
     result = _run_with_progress(campaign)
-    _print_result(campaign, result)
+    _print_result(config, result)
     picture = directory / "ndvi.png"
     last = campaign.windows[-1]
     cogs = sorted(campaign.output.glob(f"items/*_{last.key}/*.tif"))
@@ -238,7 +238,7 @@ def _run_with_progress(campaign: Campaign) -> RunResult:
             signal.signal(sig, handler)
 
 
-def _print_result(campaign: Campaign, result: RunResult) -> None:
+def _print_result(config: Path, result: RunResult) -> None:
     counts = result.progress.counts
     shown = ", ".join(
         f"{counts[s]:,} {s}"
@@ -252,7 +252,7 @@ def _print_result(campaign: Campaign, result: RunResult) -> None:
     click.echo(f"log: {result.log}")
     if counts["failed"]:
         click.echo(
-            f"{counts['failed']:,} jobs failed: `ogc-upscaler status {campaign.store.name} --json` "
+            f"{counts['failed']:,} jobs failed: `ogc-upscaler status {config} --json` "
             "and `export` show why; `retry --failed` runs them again",
             err=True,
         )

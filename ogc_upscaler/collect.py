@@ -199,15 +199,16 @@ def _add_cog(item: pystac.Item, source: pystac.Item, asset: pystac.Asset, cog: P
 def _band(src: rasterio.DatasetReader, index: int) -> RasterBand:
     values = src.read(index, masked=True)
     valid = values.compressed()
-    statistics = Statistics.create(valid_percent=round(100.0 * valid.size / max(1, values.size), 3))
+    share = round(100.0 * valid.size / max(1, values.size), 3)
+    extremes = {}
     if valid.size:
-        statistics = Statistics.create(
-            minimum=float(valid.min()),
-            maximum=float(valid.max()),
-            mean=float(valid.mean()),
-            stddev=float(valid.std()),
-            valid_percent=round(100.0 * valid.size / values.size, 3),
-        )
+        extremes = {
+            "minimum": float(valid.min()),
+            "maximum": float(valid.max()),
+            "mean": float(valid.mean()),
+            "stddev": float(valid.std()),
+        }
+    statistics = Statistics.create(valid_percent=share, **extremes)
     nodata = src.nodatavals[index - 1]
     return RasterBand.create(
         nodata=None if nodata is None or np.isnan(nodata) else nodata,

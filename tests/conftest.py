@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,20 @@ def wait_until_up(url: str, server: Any, name: str) -> None:
     raise RuntimeError(f"{name} did not answer at {url}")
 
 
+@contextlib.contextmanager
+def running_server(command: list[str], ready: str, name: str, **popen: Any) -> Iterator[None]:
+    """Run a server process until the block ends; enter once ``ready`` answers."""
+    import subprocess
+
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+    try:
+        wait_until_up(ready, server, name)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     import socket
@@ -80,25 +95,15 @@ def free_port() -> int:
 def stac_api(demo_archive: Path) -> Iterator[str]:
     """A real STAC API (rustac serve, memory backend) on loopback serving the demo archive; its URL."""
     import shutil
-    import subprocess
 
     exe = shutil.which("rustac")
     assert exe, "rustac is not installed: pip install -e .[test]"
     port = free_port()
     folder = demo_archive.parent / "demo-s2-l2a"
-    server = subprocess.Popen(
-        [exe, "serve", "--addr", f"127.0.0.1:{port}", "--load-collection-items", "collection.json"],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url + "/conformance", server, "rustac serve")
+    command = [exe, "serve", "--addr", f"127.0.0.1:{port}", "--load-collection-items", "collection.json"]
+    with running_server(command, url + "/conformance", "rustac serve", cwd=folder):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -143,11 +148,6 @@ def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    server = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url + "/conformance?f=json", server, "pygeoapi")
+    with running_server([exe, "serve"], url + "/conformance?f=json", "pygeoapi", env=env):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

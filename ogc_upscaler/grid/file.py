@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,7 +58,7 @@ class FileGrid(Grid):
             ids.append(tile_id)
             epsg.append(code)
             bounds.append(box)
-        duplicated = {t for t in ids if ids.count(t) > 1} if len(set(ids)) != len(ids) else set()
+        duplicated = {t for t, n in Counter(ids).items() if n > 1}
         if duplicated:
             raise InvalidGrid(f"grid file {self.path}: tile ids repeat: {', '.join(sorted(duplicated)[:5])}")
         n = len(ids)
