@@ -216,6 +216,76 @@ def demo(directory: Path) -> None:
         click.echo(f"picture: {picture}")
 
 
+@cli.command()
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    default=Path("server-state"),
+    show_default=True,
+    help="Folder for the job database, job folders and the generated pygeoapi config.",
+)
+@click.option(
+    "--packages",
+    "package_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A CWL package or a folder of them (repeatable) [default: ./app_packages].",
+)
+@click.option(
+    "--data-root",
+    "data_roots",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A local folder that execute requests may read (repeatable); else only URLs.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--url", default=None, help="The public URL, if not http://HOST:PORT (behind a proxy).")
+@click.option("--container", type=click.Choice(["none", "docker", "podman"]), default="none", show_default=True)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Tile jobs an upscale job runs at once.",
+)
+@click.option("--prepare-only", is_flag=True, help="Write the config and print the gunicorn command; do not serve.")
+def serve(
+    state: Path,
+    package_paths: tuple[Path, ...],
+    data_roots: tuple[Path, ...],
+    host: str,
+    port: int,
+    url: str | None,
+    container: str,
+    parallel: int,
+    prepare_only: bool,
+) -> None:
+    """Serve the application packages and `upscale` as an OGC API – Processes endpoint (pygeoapi)."""
+    try:
+        from ogc_upscaler.server import serve as server
+        from ogc_upscaler.server.settings import ServerSettings, prepare
+    except ImportError as err:
+        raise click.ClickException(
+            f"{err}; the endpoint needs the server extra: pip install 'ogc-upscaler[server]'"
+        ) from None
+    settings = ServerSettings(
+        state=state,
+        packages=package_paths or (Path("app_packages"),),
+        data_roots=data_roots,
+        host=host,
+        port=port,
+        url=url,
+        container=container,
+        parallel=parallel,
+    )
+    if prepare_only:
+        click.echo(server.gunicorn_command(settings, prepare(settings)))
+        return
+    click.echo(f"serving {settings.public_url} (development server; see the README for gunicorn)", err=True)
+    server.serve(settings)
+
+
 def _run_with_progress(campaign: Campaign) -> RunResult:
     stop = threading.Event()
 

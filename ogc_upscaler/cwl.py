@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,17 @@ def write_job_file(package: Package, values: dict[str, Any], folder: Path) -> Pa
 
 def check_values(package: Package, values: dict[str, Any]) -> None:
     """Check one job's input values against the package without writing anything."""
-    missing = [p.id for p in package.inputs if p.required and p.id not in values]
-    unknown = sorted(set(values) - {p.id for p in package.inputs})
+    check_names(package, values)
+    for parameter in package.inputs:
+        if parameter.id in values:
+            _scalar_check(parameter, values[parameter.id], package)
+
+
+def check_names(package: Package, names: Iterable[str]) -> None:
+    """Check that ``names`` are the package's inputs: every required one, no unknown one."""
+    names = set(names)
+    missing = [p.id for p in package.inputs if p.required and p.id not in names]
+    unknown = sorted(names - {p.id for p in package.inputs})
     if missing or unknown:
         problems = [
             f"missing {', '.join(missing)}" if missing else "",
@@ -131,9 +141,6 @@ def check_values(package: Package, values: dict[str, Any]) -> None:
             + "; ".join(p for p in problems if p),
             hint=f"the package's inputs are: {_names(package.inputs)}",
         )
-    for parameter in package.inputs:
-        if parameter.id in values:
-            _scalar_check(parameter, values[parameter.id], package)
 
 
 def stage_items(hrefs: list[str], folder: Path) -> Path:

@@ -10,7 +10,8 @@ Each carries a one-line message (what was wrong, and where) and a ``hint``
     │   ├── InvalidGrid         an unknown or inconsistent grid, or a bad grid file
     │   ├── InvalidConfig       a campaign config with a wrong key or value
     │   ├── InvalidPackage      a CWL application package that cannot run here
-    │   └── PlanConflict        re-planning would change jobs already in the store
+    │   ├── PlanConflict        re-planning would change jobs already in the store
+    │   └── InvalidRequest      an OGC API execute request the endpoint refuses (answered with 400)
     ├── StoreError              the job store cannot be used as asked
     │   └── StoreLocked         another process is already writing the store
     └── BackendError            a backend refused or failed a call (``retryable`` says if trying again may help)
@@ -69,6 +70,12 @@ class InvalidPackage(InvalidInput):
 
 class PlanConflict(InvalidInput):
     """A new plan would change jobs that the store already holds."""
+
+
+class InvalidRequest(InvalidInput):
+    """An execute request to our endpoint with a missing, unknown or wrong input, or a forbidden href."""
+
+    default_hint = "GET /processes/{id} describes the inputs the process takes"
 
 
 class StoreError(UpscalerError):

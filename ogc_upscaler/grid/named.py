@@ -53,6 +53,11 @@ def grid_from_spec(
     raise InvalidGrid(f"unknown grid {spec!r}", hint=f"give {GRID_HELP}")
 
 
+def is_grid_name(spec: str) -> bool:
+    """Whether ``spec`` names a grid without a file: a named grid or ``EPSG:CODE:TILE_SIZE[...]``."""
+    return spec in NAMED_GRIDS or _CUSTOM.fullmatch(spec) is not None
+
+
 def custom_grid(
     epsg: int,
     tile_size: float,

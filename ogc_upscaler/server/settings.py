@@ -1,0 +1,163 @@
+"""The endpoint's settings, and the pygeoapi config and OpenAPI document written from them.
+
+Operators give a few settings (a state folder, the application packages, the local folders
+inputs may read, the public URL); :func:`prepare` writes ``STATE/pygeoapi.yml`` (our job
+manager, one process per package, ``upscale``) and ``STATE/openapi.yml``, and returns the
+environment pygeoapi needs (``PYGEOAPI_CONFIG``, ``PYGEOAPI_OPENAPI``), for
+``ogc-upscaler serve`` and for gunicorn alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ogc_upscaler.cwl import Package, load_package
+from ogc_upscaler.errors import InvalidConfig, InvalidPackage
+
+PROCESSES = "ogc_upscaler.server.processes"
+OGC_ONLY = frozenset({"contentMediaType", "contentEncoding"})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What an endpoint serves and where it keeps its jobs."""
+
+    state: Path
+    packages: tuple[Path, ...]
+    data_roots: tuple[Path, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 5000
+    url: str | None = None
+    container: str = "none"
+    parallel: int = 2
+    max_restarts: int = 3
+    title: str = "ogc-upscaler"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def public_url(self) -> str:
+        """The URL clients use (links in results point there)."""
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def find_packages(paths: tuple[Path, ...]) -> dict[str, Package]:
+    """The packages in ``paths`` (CWL files, or folders of ``*/*.cwl``), by process id, checked."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted({*path.glob("*.cwl"), *path.glob("*/*.cwl")})
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidConfig(f"packages: {path} does not exist", hint="give CWL files or folders holding them")
+    packages: dict[str, Package] = {}
+    for file in files:
+        package = load_package(file)
+        if "ShellCommandRequirement" in file.read_text(encoding="utf-8"):
+            raise InvalidPackage(
+                f"package {file}: uses ShellCommandRequirement; the endpoint never passes inputs through a shell",
+                hint="bind the inputs as arguments (inputBinding) instead",
+            )
+        if package.workflow == "upscale" or package.workflow in packages:
+            raise InvalidConfig(
+                f"package {file}: process id {package.workflow!r} is taken", hint="give the Workflow another id"
+            )
+        packages[package.workflow] = package
+    return packages
+
+
+def pygeoapi_config(settings: ServerSettings, packages: dict[str, Package]) -> dict[str, Any]:
+    """The pygeoapi configuration for ``settings``."""
+    state = settings.state.resolve()
+    common = {
+        "state": str(state),
+        "url": settings.public_url,
+        "data_roots": [str(r.resolve()) for r in settings.data_roots],
+        "container": settings.container,
+    }
+    resources: dict[str, Any] = {
+        process_id: {
+            "type": "process",
+            "processor": {"name": f"{PROCESSES}.PackageProcessor", "id": process_id, "package": str(p.path), **common},
+        }
+        for process_id, p in packages.items()
+    }
+    resources["upscale"] = {
+        "type": "process",
+        "processor": {
+            "name": f"{PROCESSES}.UpscaleProcessor",
+            "packages": {process_id: str(p.path) for process_id, p in packages.items()},
+            "parallel": settings.parallel,
+            **common,
+        },
+    }
+    contact = {"name": settings.title, "position": "operator", "email": "operator@example.org"}
+    return {
+        "server": {
+            "bind": {"host": settings.host, "port": settings.port},
+            "url": settings.public_url,
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "language": "en-US",
+            "pretty_print": False,
+            "limits": {"default_items": 50, "max_items": 1000},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OpenStreetMap"},
+            "manager": {
+                "name": "ogc_upscaler.server.manager.UpscalerManager",
+                "connection": str(state / "jobs.sqlite"),
+                "output_dir": str(state / "outputs"),
+                "max_restarts": settings.max_restarts,
+            },
+        },
+        "logging": {"level": "WARNING"},
+        "metadata": {
+            "identification": {
+                "title": settings.title,
+                "description": "Application packages and whole upscaling campaigns as OGC API – Processes",
+                "keywords": ["OGC API - Processes", "upscaling", "CWL"],
+                "keywords_type": "theme",
+                "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
+                "url": settings.public_url,
+            },
+            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "provider": {"name": settings.title, "url": settings.public_url},
+            "contact": contact,
+        },
+        "resources": resources,
+        **settings.extra,
+    }
+
+
+def prepare(settings: ServerSettings) -> dict[str, str]:
+    """Write the pygeoapi config and OpenAPI document into the state folder; the environment to serve them."""
+    from pygeoapi.openapi import get_oas
+
+    packages = find_packages(settings.packages)
+    state = settings.state.resolve()
+    for folder in (state, state / "jobs", state / "outputs"):
+        folder.mkdir(parents=True, exist_ok=True)
+    config = pygeoapi_config(settings, packages)
+    config_path, openapi_path = state / "pygeoapi.yml", state / "openapi.yml"
+    _write(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    _write(openapi_path, yaml.safe_dump(_openapi_3_0(get_oas(config)), default_flow_style=False))
+    return {"PYGEOAPI_CONFIG": str(config_path), "PYGEOAPI_OPENAPI": str(openapi_path)}
+
+
+def _openapi_3_0(document: Any) -> Any:
+    """The document without the JSON Schema keywords OGC process descriptions add to OpenAPI 3.0's
+    (``contentMediaType``, ``contentEncoding``), which OpenAPI 3.0 validators refuse."""
+    if isinstance(document, dict):
+        return {k: _openapi_3_0(v) for k, v in document.items() if k not in OGC_ONLY}
+    if isinstance(document, list):
+        return [_openapi_3_0(v) for v in document]
+    return document
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

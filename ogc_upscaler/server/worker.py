@@ -1,0 +1,104 @@
+"""The worker: one detached process per endpoint job, outside the web server.
+
+``python -m ogc_upscaler.server.worker JOBS_DB JOB_ID`` claims the job, rebuilds its
+processor from the definition stored with it, runs :meth:`work` in the job's folder,
+and records the outcome. It runs in its own session, so restarting or killing the
+web server leaves it running; SIGTERM (a dismissal) makes it stop its work and exit.
+Its standard error is the job folder's ``worker.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ogc_upscaler.backends.runner import process_start
+from ogc_upscaler.errors import UpscalerError
+from ogc_upscaler.server.jobs import EndpointJob, EndpointJobs
+
+RESULT = "result.json"
+
+
+def launch(db: Path, job: EndpointJob) -> None:
+    """Start the job's worker, detached; it records itself in the job row when it starts."""
+    job.folder.mkdir(parents=True, exist_ok=True)
+    with (job.folder / "worker.log").open("ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "ogc_upscaler.server.worker", str(db), job.identifier],
+            cwd=job.folder,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+
+
+def worker_id(pid: int) -> str:
+    """How a worker is recorded: pid and start time (a reused pid is told apart)."""
+    return f"{pid} {process_start(pid)}"
+
+
+def worker_alive(worker: str) -> bool:
+    """Whether the recorded worker process still runs."""
+    try:
+        pid, start = worker.split()
+    except ValueError:
+        return False
+    with contextlib.suppress(ChildProcessError):  # a worker this process started: collect its exit
+        os.waitpid(int(pid), os.WNOHANG)
+    return process_start(int(pid)) == start
+
+
+def processor_for(definition: dict[str, Any]) -> Any:
+    """The processor a definition names (a dotted class path in ``name``)."""
+    module, _, name = definition["name"].rpartition(".")
+    return getattr(importlib.import_module(module), name)(definition)
+
+
+def main(argv: list[str]) -> int:
+    """Claim, run and record one job."""
+    db, job_id = Path(argv[0]), argv[1]
+    jobs = EndpointJobs(db)
+    if not jobs.claim(job_id, worker_id(os.getpid())):
+        return 0  # dismissed or already ended
+    job = jobs.get(job_id)
+    assert job is not None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from ogc_upscaler.server.processes import Dismissed
+
+    try:
+        processor = processor_for(job.processor)
+        result = processor.work(job_id, job.inputs, job.folder, lambda p, m: jobs.progress(job_id, p, m), stop)
+    except Dismissed:
+        jobs.finish(job_id, "dismissed", "dismissed")
+        return 0
+    except UpscalerError as err:
+        jobs.finish(job_id, "failed", err.message + (f" ({err.hint})" if err.hint else ""))
+        return 1
+    except Exception as err:
+        traceback.print_exc()
+        jobs.finish(job_id, "failed", f"{type(err).__name__}: {err} (the trace is in worker.log)")
+        return 1
+    path = job.folder / RESULT
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+    jobs.finish(job_id, "successful", "finished", location=str(path), mimetype="application/json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
