@@ -151,3 +151,31 @@ def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with running_server([exe, "serve"], url + "/conformance?f=json", "pygeoapi", env=env):
         yield url
+
+
+@contextlib.contextmanager
+def running_endpoint(
+    state: Path, data_roots: tuple[Path, ...], *, gunicorn: bool = False, port: int | None = None, **settings: Any
+) -> Iterator[str]:
+    """Our endpoint on loopback (the demo's package and tests/packages/flaky.cwl): `ogc-upscaler serve`,
+    or the README's gunicorn command; its URL. ``settings`` go to ServerSettings (e.g. max_restarts)."""
+    import os
+    import sys
+
+    from ogc_upscaler.server.settings import ServerSettings, prepare
+
+    port = port or free_port()
+    packages = (Path(__file__).parents[1] / "app_packages", PACKAGES / "flaky.cwl")
+    config = ServerSettings(state=state, packages=packages, data_roots=data_roots, port=port, **settings)
+    env = {**os.environ, **prepare(config)}
+    if gunicorn:
+        exe = Path(sys.executable).with_name("gunicorn")
+        assert exe.exists(), "gunicorn is not installed: pip install -e .[test]"
+        command = [str(exe), "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}", "ogc_upscaler.server.app:APP"]
+    else:
+        command = [str(Path(sys.executable).with_name("ogc-upscaler")), "serve", "--state", str(state), "--port", str(port)]
+        command += [arg for p in packages for arg in ("--packages", str(p))]
+        command += [arg for r in data_roots for arg in ("--data-root", str(r))]
+    url = f"http://127.0.0.1:{port}"
+    with running_server(command, url + "/conformance?f=json", "endpoint", env=env):
+        yield url

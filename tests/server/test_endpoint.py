@@ -1,0 +1,233 @@
+"""Our endpoint on loopback, used by OWSLib (a client we did not write), by our own client running the
+demo campaign, and by plain HTTP: 400s that run nothing, upscale with progress, dismissal that stops."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pystac
+import pytest
+import requests
+import yaml
+from owslib.ogcapi.processes import Processes
+from rio_cogeo.cogeo import cog_validate
+
+from ogc_upscaler.config import load_campaign
+from ogc_upscaler.demo import write_campaign
+from ogc_upscaler.plan import plan
+from ogc_upscaler.run import run_campaign
+from ogc_upscaler.store import JobStore
+
+from ..conftest import running_endpoint
+
+pytestmark = pytest.mark.slow
+JSON = {"Accept": "application/json"}
+TEMPLATES = {
+    "items": "{inputs.stac_items}",
+    "bbox": "{tile.bbox}",
+    "epsg": "{tile.epsg}",
+    "resolution": "{tile.pixel_size}",
+    "tile_id": "{tile.id}",
+    "datetime": "{window.interval}",
+}
+
+
+def demo_config(folder: Path, archive: Path, **overrides: Any) -> Path:
+    """The demo campaign over its first month (13 tile jobs), reading the session's demo archive."""
+    path = write_campaign(folder)
+    config = yaml.safe_load(path.read_text())
+    config["inputs"]["stac"] = str(archive)
+    config["time"] = {"start": "2024-04-01", "end": "2024-05-01", "step": "P1M"}
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory, demo_archive) -> Any:
+    state = tmp_path_factory.mktemp("endpoint")
+    with running_endpoint(state, (demo_archive.parent,)) as url:
+        yield url, state
+
+
+@pytest.fixture(scope="module")
+def tile_inputs(tmp_path_factory, demo_archive) -> dict[str, Any]:
+    """The inputs of one demo tile job, as our client would send them."""
+    campaign = load_campaign(demo_config(tmp_path_factory.mktemp("tile"), demo_archive))
+    with JobStore.open(campaign.store) as store:
+        plan(campaign, store)
+        rows = [json.loads(r["inputs"]) for r in store.rows(("inputs",))]
+    return next(r for r in rows if len(r["items"]) >= 2)
+
+
+def wait_for(url: str, job_id: str, timeout: float = 300) -> tuple[dict, list[int]]:
+    """Poll a job until it ends; its last status and every progress seen."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = requests.get(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=10).json()
+        seen.append(status["progress"])
+        if status["status"] not in ("accepted", "running"):
+            return status, seen
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still {status['status']} after {timeout} s")
+
+
+def test_owslib_lists_describes_and_executes_our_processes(endpoint, tile_inputs) -> None:
+    url, _ = endpoint
+    client = Processes(url)
+    assert {"ndvi", "flaky", "upscale"} <= {p["id"] for p in client.processes()}
+    description = client.process("ndvi")
+    assert description["inputs"]["epsg"]["schema"]["type"] == "integer"
+    assert description["outputs"]["ndvi"]["schema"]["items"]["contentMediaType"].startswith("image/tiff")
+    result = client.execute("ndvi", inputs=tile_inputs)  # synchronous, response=document
+    cogs = [link for link in result["ndvi"] if link["type"].startswith("image/tiff")]
+    assert len(cogs) == 1 and cogs[0]["href"].startswith(url + "/outputs/")
+    reply = requests.get(cogs[0]["href"], timeout=30)
+    assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("image/tiff")
+    local = Path("/tmp") / f"owslib-{time.monotonic_ns()}.tif"
+    local.write_bytes(reply.content)
+    try:
+        assert cog_validate(str(local), quiet=True)[0]
+    finally:
+        local.unlink()
+
+
+@pytest.mark.parametrize(
+    ("process", "change", "message"),
+    [
+        ("ndvi", {"epsg": "32632; touch /tmp/pwned"}, "input 'epsg': expected integer"),
+        ("ndvi", {"items": ["/etc/passwd"]}, "not a file this server may read"),
+        ("ndvi", {"items": ["file:///etc/passwd"]}, "not a file this server may read"),
+        ("ndvi", {"tile_id": "../../../escape"}, "outside the job's folder"),
+        ("ndvi", {"colour": "red"}, "unknown input 'colour'"),
+        ("upscale", {"grid": "/etc/passwd"}, "unknown grid"),
+        ("upscale", {"aoi": [10, 50, 10, 40]}, "south"),
+        ("upscale", {"templates": {"bbox": "{tile.bbox}"}}, "missing items"),
+        ("upscale", {"stac": "/etc/stac.json"}, "not a file this server may read"),
+    ],
+)
+def test_bad_requests_get_400_with_an_ogc_exception_and_run_nothing(
+    endpoint, tile_inputs, demo_archive, process, change, message
+) -> None:
+    url, state = endpoint
+    if process == "ndvi":
+        inputs = {**tile_inputs, **change}
+    else:
+        inputs = {**upscale_inputs(demo_archive), **change}
+    before = job_count(url)
+    folders = set((state / "jobs").iterdir())
+    reply = requests.post(
+        f"{url}/processes/{process}/execution", json={"inputs": inputs}, headers={"Prefer": "respond-async", **JSON}
+    )
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["code"] == "InvalidParameterValue" and message in body["description"]
+    assert job_count(url) == before
+    assert set((state / "jobs").iterdir()) == folders
+    assert not Path("/tmp/pwned").exists()
+
+
+def job_count(url: str) -> int:
+    return len(requests.get(f"{url}/jobs", params={"f": "json", "limit": 1000}, timeout=10).json()["jobs"])
+
+
+def upscale_inputs(archive: Path) -> dict[str, Any]:
+    aoi = json.loads((resources.files("ogc_upscaler") / "data" / "demo-aoi.geojson").read_text())
+    return {
+        "process": "ndvi",
+        "aoi": aoi,
+        "grid": "utm-20km",
+        "resolution": 20,
+        "start": "2024-04-01",
+        "end": "2024-05-01",
+        "stac": str(archive),
+        "collections": ["demo-s2-l2a"],
+        "templates": TEMPLATES,
+    }
+
+
+def test_upscale_runs_a_campaign_reports_progress_and_links_its_catalog(endpoint, demo_archive) -> None:
+    url, _ = endpoint
+    reply = requests.post(
+        f"{url}/processes/upscale/execution",
+        json={"inputs": upscale_inputs(demo_archive)},
+        headers={"Prefer": "respond-async", **JSON},
+    )
+    assert reply.status_code == 201 and reply.headers["Preference-Applied"] == "respond-async"
+    job_id = reply.headers["Location"].rsplit("/", 1)[1]
+    status, seen = wait_for(url, job_id)
+    assert status["status"] == "successful", status["message"]
+    assert any(0 < p < 100 for p in seen), seen
+    results = requests.get(f"{url}/jobs/{job_id}/results", params={"f": "json"}, timeout=10).json()
+    assert results["jobs"] == {"collected": 13}
+    collection = pystac.Collection.from_file(results["catalog"]["href"])  # read over HTTP
+    items = list(collection.get_items())
+    assert len(items) == 13
+    cog = requests.get(items[0].assets["data"].get_absolute_href(), timeout=30)
+    assert cog.status_code == 200 and len(cog.content) == items[0].assets["data"].extra_fields["file:size"]
+
+
+def test_our_client_runs_the_demo_campaign_against_our_endpoint(
+    tmp_path, endpoint, demo_archive, offline_stac_validator
+) -> None:
+    url, _ = endpoint
+    backend = {"type": "ogcapi", "url": url, "process": "ndvi", "parallel": 3}
+    campaign = load_campaign(demo_config(tmp_path, demo_archive, backend=backend))
+    result = run_campaign(campaign)
+    assert result.progress.counts["collected"] == 13, dict(result.progress.counts)
+    collection = pystac.Collection.from_file(str(result.catalog))
+    assert collection.validate()
+    items = list(collection.get_items())
+    assert len(items) == 13
+    for item in items:
+        assert item.validate()
+        assert cog_validate(item.assets["data"].get_absolute_href(), quiet=True)[0]
+    with JobStore.read(campaign.store) as store:
+        assert all(r["remote_id"].startswith(url + "/jobs/") for r in store.rows())
+
+
+def processes_touching(folder: Path) -> list[str]:
+    """Command lines of live processes that name ``folder`` or run in it."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = str((proc / "cwd").resolve())
+        except OSError:
+            continue
+        if str(folder) in cmdline or cwd.startswith(str(folder)):
+            found.append(cmdline)
+    return found
+
+
+def test_dismissing_a_job_really_stops_it(endpoint) -> None:
+    url, state = endpoint
+    inputs = {
+        "tile_id": "T1",
+        "bbox": "0,0,640,640",
+        "epsg": 32632,
+        "state_dir": "counts",
+        "fail_times": 0,
+        "broken_tile": "none",
+        "seconds": 120,
+    }
+    reply = requests.post(
+        f"{url}/processes/flaky/execution", json={"inputs": inputs}, headers={"Prefer": "respond-async", **JSON}
+    )
+    assert reply.status_code == 201
+    job_id = reply.headers["Location"].rsplit("/", 1)[1]
+    folder = state / "jobs" / job_id
+    deadline = time.monotonic() + 60
+    while not any("flaky.py" in c for c in processes_touching(folder)):
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.3)
+    reply = requests.delete(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=60)
+    assert reply.status_code == 200 and json.loads(reply.text)["status"] == "dismissed"
+    assert processes_touching(folder) == []
+    assert not folder.exists()
+    assert requests.get(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=10).status_code == 404

@@ -1,0 +1,47 @@
+"""The pygeoapi config and OpenAPI document written for the endpoint are valid, and packages are vetted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pygeoapi.config import validate_config
+from pygeoapi.openapi import validate_openapi_document
+
+from ogc_upscaler.errors import InvalidConfig, InvalidPackage
+from ogc_upscaler.server.settings import ServerSettings, find_packages, prepare
+
+from ..conftest import PACKAGES
+
+APP_PACKAGES = Path(__file__).parents[2] / "app_packages"
+
+
+def test_the_config_and_openapi_document_validate(tmp_path) -> None:
+    settings = ServerSettings(state=tmp_path / "state", packages=(APP_PACKAGES,), data_roots=(tmp_path,), port=5099)
+    env = prepare(settings)
+    config = yaml.safe_load(Path(env["PYGEOAPI_CONFIG"]).read_text())
+    assert validate_config(config)
+    assert validate_openapi_document(yaml.safe_load(Path(env["PYGEOAPI_OPENAPI"]).read_text()))
+    assert set(config["resources"]) == {"ndvi", "upscale"}
+    assert config["server"]["manager"]["name"] == "ogc_upscaler.server.manager.UpscalerManager"
+    processor = config["resources"]["ndvi"]["processor"]
+    assert processor["url"] == "http://127.0.0.1:5099" and processor["data_roots"] == [str(tmp_path.resolve())]
+    assert config["resources"]["upscale"]["processor"]["packages"] == {"ndvi": str(APP_PACKAGES / "ndvi" / "ndvi.cwl")}
+
+
+def test_a_package_asking_for_a_shell_is_not_served(tmp_path) -> None:
+    text = (PACKAGES / "flaky.cwl").read_text().replace(
+        "InitialWorkDirRequirement:", "ShellCommandRequirement: {}\n      InitialWorkDirRequirement:"
+    )
+    (tmp_path / "shell.cwl").write_text(text)
+    with pytest.raises(InvalidPackage, match="ShellCommandRequirement"):
+        find_packages((tmp_path / "shell.cwl",))
+
+
+def test_two_packages_with_one_process_id_are_refused(tmp_path) -> None:
+    (tmp_path / "copy.cwl").write_text((PACKAGES / "flaky.cwl").read_text())
+    with pytest.raises(InvalidConfig, match="process id 'flaky' is taken"):
+        find_packages((PACKAGES / "flaky.cwl", tmp_path / "copy.cwl"))
+    with pytest.raises(InvalidConfig, match="does not exist"):
+        find_packages((tmp_path / "missing",))
