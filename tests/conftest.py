@@ -171,9 +171,25 @@ def running_endpoint(
     if gunicorn:
         exe = Path(sys.executable).with_name("gunicorn")
         assert exe.exists(), "gunicorn is not installed: pip install -e .[test]"
-        command = [str(exe), "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}", "ogc_upscaler.server.app:APP"]
+        command = [
+            str(exe),
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "ogc_upscaler.server.app:APP",
+        ]
     else:
-        command = [str(Path(sys.executable).with_name("ogc-upscaler")), "serve", "--state", str(state), "--port", str(port)]
+        command = [
+            str(Path(sys.executable).with_name("ogc-upscaler")),
+            "serve",
+            "--state",
+            str(state),
+            "--port",
+            str(port),
+        ]
         command += [arg for p in packages for arg in ("--packages", str(p))]
         command += [arg for r in data_roots for arg in ("--data-root", str(r))]
     url = f"http://127.0.0.1:{port}"

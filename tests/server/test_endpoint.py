@@ -115,10 +115,7 @@ def test_bad_requests_get_400_with_an_ogc_exception_and_run_nothing(
     endpoint, tile_inputs, demo_archive, process, change, message
 ) -> None:
     url, state = endpoint
-    if process == "ndvi":
-        inputs = {**tile_inputs, **change}
-    else:
-        inputs = {**upscale_inputs(demo_archive), **change}
+    inputs = {**tile_inputs, **change} if process == "ndvi" else {**upscale_inputs(demo_archive), **change}
     before = job_count(url)
     folders = set((state / "jobs").iterdir())
     reply = requests.post(

@@ -72,8 +72,16 @@ def test_upscale_offers_the_servers_packages() -> None:
     with pytest.raises(InvalidRequest, match="'other' is not one of ndvi, flaky"):
         check_inputs(
             description,
-            {"process": "other", "aoi": [0, 0, 1, 1], "grid": "utm-20km", "resolution": 20, "start": "2024-01-01",
-             "end": "2024-02-01", "stac": "https://example.org/stac", "templates": {}},
+            {
+                "process": "other",
+                "aoi": [0, 0, 1, 1],
+                "grid": "utm-20km",
+                "resolution": 20,
+                "start": "2024-01-01",
+                "end": "2024-02-01",
+                "stac": "https://example.org/stac",
+                "templates": {},
+            },
         )
 
 

@@ -31,8 +31,10 @@ def test_the_config_and_openapi_document_validate(tmp_path) -> None:
 
 
 def test_a_package_asking_for_a_shell_is_not_served(tmp_path) -> None:
-    text = (PACKAGES / "flaky.cwl").read_text().replace(
-        "InitialWorkDirRequirement:", "ShellCommandRequirement: {}\n      InitialWorkDirRequirement:"
+    text = (
+        (PACKAGES / "flaky.cwl")
+        .read_text()
+        .replace("InitialWorkDirRequirement:", "ShellCommandRequirement: {}\n      InitialWorkDirRequirement:")
     )
     (tmp_path / "shell.cwl").write_text(text)
     with pytest.raises(InvalidPackage, match="ShellCommandRequirement"):
