@@ -130,10 +130,7 @@ class UpscalerManager(BaseManager):
         if job.active:
             self.jobs.finish(job_id, JobStatus.dismissed.value, "dismissed")
             self._stop_worker(job)
-            try:
-                processor_for(job.processor).dismiss(job_id, job.folder)
-            except Exception:
-                LOG.exception("job %s: stopping what it started failed", job_id)
+        self._stop_leftovers(job)
         if job.folder.is_dir() and job.folder.resolve().is_relative_to(self.folder.resolve()):
             shutil.rmtree(job.folder, ignore_errors=True)
         self.jobs.delete(job_id)
@@ -154,11 +151,9 @@ class UpscalerManager(BaseManager):
         if not job.worker and time.time() - job.launched < START_GRACE:
             return job
         if job.restarts >= self.max_restarts:
-            self.jobs.finish(
-                job.identifier,
-                JobStatus.failed.value,
-                f"its worker stopped {job.restarts + 1} times without finishing; see {job.folder / 'worker.log'}",
-            )
+            reason = f"its worker stopped {_times(job.restarts + 1)} without finishing; see {job.folder / 'worker.log'}"
+            if self.jobs.finish(job.identifier, JobStatus.failed.value, reason):
+                self._stop_leftovers(job)
         elif self.jobs.relaunch(job.identifier, job.worker):
             LOG.warning("job %s: its worker is gone; starting it again", job.identifier)
             fresh = self.jobs.get(job.identifier)
@@ -179,6 +174,13 @@ class UpscalerManager(BaseManager):
         except (OSError, json.JSONDecodeError):
             raise JobResultNotFoundError(job.identifier) from None
 
+    def _stop_leftovers(self, job: EndpointJob) -> None:
+        """Stop what the job started that outlives its worker (the processor knows what that is)."""
+        try:
+            processor_for(job.processor).dismiss(job.identifier, job.folder)
+        except Exception:
+            LOG.exception("job %s: stopping what it started failed", job.identifier)
+
     def _stop_worker(self, job: EndpointJob) -> None:
         if not job.worker or not worker_alive(job.worker):
             return
@@ -195,3 +197,7 @@ class UpscalerManager(BaseManager):
 
     def __repr__(self) -> str:
         return f"<UpscalerManager> {self.jobs.path}"
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
