@@ -89,6 +89,7 @@ class Backend:
     requests_per_second: float | None = None
     timeout: float = 60.0
     auth: Auth = field(default_factory=Auth)
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,17 @@ class Campaign:
     process: Process = field(default_factory=Process)
     store: Path = Path("upscaler.sqlite")
     inputs: Inputs | None = None
-    backend: Backend = field(default_factory=Backend)
+    backends: tuple[Backend, ...] = (Backend(),)
     retries: Retries = field(default_factory=Retries)
     workdir: Path = Path("runs")
     output: Path = Path("catalog")
+
+    @property
+    def backend(self) -> Backend:
+        """The first (usually the only) backend."""
+        return self.backends[0]
+
+    @property
+    def parallel(self) -> int:
+        """How many jobs may run at once over all backends."""
+        return sum(b.parallel for b in self.backends)

@@ -159,7 +159,7 @@ def estimate_command(config: Path) -> None:
     """Runtime per tile and per km² from finished jobs, and the time left at the configured parallelism."""
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
-        click.echo(estimate(store, campaign.backend.parallel).summary())
+        click.echo(estimate(store, campaign.parallel).summary())
 
 
 @cli.command()

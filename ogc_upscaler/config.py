@@ -114,6 +114,7 @@ class BackendConfig(_Strict):
     """Where jobs run: cwltool here, or an OGC API – Processes endpoint (url + process)."""
 
     type: Literal["cwltool", "ogcapi"] = "cwltool"
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$")
     parallel: int = Field(default=2, ge=1, le=1024)
     container: Literal["none", "docker", "podman"] = "none"
     url: str | None = Field(default=None, pattern=r"^https?://")
@@ -162,7 +163,7 @@ class ConfigFile(_Strict):
     parameters: dict[str, dict[str, Any]] | list[dict[str, Any]] | None = None
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     inputs: InputsConfig | None = None
-    backend: BackendConfig = Field(default_factory=BackendConfig)
+    backend: BackendConfig | list[BackendConfig] = Field(default_factory=BackendConfig)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     store: str | None = None
     workdir: str | None = None
@@ -218,16 +219,40 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         process=Process(application=application, inputs=parsed.process.inputs),
         store=base / (parsed.store or f"{name}.sqlite"),
         inputs=inputs,
-        backend=_backend(parsed.backend),
+        backends=_backends(parsed.backend),
         retries=Retries(r.attempts, float(r.backoff), float(r.max_backoff), float(r.time_limit)),
         workdir=base / (parsed.workdir or f"{name}-runs"),
         output=base / (parsed.output or f"{name}-catalog"),
     )
 
 
-def _backend(b: BackendConfig) -> Backend:
+def _backends(given: BackendConfig | list[BackendConfig]) -> tuple[Backend, ...]:
+    if isinstance(given, BackendConfig):
+        return (_backend(given),)
+    if not given:
+        raise InvalidConfig("backend: the list is empty", hint="give one backend, or a list of ogcapi endpoints")
+    if any(b.type != "ogcapi" for b in given):
+        raise InvalidConfig(
+            "backend: a list of backends may only hold ogcapi endpoints",
+            hint="several endpoints share one campaign; a local cwltool backend stands alone",
+        )
+    named = [b.name or f"ogcapi-{i + 1}" for i, b in enumerate(given)]
+    if len(set(named)) != len(named):
+        raise InvalidConfig(f"backend: names repeat ({', '.join(named)})", hint="give each endpoint its own name")
+    return tuple(_backend(b, name) for b, name in zip(given, named, strict=True))
+
+
+def _backend(b: BackendConfig, name: str | None = None) -> Backend:
     return Backend(
-        b.type, b.parallel, b.container, b.url, b.process, b.requests_per_second, b.timeout, Auth(**b.auth.model_dump())
+        b.type,
+        b.parallel,
+        b.container,
+        b.url,
+        b.process,
+        b.requests_per_second,
+        b.timeout,
+        Auth(**b.auth.model_dump()),
+        name or b.name,
     )
 
 

@@ -110,6 +110,7 @@ class Manager:
         """Loop until no job is left to run or ``stop`` is set; return the final counts."""
         stop = stop or threading.Event()
         self._resume()
+        self._poll()  # learn where re-attached jobs are before submitting more (a pool balances on it)
         self._collect_pending()
         poll_min = self.backend.poll_interval
         poll_every = poll_min

@@ -19,6 +19,8 @@ from pathlib import Path
 from ogc_upscaler.backends.base import Backend
 from ogc_upscaler.backends.cwltool import CwltoolBackend
 from ogc_upscaler.backends.ogcapi import OgcApiBackend
+from ogc_upscaler.backends.pool import Pool
+from ogc_upscaler.campaign import Backend as BackendSettings
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import write_collection
 from ogc_upscaler.cwl import Package, check_values, load_package
@@ -51,29 +53,38 @@ def package_of(campaign: Campaign) -> Package:
 
 
 def make_backend(campaign: Campaign) -> Backend:
-    """The backend the config names."""
+    """The backend the config names; several endpoints become one :class:`Pool`."""
+    if len(campaign.backends) > 1:
+        return Pool([_endpoint(b, campaign.workdir / "jobs" / str(b.name)) for b in campaign.backends])
     settings = campaign.backend
     if settings.type == "ogcapi":
-        assert settings.url and settings.process
-        return OgcApiBackend(
-            settings.url,
-            settings.process,
-            campaign.workdir / "jobs",
-            slots=settings.parallel,
-            requests_per_second=settings.requests_per_second,
-            timeout=settings.timeout,
-            auth=settings.auth,
-        )
+        return _endpoint(settings, campaign.workdir / "jobs")
     return CwltoolBackend(package_of(campaign), campaign.workdir / "jobs", settings.parallel, settings.container)
+
+
+def _endpoint(settings: BackendSettings, workdir: Path) -> OgcApiBackend:
+    assert settings.url and settings.process
+    return OgcApiBackend(
+        settings.url,
+        settings.process,
+        workdir,
+        slots=settings.parallel,
+        requests_per_second=settings.requests_per_second,
+        timeout=settings.timeout,
+        auth=settings.auth,
+        name=settings.name or "ogcapi",
+    )
 
 
 def preflight(store: JobStore, backend: Backend) -> None:
     """Check every job still to run against the package or the process description, before anything runs."""
-    if isinstance(backend, OgcApiBackend):
-        description = backend.describe()
+    members = list(backend.members.values()) if isinstance(backend, Pool) else [backend]
+    if all(isinstance(m, OgcApiBackend) for m in members):
+        described = [(m, m.describe()) for m in members]  # type: ignore[attr-defined]
 
         def check(job_id: str, values: dict) -> None:
-            backend.check_inputs(description, values, job_id)
+            for member, description in described:
+                member.check_inputs(description, values, job_id)
     else:
         package = backend.package  # type: ignore[attr-defined]
 

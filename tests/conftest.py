@@ -126,21 +126,38 @@ def offline_stac_validator() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """pygeoapi 0.21 serving its hello-world process on loopback (TinyDB jobs, async); its URL."""
+    with _pygeoapi(tmp_path_factory.mktemp("pygeoapi"), Path(__file__).parent / "servers" / "pygeoapi.yml") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pygeoapi_sync_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """pygeoapi 0.21 with its default Dummy manager: every execution synchronous, no jobs kept; its URL."""
+    state = tmp_path_factory.mktemp("pygeoapi-sync")
+    config = yaml.safe_load((Path(__file__).parent / "servers" / "pygeoapi.yml").read_text())
+    del config["server"]["manager"]
+    (state / "pygeoapi.yml").write_text(yaml.safe_dump(config))
+    with _pygeoapi(state, state / "pygeoapi.yml") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _pygeoapi(state: Path, config: Path) -> Iterator[str]:
     import os
     import shutil
     import subprocess
+    import sys
 
-    state = tmp_path_factory.mktemp("pygeoapi")
     (state / "outputs").mkdir()
     port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "STATE": str(state),
-        "PYGEOAPI_CONFIG": str(Path(__file__).parent / "servers" / "pygeoapi.yml"),
+        "PYGEOAPI_CONFIG": str(config),
         "PYGEOAPI_OPENAPI": str(state / "openapi.yml"),
     }
-    exe = shutil.which("pygeoapi")
+    exe = shutil.which("pygeoapi", path=str(Path(sys.executable).parent)) or shutil.which("pygeoapi")
     assert exe, "pygeoapi is not installed: pip install -e .[test]"
     subprocess.run(
         [exe, "openapi", "generate", env["PYGEOAPI_CONFIG"], "--output-file", env["PYGEOAPI_OPENAPI"]],

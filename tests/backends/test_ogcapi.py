@@ -134,3 +134,74 @@ def test_without_the_token_the_run_stops_before_submitting(tmp_path, monkeypatch
     finally:
         server.stop()
     assert not server.executions
+
+
+def run_against(tmp_path: Path, server: FaultyServer, auth: dict) -> tuple[list[dict], Path]:
+    """A small campaign of `echo` executions on ``server`` with ``auth``; its rows and its folder."""
+    path = write_config(
+        tmp_path,
+        aoi="11.9,47.8,12.1,47.95",
+        time={"start": "2024-01-01", "end": "2024-03-01", "step": "P1M"},
+        process={"inputs": {"name": "{tile.id}-{window.key}"}},
+        backend={"type": "ogcapi", "url": server.url, "process": "echo", "parallel": 4, "auth": auth},
+        retries={"attempts": 2, "backoff": 0.2, "time_limit": 30},
+    )
+    campaign = load_campaign(path)
+    try:
+        run_campaign(campaign)
+    finally:
+        server.stop()
+    with JobStore.read(campaign.store) as store:
+        return list(store.rows()), tmp_path
+
+
+def assert_secret_absent(folder: Path, secret: str) -> None:
+    for file in folder.rglob("*"):
+        if file.is_file():
+            assert secret.encode() not in file.read_bytes(), f"the secret leaked into {file}"
+
+
+def test_http_basic_credentials_reach_the_server(tmp_path, monkeypatch) -> None:
+    password = "b4sic-" + "passw0rd"
+    monkeypatch.setenv("UPSCALER_TEST_PASSWORD", password)
+    server = FaultyServer(basic=("scientist", password), faults=False, run_seconds=0.2).start()
+    auth = {"type": "basic", "username": "scientist", "password_env": "UPSCALER_TEST_PASSWORD"}
+    rows, folder = run_against(tmp_path, server, auth)
+    assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
+    assert server.unauthorised == 0 and sum(server.executions.values()) == len(rows)
+    assert_secret_absent(folder, password)
+
+
+def test_oidc_client_credentials_are_refreshed_before_expiry_and_after_a_revocation(tmp_path, monkeypatch) -> None:
+    secret = "oidc-" + "cl1ent-secret"
+    monkeypatch.setenv("UPSCALER_TEST_CLIENT_SECRET", secret)
+    # tokens live 61.5 s: the client renews 60 s before expiry, so every 1.5 s; every 9th request is refused
+    server = FaultyServer(
+        oidc=("upscaler", secret), token_lifetime=61.5, revoke_every=9, faults=False, run_seconds=1.0
+    ).start()
+    auth = {
+        "type": "oidc",
+        "token_url": f"{server.url}/token",
+        "client_id": "upscaler",
+        "client_secret_env": "UPSCALER_TEST_CLIENT_SECRET",
+    }
+    rows, folder = run_against(tmp_path, server, auth)
+    assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
+    assert server.unauthorised > 0, "revocations happened"
+    assert len(server.tokens) >= 3, "tokens were renewed"
+    assert sum(server.executions.values()) >= len(rows)
+    assert_secret_absent(folder, secret)
+    for token in server.tokens:
+        assert_secret_absent(folder, token)
+
+
+def test_a_server_that_only_runs_synchronously(tmp_path, pygeoapi_sync_server) -> None:
+    campaign = load_campaign(hello_config(tmp_path, pygeoapi_sync_server))
+    run_campaign(campaign)
+    with JobStore.read(campaign.store) as store:
+        rows = list(store.rows())
+    assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
+    assert all(r["remote_id"].startswith("sync:") for r in rows)
+    item = next(pystac.Collection.from_file(str(campaign.output / "collection.json")).get_items())
+    results = json.loads(Path(item.assets["results"].get_absolute_href()).read_text())
+    assert results["value"].startswith("Hello ")

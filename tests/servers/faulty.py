@@ -11,15 +11,21 @@ a fixed schedule per request kind, so a run is reproducible:
   every 11th drops the connection, every 13th answers after 3 s (past the client's timeout);
 - ``GET /jobs/{id}/results``: the first answer for each job is a 500.
 
-With a ``token``, every request must carry ``Authorization: Bearer <token>`` (else 401).
+With a ``token``, every request must carry ``Authorization: Bearer <token>`` (else 401). With
+``basic=(user, password)``, HTTP basic credentials. With ``oidc=(client_id, secret)``, a bearer token
+from ``POST /token`` (OAuth2 client credentials) valid ``token_lifetime`` seconds; with
+``revoke_every=k`` every k-th request revokes the token it carries (answering 401), as a server
+restart or key rotation would.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,9 +36,25 @@ class FaultyServer:
     """Start with :meth:`start`; ``url``, ``executions`` (per name) and ``dismissed`` tell what happened."""
 
     def __init__(
-        self, token: str | None = None, stuck: tuple[str, ...] = (), *, faults: bool = True, run_seconds: float = 1.0
+        self,
+        token: str | None = None,
+        stuck: tuple[str, ...] = (),
+        *,
+        faults: bool = True,
+        run_seconds: float = 1.0,
+        basic: tuple[str, str] | None = None,
+        oidc: tuple[str, str] | None = None,
+        token_lifetime: float = 300.0,
+        revoke_every: int = 0,
     ) -> None:
         self.token = token
+        self.basic = basic
+        self.oidc = oidc
+        self.token_lifetime = token_lifetime
+        self.revoke_every = revoke_every
+        self.issued: dict[str, float] = {}  # live tokens and their expiry
+        self.tokens: list[str] = []  # every token issued
+        self.authorised = itertools.count(1)
         self.stuck = set(stuck)
         self.faults = faults
         self.run_seconds = run_seconds
@@ -80,11 +102,36 @@ class FaultyServer:
                 return ok
 
             def _authorised(self) -> bool:
-                if server.token is None or self.headers.get("Authorization") == f"Bearer {server.token}":
-                    return True
-                server.unauthorised += 1
-                self._send(401, {"code": "Unauthorized", "description": "bearer token required"})
-                return False
+                given = self.headers.get("Authorization", "")
+                if server.token is not None:
+                    ok = given == f"Bearer {server.token}"
+                elif server.basic is not None:
+                    ok = given == "Basic " + base64.b64encode(":".join(server.basic).encode()).decode()
+                elif server.oidc is not None:
+                    token = given.removeprefix("Bearer ")
+                    ok = server.issued.get(token, 0.0) > time.time()
+                    if ok and server.revoke_every and next(server.authorised) % server.revoke_every == 0:
+                        server.issued.pop(token, None)
+                        ok = False
+                else:
+                    ok = True
+                if not ok:
+                    server.unauthorised += 1
+                    self._send(401, {"code": "Unauthorized", "description": "credentials required"})
+                return ok
+
+            def _token(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                grant = (form.get("grant_type", [""])[0], form.get("client_id", [""])[0])
+                if server.oidc is None or grant != ("client_credentials", server.oidc[0]):
+                    return self._send(400, {"error": "unsupported_grant_type"})
+                if form.get("client_secret", [""])[0] != server.oidc[1]:
+                    return self._send(401, {"error": "invalid_client"})
+                token = uuid.uuid4().hex
+                server.issued[token] = time.time() + server.token_lifetime
+                server.tokens.append(token)
+                self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": server.token_lifetime})
 
             def do_GET(self) -> None:
                 if not self._authorised():
@@ -135,6 +182,8 @@ class FaultyServer:
                 return self._send(200, {"jobID": job_id, "status": status, "type": "process"})
 
             def do_POST(self) -> None:
+                if self.path.split("?")[0] == "/token":
+                    return self._token()
                 if not self._authorised():
                     return
                 length = int(self.headers.get("Content-Length", 0))
