@@ -65,7 +65,7 @@ def main() -> None:
         f"{progress.counts['collected']:,} of {N:,} executions collected in {seconds:.1f} s: "
         f"{N / seconds:.0f} jobs/s with 32 in flight"
     )
-    print(f"HTTP requests per job: {requests / N:.2f} ({dict(server.requests)})")
+    print(f"HTTP requests per job: {requests / N:.2f} ({dict(server.requests)}; {dict(server.routes)})")
     print(f"client RSS at 0/25/50/75/100 %: {', '.join(f'{m:.0f}' for m in samples)} MB")
 
 

@@ -48,6 +48,10 @@ STATUS = {
     "dismissed": RemoteState.CANCELLED,
 }
 SYNC_PREFIX = "sync:"
+#: Fewest jobs in flight for which one job-list request replaces their status requests.
+LIST_MIN = 3
+#: Polls to wait before trying the job list again when its first page missed our jobs.
+LIST_BACKOFF = 10
 TIFF_TYPES = ("image/tiff", "image/geotiff")
 
 
@@ -145,6 +149,8 @@ class OgcApiBackend(Backend):
         self._min_gap = 1.0 / requests_per_second if requests_per_second else 0.0
         self._last_request = 0.0
         self._dismissed: set[str] = set()
+        self._listing = True
+        self._skip_listing = 0
 
     # -- the process --------------------------------------------------------------------------
 
@@ -217,8 +223,9 @@ class OgcApiBackend(Backend):
         )
 
     def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
-        """One status request per job (servers' job listings are too unreliable to depend on)."""
-        return {rid: self._status(rid) for rid in remote_ids}
+        """Statuses from the server's job list when it holds enough of ours, else one request per job."""
+        listed = self._listed(remote_ids)
+        return {rid: listed.get(rid) or self._status(rid) for rid in remote_ids}
 
     def results(self, remote_id: str) -> Outputs:
         """The results document; COG outputs are fetched into the job's folder with a STAC catalog."""
@@ -252,6 +259,35 @@ class OgcApiBackend(Backend):
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _listed(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
+        """Statuses of our jobs found in one ``GET /jobs`` page, when that is cheaper than asking each.
+
+        Used while at least :data:`LIST_MIN` of our jobs are in flight; a server without a job list
+        is not asked again, and one whose first page misses our jobs (a busy shared server) is
+        asked again only after :data:`LIST_BACKOFF` polls.
+        """
+        ours = {rid.rstrip("/").rsplit("/", 1)[1]: rid for rid in remote_ids if rid.startswith(self.url + "jobs/")}
+        if len(ours) < LIST_MIN or not self._listing or self._skip_listing > 0:
+            self._skip_listing -= 1
+            return {}
+        try:
+            reply = self._request("GET", "jobs", params={"f": "json", "limit": min(1000, max(50, 2 * len(ours)))})
+        except BackendError:
+            return {}
+        if reply.status_code in (404, 405, 501):  # no job list here
+            self._listing = False
+            return {}
+        body = _json(reply, default=None) if reply.status_code == 200 else None
+        if body is None:  # an error or malformed JSON this time: ask each job
+            return {}
+        if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
+            self._listing = False
+            return {}
+        found = {ours[j]: _status_of(info) for info in body["jobs"] if (j := _job_id(info)) in ours}
+        if len(found) < LIST_MIN:
+            self._skip_listing = LIST_BACKOFF
+        return found
+
     def _status(self, remote_id: str) -> RemoteStatus:
         if remote_id.startswith(SYNC_PREFIX):
             return RemoteStatus(RemoteState.SUCCEEDED, "successful (sync)")
@@ -265,12 +301,7 @@ class OgcApiBackend(Backend):
             return RemoteStatus(RemoteState.LOST, "no-such-job", "the server no longer knows the job", True)
         if reply.status_code >= 400:
             return RemoteStatus(RemoteState.RUNNING, f"HTTP {reply.status_code}")
-        info = _json(reply, default={}) or {}
-        raw = str(info.get("status", "unknown"))
-        state = STATUS.get(raw, RemoteState.RUNNING)
-        if state is RemoteState.FAILED:
-            return RemoteStatus(state, raw, info.get("message") or "the process failed", True)
-        return RemoteStatus(state, raw)
+        return _status_of(_json(reply, default={}) or {})
 
     def _fetch_rasters(self, raw: dict[str, Any], folder: Path) -> Path | None:
         links = [link for link in _links(raw) if _is_tiff(link)]
@@ -334,6 +365,20 @@ class OgcApiBackend(Backend):
 
     def _folder(self, job_id: str, attempt: int) -> Path:
         return self.workdir / job_id / f"attempt-{attempt}"
+
+
+def _status_of(info: Any) -> RemoteStatus:
+    """A statusInfo document in our words."""
+    info = info if isinstance(info, dict) else {}
+    raw = str(info.get("status", "unknown"))
+    state = STATUS.get(raw, RemoteState.RUNNING)
+    if state is RemoteState.FAILED:
+        return RemoteStatus(state, raw, info.get("message") or "the process failed", True)
+    return RemoteStatus(state, raw)
+
+
+def _job_id(info: Any) -> str | None:
+    return (info.get("jobID") or info.get("id")) if isinstance(info, dict) else None
 
 
 def _json(reply: requests.Response, default: Any = ...) -> Any:

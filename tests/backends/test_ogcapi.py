@@ -205,3 +205,12 @@ def test_a_server_that_only_runs_synchronously(tmp_path, pygeoapi_sync_server) -
     item = next(pystac.Collection.from_file(str(campaign.output / "collection.json")).get_items())
     results = json.loads(Path(item.assets["results"].get_absolute_href()).read_text())
     assert results["value"].startswith("Hello ")
+
+
+def test_the_job_list_replaces_status_requests_while_many_jobs_run(tmp_path) -> None:
+    server = FaultyServer(faults=False, run_seconds=2.0).start()
+    rows, _ = run_against(tmp_path, server, {"type": "none"})
+    assert rows and all(r["state"] == "collected" for r in rows)
+    assert server.routes["list"] > 0
+    # without the list every job needs one status request or more; with it, only the last few do
+    assert server.routes["status"] < len(rows) / 2, server.routes

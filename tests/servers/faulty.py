@@ -59,6 +59,7 @@ class FaultyServer:
         self.faults = faults
         self.run_seconds = run_seconds
         self.requests: Counter[str] = Counter()
+        self.routes: Counter[str] = Counter()  # list, status, results
         self.jobs: dict[str, dict[str, Any]] = {}
         self.executions: Counter[str] = Counter()
         self.dismissed: list[str] = []
@@ -149,11 +150,32 @@ class FaultyServer:
                         },
                     )
                 parts = path.split("/")
+                if path == "/jobs":
+                    return self._list()
                 if len(parts) >= 3 and parts[1] == "jobs":
                     return self._job(parts[2], results=len(parts) == 4 and parts[3] == "results")
                 self._send(404, {"code": "NotFound"})
 
+            def _list(self) -> None:
+                server.routes["list"] += 1
+                query = urllib.parse.parse_qs(self.path.partition("?")[2])
+                limit = int(query.get("limit", ["10"])[0])
+                n = next(server.counters["status"]) if server.faults else 1
+                if n % 3 == 0:
+                    return self._send(503, {"description": "busy"}, {"Retry-After": "1"})
+                if n % 7 == 0:
+                    return self._send(200, raw=b'{"jobs": [{"jobID": ')
+                with server.lock:
+                    newest = sorted(server.jobs.items(), key=lambda kv: kv[1]["created"], reverse=True)[:limit]
+                jobs = [{"jobID": job_id, "status": self._state(job), "type": "process"} for job_id, job in newest]
+                return self._send(200, {"jobs": jobs, "links": []})
+
+            def _state(self, job: dict[str, Any]) -> str:
+                done = job["name"] not in server.stuck and time.time() - job["created"] >= server.run_seconds
+                return "successful" if done else "running"
+
             def _job(self, job_id: str, results: bool) -> None:
+                server.routes["results" if results else "status"] += 1
                 job = server.jobs.get(job_id)
                 if job is None:
                     return self._send(404, {"code": "no-such-job"})
