@@ -37,3 +37,21 @@ def test_the_ogcapi_backend_example_is_a_valid_backend_config() -> None:
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "type: ogcapi" in b]
     backend = BackendConfig.model_validate(yaml.safe_load(block)["backend"])
     assert backend.type == "ogcapi" and backend.auth.type == "bearer" and backend.requests_per_second == 5
+
+
+def test_the_production_server_command_is_what_prepare_only_prints(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from ogc_upscaler.cli import cli
+
+    text = README.read_text()
+    printed = re.search(r"# prints: (.*?)\n#\s+(gunicorn .*?)\n", text)
+    assert printed, "the README shows the printed command"
+    packages = str(Path(__file__).parent.parent / "app_packages")
+    args = ["serve", "--state", str(tmp_path / "srv"), "--packages", packages, "--host", "0.0.0.0", "--port", "5000",
+            "--prepare-only"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    expected = printed[1].replace("/srv/upscaler", str(tmp_path / "srv")).rstrip(" \\") + " " + printed[2]
+    assert result.output.strip() == expected
+    assert (tmp_path / "srv" / "pygeoapi.yml").is_file() and (tmp_path / "srv" / "openapi.yml").is_file()
