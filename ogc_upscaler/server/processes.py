@@ -239,6 +239,8 @@ class UpscaleProcessor(JobProcessor):
 
         campaign = self.campaign(values, folder)
         (folder / "campaign.json").write_text(json.dumps(values))
+        report(0, "planning: searching the input catalog")
+        self._plan_and_check(campaign)
 
         def seen(progress: Any) -> None:
             if progress.total:
@@ -253,6 +255,25 @@ class UpscaleProcessor(JobProcessor):
             "catalog": self.link(job_id, result.catalog, folder, "application/json", rel="root"),
             "jobs": counts,
         }
+
+    def _plan_and_check(self, campaign: Campaign) -> None:
+        """Plan (unless planned), then check that every STAC item and asset the jobs would read is allowed."""
+        from ogc_upscaler.plan import is_planned, plan
+        from ogc_upscaler.store import JobStore
+
+        hrefs: set[str] = set()
+        with JobStore.open(campaign.store) as store:
+            if not is_planned(campaign, store):
+                plan(campaign, store)
+            for row in store.rows(("inputs",)):
+                for value in json.loads(row["inputs"]).values():
+                    if isinstance(value, list):
+                        hrefs.update(v for v in value if isinstance(v, str))
+        for href in sorted(hrefs):
+            check_href(href, self.data_roots, "a STAC item of the input catalog")
+            item = pystac.Item.from_file(href)
+            for key, asset in item.assets.items():
+                check_href(asset.get_absolute_href() or asset.href, self.data_roots, f"{item.id}/{key}")
 
     def dismiss(self, job_id: str, folder: Path) -> None:
         from ogc_upscaler.cancel import cancel_jobs

@@ -228,3 +228,46 @@ def test_dismissing_a_job_really_stops_it(endpoint) -> None:
     assert processes_touching(folder) == []
     assert not folder.exists()
     assert requests.get(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=10).status_code == 404
+
+
+def test_dismissing_an_upscale_job_stops_its_tile_jobs(endpoint, demo_archive) -> None:
+    url, state = endpoint
+    reply = requests.post(
+        f"{url}/processes/upscale/execution",
+        json={"inputs": upscale_inputs(demo_archive)},
+        headers={"Prefer": "respond-async", **JSON},
+    )
+    job_id = reply.headers["Location"].rsplit("/", 1)[1]
+    folder = state / "jobs" / job_id
+    deadline = time.monotonic() + 90
+    while not any("ndvi-tile" in c or "cwltool" in c for c in processes_touching(folder)):
+        assert time.monotonic() < deadline, "no tile job started"
+        time.sleep(0.3)
+    reply = requests.delete(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=60)
+    assert reply.status_code == 200
+    assert processes_touching(folder) == []
+    assert not folder.exists()
+
+
+def test_an_input_catalog_pointing_outside_the_data_roots_fails_before_any_tile_runs(
+    endpoint, demo_archive, tmp_path
+) -> None:
+    url, state = endpoint
+    # a catalog inside the data root whose items' assets point elsewhere
+    rogue = demo_archive.parent / "rogue"
+    if not rogue.exists():
+        original = pystac.Catalog.from_file(str(demo_archive))
+        catalog = original.full_copy()
+        for item in catalog.get_items(recursive=True):
+            for asset in item.assets.values():
+                asset.href = "/etc/hostname"
+        catalog.normalize_hrefs(str(rogue))
+        catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    inputs = {**upscale_inputs(demo_archive), "stac": str(rogue / "catalog.json")}
+    reply = requests.post(
+        f"{url}/processes/upscale/execution", json={"inputs": inputs}, headers={"Prefer": "respond-async", **JSON}
+    )
+    job_id = reply.headers["Location"].rsplit("/", 1)[1]
+    status, _ = wait_for(url, job_id, timeout=120)
+    assert status["status"] == "failed" and "'/etc/hostname' is not a file this server may read" in status["message"]
+    assert not (state / "jobs" / job_id / "work" / "jobs").exists(), "no tile job ran"
