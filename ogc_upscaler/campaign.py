@@ -90,6 +90,7 @@ class Backend:
     timeout: float = 60.0
     auth: Auth = field(default_factory=Auth)
     name: str | None = None
+    inputs: dict[str, Any] | None = None  # the execute inputs as templates over the job's: {job.NAME}
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,9 @@ class BackendConfig(_Strict):
     requests_per_second: float | None = Field(default=None, gt=0)
     timeout: float = Field(default=60.0, gt=0)
     auth: Auth = Field(default_factory=Auth)
+    inputs: dict[str, Any] | None = Field(
+        default=None, description="this endpoint's execute inputs as templates over the job's: {job.NAME}"
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> BackendConfig:
@@ -253,6 +256,7 @@ def _backend(b: BackendConfig, name: str | None = None) -> Backend:
         b.timeout,
         Auth(**b.auth.model_dump()),
         name or b.name,
+        b.inputs,
     )
 
 

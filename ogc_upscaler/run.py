@@ -73,6 +73,7 @@ def _endpoint(settings: BackendSettings, workdir: Path) -> OgcApiBackend:
         timeout=settings.timeout,
         auth=settings.auth,
         name=settings.name or "ogcapi",
+        inputs=settings.inputs,
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -48,6 +49,8 @@ STATUS = {
     "dismissed": RemoteState.CANCELLED,
 }
 SYNC_PREFIX = "sync:"
+#: ``{job.NAME}`` in an endpoint's ``inputs`` templates.
+JOB_FIELD = re.compile(r"\{job\.([A-Za-z_][A-Za-z0-9_]*)\}")
 #: Fewest jobs in flight for which one job-list request replaces their status requests.
 LIST_MIN = 3
 #: Polls to wait before trying the job list again when its first page missed our jobs.
@@ -123,8 +126,10 @@ class OgcApiBackend(Backend):
         timeout: float = 60.0,
         auth: Auth | None = None,
         name: str = "ogcapi",
+        inputs: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.inputs = inputs
         self.url = url.rstrip("/") + "/"
         self.process = process
         self.workdir = workdir.resolve()
@@ -166,6 +171,7 @@ class OgcApiBackend(Backend):
 
     def check_inputs(self, description: dict[str, Any], values: dict[str, Any], job_id: str) -> None:
         """Refuse inputs the process does not know, required ones that are missing, and wrong types."""
+        values = self.request_inputs(values, job_id)
         declared = description.get("inputs") or {}
         if isinstance(declared, list):  # 1.0 drafts listed inputs as [{"id": ...}]
             declared = {d.get("id"): d for d in declared}
@@ -184,11 +190,27 @@ class OgcApiBackend(Backend):
                 hint=f"the process's inputs are: {', '.join(declared)}",
             )
 
+    def request_inputs(self, values: dict[str, Any], job_id: str) -> dict[str, Any]:
+        """The execute request's inputs: the job's own, or this endpoint's ``inputs`` templates over them.
+
+        In a template ``{job.NAME}`` is the job's input NAME; a template that is just one
+        placeholder keeps the value's type (a list stays a list, a number a number).
+        """
+        if self.inputs is None:
+            return values
+        try:
+            return {key: _render(template, values) for key, template in self.inputs.items()}
+        except KeyError as err:
+            raise InvalidConfig(
+                f"backend {self.name}: job {job_id} has no input {err.args[0]!r} for its inputs templates",
+                hint=f"the job's inputs are: {', '.join(values)}",
+            ) from None
+
     # -- the backend protocol -----------------------------------------------------------------
 
     def submit(self, job: JobRequest) -> str:
         """POST an execution; returns the job URL, or ``sync:<folder>`` for a synchronous answer."""
-        body = {"inputs": job.inputs}
+        body = {"inputs": self.request_inputs(job.inputs, job.job_id)}
         reply = self._request(
             "POST",
             f"processes/{self.process}/execution",
@@ -365,6 +387,15 @@ class OgcApiBackend(Backend):
 
     def _folder(self, job_id: str, attempt: int) -> Path:
         return self.workdir / job_id / f"attempt-{attempt}"
+
+
+def _render(template: Any, values: dict[str, Any]) -> Any:
+    if not isinstance(template, str):
+        return template
+    whole = JOB_FIELD.fullmatch(template)
+    if whole:
+        return values[whole[1]]
+    return JOB_FIELD.sub(lambda m: str(values[m[1]]), template)
 
 
 def _status_of(info: Any) -> RemoteStatus:

@@ -23,7 +23,7 @@ def endpoint(name: str, url: str, parallel: int = 3) -> dict:
 
 
 def test_two_endpoints_share_a_campaign_and_every_job_runs_once(tmp_path) -> None:
-    calm = FaultyServer(faults=False, run_seconds=0.5).start()
+    calm = FaultyServer(faults=False, run_seconds=0.5, input_name="label").start()
     moody = FaultyServer(faults=True, run_seconds=0.5).start()  # 500s, 429s, 503s, bad JSON, slow answers
     try:
         path = write_config(
@@ -31,7 +31,10 @@ def test_two_endpoints_share_a_campaign_and_every_job_runs_once(tmp_path) -> Non
             aoi="11.9,47.8,12.1,47.95",
             time={"start": "2024-01-01", "end": "2024-04-01", "step": "P1M"},
             process={"inputs": {"name": "{tile.id}-{window.key}"}},
-            backend=[endpoint("calm", calm.url), endpoint("moody", moody.url)],
+            backend=[
+                {**endpoint("calm", calm.url), "inputs": {"label": "{job.name}"}},  # its input has another name
+                endpoint("moody", moody.url),
+            ],
             retries={"attempts": 4, "backoff": 0.2, "time_limit": 30},
         )
         campaign = load_campaign(path)
@@ -47,6 +50,28 @@ def test_two_endpoints_share_a_campaign_and_every_job_runs_once(tmp_path) -> Non
     assert set(placed) == {"calm", "moody"}, placed
     executions = calm.executions + moody.executions
     assert all(n == 1 for n in executions.values()) and len(executions) == len(rows), "each job executed exactly once"
+
+
+def test_an_endpoint_whose_inputs_differ_is_refused_before_anything_runs(tmp_path) -> None:
+    other = FaultyServer(faults=False, input_name="label").start()
+    try:
+        path = write_config(
+            tmp_path,
+            process={"inputs": {"name": "{tile.id}"}},
+            backend=[endpoint("same", other.url), {**endpoint("mapped", other.url), "inputs": {"label": "{job.nam}"}}],
+        )
+        with pytest.raises(InvalidConfig, match=r"inputs do not match process 'echo': unknown name; missing label"):
+            run_campaign(load_campaign(path))
+        path = write_config(
+            tmp_path,
+            process={"inputs": {"name": "{tile.id}"}},
+            backend=[{**endpoint("mapped", other.url), "inputs": {"label": "{job.nam}"}}, endpoint("b", other.url)],
+        )
+        with pytest.raises(InvalidConfig, match=r"backend mapped: job .* has no input 'nam'"):
+            run_campaign(load_campaign(path))
+    finally:
+        other.stop()
+    assert not other.executions
 
 
 @pytest.mark.parametrize(

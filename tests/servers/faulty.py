@@ -46,7 +46,9 @@ class FaultyServer:
         oidc: tuple[str, str] | None = None,
         token_lifetime: float = 300.0,
         revoke_every: int = 0,
+        input_name: str = "name",
     ) -> None:
+        self.input_name = input_name  # another deployment of `echo` may call its input otherwise
         self.token = token
         self.basic = basic
         self.oidc = oidc
@@ -145,7 +147,7 @@ class FaultyServer:
                             "id": "echo",
                             "version": "1.0",
                             "jobControlOptions": ["async-execute"],
-                            "inputs": {"name": {"schema": {"type": "string"}, "minOccurs": 1}},
+                            "inputs": {server.input_name: {"schema": {"type": "string"}, "minOccurs": 1}},
                             "outputs": {"echo": {"schema": {"type": "string"}}},
                         },
                     )
@@ -215,7 +217,7 @@ class FaultyServer:
                     return self._send(500, {"description": "internal error"})
                 if n % 5 == 0:
                     return self._send(429, {"description": "too many requests"}, {"Retry-After": "1"})
-                name = body.get("inputs", {}).get("name", "")
+                name = body.get("inputs", {}).get(server.input_name, "")
                 job_id = uuid.uuid4().hex
                 with server.lock:
                     server.jobs[job_id] = {"name": name, "created": time.time()}
