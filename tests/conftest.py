@@ -212,3 +212,19 @@ def running_endpoint(
     url = f"http://127.0.0.1:{port}"
     with running_server(command, url + "/conformance?f=json", "endpoint", env=env):
         yield url
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[None]:
+    """A real single-node SLURM (Debian's slurm-wlm and munge), started by scripts/slurm.sh as root when it
+    is not up already, and stopped at the end of the session if this fixture started it."""
+    import subprocess
+
+    script = Path(__file__).parents[1] / "scripts" / "slurm.sh"
+    up = subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+    if not up:
+        started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=600)
+        assert started.returncode == 0, f"scripts/slurm.sh start failed: {started.stderr}{started.stdout}"
+    yield
+    if not up:
+        subprocess.run(["bash", str(script), "stop"], capture_output=True, timeout=120)
