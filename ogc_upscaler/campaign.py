@@ -78,6 +78,39 @@ class Auth(BaseModel):
 
 
 @dataclass(frozen=True)
+class SlurmOptions:
+    """What Toil passes to ``sbatch`` for every tile job."""
+
+    partition: str | None = None
+    time: str | None = None
+    account: str | None = None
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KubernetesOptions:
+    """Where Toil's Kubernetes batch system runs the tile jobs."""
+
+    namespace: str = "default"
+    job_store: str | None = None  # aws:REGION:NAME (S3 or S3-compatible): pods cannot reach a file: store
+    image: str | None = None  # the Toil appliance image with ogc-upscaler and the packages' tools installed
+    service_account: str | None = None
+    host_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ToilSettings:
+    """The Toil backend's settings: batch system, shared path, batch size and the batch system's options."""
+
+    batch_system: str = "single_machine"
+    shared: Path = Path("toil")  # on a filesystem the leader and every node share
+    batch_size: int = 50
+    container: str = "none"
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    kubernetes: KubernetesOptions = field(default_factory=KubernetesOptions)
+
+
+@dataclass(frozen=True)
 class Backend:
     """Where jobs run and how many at once: ``cwltool`` here, or an OGC API – Processes endpoint."""
 
@@ -91,6 +124,7 @@ class Backend:
     auth: Auth = field(default_factory=Auth)
     name: str | None = None
     inputs: dict[str, Any] | None = None  # the execute inputs as templates over the job's: {job.NAME}
+    toil: ToilSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ogc_upscaler.aoi import load_aoi
-from ogc_upscaler.campaign import Auth, Backend, Campaign, Inputs, ParameterSet, Process, Retries
+from ogc_upscaler.campaign import (
+    Auth,
+    Backend,
+    Campaign,
+    Inputs,
+    KubernetesOptions,
+    ParameterSet,
+    Process,
+    Retries,
+    SlurmOptions,
+    ToilSettings,
+)
 from ogc_upscaler.errors import InvalidConfig, UpscalerError
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
@@ -110,13 +121,48 @@ class InputsConfig(_Strict):
     collections: list[str] = Field(default_factory=list)
 
 
+class SlurmConfig(_Strict):
+    """What Toil passes to sbatch for each tile: partition, time limit, account, extra arguments."""
+
+    partition: str | None = None
+    time: str | None = Field(default=None, pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+    account: str | None = None
+    args: list[str] = Field(default_factory=list)
+
+
+class KubernetesConfig(_Strict):
+    """Where Toil's Kubernetes batch system runs tiles: namespace, an S3 job store, the appliance image."""
+
+    namespace: str = "default"
+    job_store: str | None = Field(default=None, pattern=r"^aws:[a-z0-9-]+:[a-z0-9-]+$")
+    image: str | None = None
+    service_account: str | None = None
+    host_path: str | None = None
+
+
+class ToilConfig(_Strict):
+    """The Toil backend: batch system, shared path (job stores, work, logs), tiles per leader."""
+
+    batch_system: Literal["single_machine", "slurm", "kubernetes"] = "single_machine"
+    shared: str | None = None
+    batch_size: int = Field(default=50, ge=1, le=10_000)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+
+    @model_validator(mode="after")
+    def _store(self) -> ToilConfig:
+        if self.batch_system == "kubernetes" and not self.kubernetes.job_store:
+            raise ValueError("kubernetes needs kubernetes.job_store (aws:REGION:NAME): pods cannot reach a file store")
+        return self
+
+
 class BackendConfig(_Strict):
     """Where jobs run: cwltool here, or an OGC API – Processes endpoint (url + process)."""
 
-    type: Literal["cwltool", "ogcapi"] = "cwltool"
+    type: Literal["cwltool", "ogcapi", "toil"] = "cwltool"
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$")
     parallel: int = Field(default=2, ge=1, le=1024)
-    container: Literal["none", "docker", "podman"] = "none"
+    container: Literal["none", "docker", "podman", "singularity"] = "none"
     url: str | None = Field(default=None, pattern=r"^https?://")
     process: str | None = None
     requests_per_second: float | None = Field(default=None, gt=0)
@@ -125,11 +171,14 @@ class BackendConfig(_Strict):
     inputs: dict[str, Any] | None = Field(
         default=None, description="this endpoint's execute inputs as templates over the job's: {job.NAME}"
     )
+    toil: ToilConfig | None = None
 
     @model_validator(mode="after")
     def _endpoint(self) -> BackendConfig:
         if self.type == "ogcapi" and (not self.url or not self.process):
             raise ValueError("an ogcapi backend needs url and process")
+        if self.toil is not None and self.type != "toil":
+            raise ValueError("the toil section belongs to type: toil")
         return self
 
 
@@ -222,16 +271,16 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         process=Process(application=application, inputs=parsed.process.inputs),
         store=base / (parsed.store or f"{name}.sqlite"),
         inputs=inputs,
-        backends=_backends(parsed.backend),
+        backends=_backends(parsed.backend, base, base / (parsed.workdir or f"{name}-runs")),
         retries=Retries(r.attempts, float(r.backoff), float(r.max_backoff), float(r.time_limit)),
         workdir=base / (parsed.workdir or f"{name}-runs"),
         output=base / (parsed.output or f"{name}-catalog"),
     )
 
 
-def _backends(given: BackendConfig | list[BackendConfig]) -> tuple[Backend, ...]:
+def _backends(given: BackendConfig | list[BackendConfig], base: Path, workdir: Path) -> tuple[Backend, ...]:
     if isinstance(given, BackendConfig):
-        return (_backend(given),)
+        return (_backend(given, toil=_toil(given, base, workdir)),)
     if not given:
         raise InvalidConfig("backend: the list is empty", hint="give one backend, or a list of ogcapi endpoints")
     if any(b.type != "ogcapi" for b in given):
@@ -245,7 +294,22 @@ def _backends(given: BackendConfig | list[BackendConfig]) -> tuple[Backend, ...]
     return tuple(_backend(b, name) for b, name in zip(given, named, strict=True))
 
 
-def _backend(b: BackendConfig, name: str | None = None) -> Backend:
+def _toil(b: BackendConfig, base: Path, workdir: Path) -> ToilSettings | None:
+    if b.type != "toil":
+        return None
+    t = b.toil or ToilConfig()
+    shared = base / t.shared if t.shared else workdir / "toil"
+    return ToilSettings(
+        t.batch_system,
+        shared.resolve(),
+        t.batch_size,
+        b.container,
+        SlurmOptions(t.slurm.partition, t.slurm.time, t.slurm.account, tuple(t.slurm.args)),
+        KubernetesOptions(**t.kubernetes.model_dump()),
+    )
+
+
+def _backend(b: BackendConfig, name: str | None = None, toil: ToilSettings | None = None) -> Backend:
     return Backend(
         b.type,
         b.parallel,
@@ -257,6 +321,7 @@ def _backend(b: BackendConfig, name: str | None = None) -> Backend:
         Auth(**b.auth.model_dump()),
         name or b.name,
         b.inputs,
+        toil,
     )
 
 

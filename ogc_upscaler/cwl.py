@@ -49,6 +49,8 @@ class Package:
     inputs: tuple[Parameter, ...]
     outputs: tuple[Parameter, ...]
     temporary_fail_codes: frozenset[int] = frozenset()
+    cores: float = 1.0
+    ram_mib: int = 1024
 
     @property
     def entry(self) -> str:
@@ -87,7 +89,21 @@ def load_package(reference: str | Path, *, validate: bool = True) -> Package:
             if isinstance(node, dict)
             for code in node.get("temporaryFailCodes", [])
         ),
+        cores=_resource(document, "coresMin", 1.0),
+        ram_mib=int(_resource(document, "ramMin", 1024.0)),
     )
+
+
+def _resource(document: dict[str, Any], key: str, default: float) -> float:
+    """The largest numeric ``ResourceRequirement.key`` of any node (requirements or hints), else ``default``."""
+    values = [
+        float(value)
+        for node in document.get("$graph", [document])
+        if isinstance(node, dict)
+        for section in ("requirements", "hints")
+        if isinstance(value := _requirements(node.get(section)).get("ResourceRequirement", {}).get(key), int | float)
+    ]
+    return max(values, default=default)
 
 
 def write_job_file(package: Package, values: dict[str, Any], folder: Path) -> Path:

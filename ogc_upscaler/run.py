@@ -20,6 +20,7 @@ from ogc_upscaler.backends.base import Backend
 from ogc_upscaler.backends.cwltool import CwltoolBackend
 from ogc_upscaler.backends.ogcapi import OgcApiBackend
 from ogc_upscaler.backends.pool import Pool
+from ogc_upscaler.backends.toil import ToilBackend
 from ogc_upscaler.campaign import Backend as BackendSettings
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import write_collection
@@ -59,6 +60,9 @@ def make_backend(campaign: Campaign) -> Backend:
     settings = campaign.backend
     if settings.type == "ogcapi":
         return _endpoint(settings, campaign.workdir / "jobs")
+    if settings.type == "toil":
+        assert settings.toil is not None
+        return ToilBackend(package_of(campaign), settings.toil, settings.parallel)
     return CwltoolBackend(package_of(campaign), campaign.workdir / "jobs", settings.parallel, settings.container)
 
 

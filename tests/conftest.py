@@ -228,3 +228,16 @@ def slurm() -> Iterator[None]:
     yield
     if not up:
         subprocess.run(["bash", str(script), "stop"], capture_output=True, timeout=120)
+
+
+def demo_config(folder: Path, archive: Path, **overrides: Any) -> Path:
+    """The demo campaign over its first month (13 tile jobs), reading the session's demo archive."""
+    from ogc_upscaler.demo import write_campaign
+
+    path = write_campaign(folder)
+    config = yaml.safe_load(path.read_text())
+    config["inputs"]["stac"] = str(archive)
+    config["time"] = {"start": "2024-04-01", "end": "2024-05-01", "step": "P1M"}
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -99,38 +99,11 @@ class CwltoolBackend(Backend):
 
     def results(self, remote_id: str) -> Outputs:
         """The output Directory's ``catalog.json`` from cwltool's output JSON."""
-        folder = Path(remote_id)
-        try:
-            raw = json.loads((folder / "stdout").read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise BackendError(f"{folder}: cwltool's output JSON is unreadable ({err})", retryable=True) from None
-        for value in raw.values():
-            if isinstance(value, dict) and value.get("class") == "Directory":
-                catalog = Path(value["path"]) / "catalog.json"
-                if catalog.is_file():
-                    return Outputs(catalog, raw)
-        raise BackendError(
-            f"{folder}: the package wrote no output Directory holding a catalog.json",
-            retryable=False,
-            hint="an application package's output is a Directory with a STAC catalog.json",
-        )
+        return read_results(Path(remote_id))
 
     def cancel(self, remote_id: str) -> None:
         """Stop the runner, cwltool and the tool (wherever their sessions are): SIGTERM, then SIGKILL."""
-        pid_file = Path(remote_id) / "runner.pid"
-        if not alive(pid_file):
-            return
-        pid = int(pid_file.read_text().split()[0])
-        tree = [pid, *descendants(pid)]
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 1.0)):
-            for member in tree:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(member, sig)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and alive(pid_file):
-                time.sleep(0.1)
-            if not alive(pid_file) and not any(process_start(m) for m in tree[1:]):
-                return
+        stop_tree(Path(remote_id) / "runner.pid")
 
     def find(self, job_id: str, attempt: int) -> str | None:
         """This attempt's folder once its job file is written: from then on the runner may have started.
@@ -145,30 +118,13 @@ class CwltoolBackend(Backend):
         return self.workdir / job_id / f"attempt-{attempt}"
 
     def _cwltool(self, folder: Path) -> list[str]:
-        cwltool = Path(sys.executable).with_name("cwltool")
-        command = [
-            str(cwltool) if cwltool.exists() else "cwltool",
-            "--outdir",
-            str(folder / "out"),
-            "--tmpdir-prefix",
-            str(folder / "tmp") + "/",
-            "--disable-color",
-            "--no-compute-checksum",  # the collector checksums the one file that matters
-        ]
-        if self.container == "none":
-            command.append("--no-container")
-        elif self.container == "podman":
-            command += ["--user-space-docker-cmd", "podman"]
-        return command
+        return cwltool_command(folder, self.container)
 
     def _status(self, folder: Path) -> RemoteStatus:
         log = str(folder / "stderr.log")
         code_file = folder / "exit_code"
         if code_file.exists():
-            code = int(code_file.read_text().strip())
-            if code == 0:
-                return RemoteStatus(RemoteState.SUCCEEDED, "exit 0", log_path=log)
-            return _failure(code, folder, log, self.package.temporary_fail_codes)
+            return exit_status(folder, self.package.temporary_fail_codes)
         if alive(folder / "runner.pid"):
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
         if not (folder / "runner.pid").exists() and _age(folder) < 60.0:
@@ -180,6 +136,71 @@ class CwltoolBackend(Backend):
             retryable=True,
             log_path=log,
         )
+
+
+def read_results(folder: Path) -> Outputs:
+    """A finished run's outputs: the output Directory's ``catalog.json`` from cwltool's output JSON."""
+    try:
+        raw = json.loads((folder / "stdout").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BackendError(f"{folder}: cwltool's output JSON is unreadable ({err})", retryable=True) from None
+    for value in raw.values():
+        if isinstance(value, dict) and value.get("class") == "Directory":
+            catalog = Path(value["path"]) / "catalog.json"
+            if catalog.is_file():
+                return Outputs(catalog, raw)
+    raise BackendError(
+        f"{folder}: the package wrote no output Directory holding a catalog.json",
+        retryable=False,
+        hint="an application package's output is a Directory with a STAC catalog.json",
+    )
+
+
+def cwltool_command(folder: Path, container: str = "none") -> list[str]:
+    """cwltool's command line for a run in ``folder`` (the package and job file follow)."""
+    cwltool = Path(sys.executable).with_name("cwltool")
+    command = [
+        str(cwltool) if cwltool.exists() else "cwltool",
+        "--outdir",
+        str(folder / "out"),
+        "--tmpdir-prefix",
+        str(folder / "tmp") + "/",
+        "--disable-color",
+        "--no-compute-checksum",  # the collector checksums the one file that matters
+    ]
+    if container == "none":
+        command.append("--no-container")
+    elif container == "podman":
+        command += ["--user-space-docker-cmd", "podman"]
+    elif container == "singularity":
+        command.append("--singularity")
+    return command
+
+
+def exit_status(folder: Path, temporary: frozenset[int]) -> RemoteStatus:
+    """The status of a run whose ``exit_code`` is recorded in ``folder``, classified from its log."""
+    log = str(folder / "stderr.log")
+    code = int((folder / "exit_code").read_text().strip())
+    if code == 0:
+        return RemoteStatus(RemoteState.SUCCEEDED, "exit 0", log_path=log)
+    return _failure(code, folder, log, temporary)
+
+
+def stop_tree(pid_file: Path) -> None:
+    """Stop the process that wrote ``pid_file`` and all its descendants: SIGTERM, then SIGKILL."""
+    if not alive(pid_file):
+        return
+    pid = int(pid_file.read_text().split()[0])
+    tree = [pid, *descendants(pid)]
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 1.0)):
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and alive(pid_file):
+            time.sleep(0.1)
+        if not alive(pid_file) and not any(process_start(m) for m in tree[1:]):
+            return
 
 
 def _failure(code: int, folder: Path, log: str, temporary: frozenset[int]) -> RemoteStatus:

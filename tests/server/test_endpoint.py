@@ -12,17 +12,15 @@ from typing import Any
 import pystac
 import pytest
 import requests
-import yaml
 from owslib.ogcapi.processes import Processes
 from rio_cogeo.cogeo import cog_validate
 
 from ogc_upscaler.config import load_campaign
-from ogc_upscaler.demo import write_campaign
 from ogc_upscaler.plan import plan
 from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore
 
-from ..conftest import running_endpoint
+from ..conftest import demo_config, running_endpoint
 
 pytestmark = pytest.mark.slow
 JSON = {"Accept": "application/json"}
@@ -34,17 +32,6 @@ TEMPLATES = {
     "tile_id": "{tile.id}",
     "datetime": "{window.interval}",
 }
-
-
-def demo_config(folder: Path, archive: Path, **overrides: Any) -> Path:
-    """The demo campaign over its first month (13 tile jobs), reading the session's demo archive."""
-    path = write_campaign(folder)
-    config = yaml.safe_load(path.read_text())
-    config["inputs"]["stac"] = str(archive)
-    config["time"] = {"start": "2024-04-01", "end": "2024-05-01", "step": "P1M"}
-    config.update(overrides)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")

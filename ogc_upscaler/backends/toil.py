@@ -1,0 +1,334 @@
+"""The Toil backend: tiles in batches, one Toil leader per batch, on single_machine, SLURM or Kubernetes.
+
+``submit`` stages a tile's folder (``SHARED/tiles/<job>/attempt-<n>/``: job.yml, staged
+items) and queues it; the queue is flushed into a batch of up to ``batch_size`` tiles at
+the next poll (or when full): ``SHARED/batches/<id>/batch.json`` and one Toil leader,
+started detached under the runner (:mod:`ogc_upscaler.backends.runner`), running
+:mod:`ogc_upscaler.backends.toil_batch` with its own ``file:`` job store, work dir and
+logs under ``SHARED``. Each tile is one Toil job (one SLURM job, one pod) running the
+package with cwltool in the tile's folder and recording its exit code there, so 1,000
+tiles are 20 leaders of 50, not 1,000, and one failing tile fails only itself.
+
+A poll reads each tile's files (as the local backend does) and, on SLURM, asks SLURM in
+one call about the tiles that started but have not ended, so a tile killed for its time
+or memory limit is failed with SLURM's reason instead of waiting for ever. A leader that
+is gone without having finished (its machine rebooted) is started again with
+``--restart`` on its job store: tiles already done are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from ogc_upscaler.backends import runner
+from ogc_upscaler.backends import slurm as slurm_cli
+from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, read_results
+from ogc_upscaler.backends.runner import alive, descendants
+from ogc_upscaler.campaign import ToilSettings
+from ogc_upscaler.cwl import Package, write_job_file
+from ogc_upscaler.errors import BackendError, InvalidPackage
+
+RUNNER = runner.__file__
+#: Seconds a part-full batch waits for more tiles while another batch runs.
+LINGER = 15.0
+#: How often a batch's leader is started again after it vanished before giving its tiles up.
+LEADER_RESTARTS = 3
+
+
+class ToilBackend(Backend):
+    """Runs application packages through Toil, ``slots`` tiles at a time, in batches."""
+
+    def __init__(self, package: Package, settings: ToilSettings, slots: int = 2) -> None:
+        self.name = "toil"
+        self.package = package
+        self.settings = settings
+        self.shared = settings.shared.resolve()
+        self.slots = slots
+        self.poll_interval = 1.0
+        self.poll_max = 10.0
+        self.pending: list[Path] = []
+        self.linger = LINGER
+        self._oldest = 0.0  # when the oldest queued tile was queued
+        self._batches: list[Path] = []  # batches this instance started
+
+    # -- the backend protocol -----------------------------------------------------------------
+
+    def submit(self, job: JobRequest) -> str:
+        """Stage the tile's folder and queue it for the next batch."""
+        folder = self.shared / "tiles" / job.job_id / f"attempt-{job.attempt}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        (folder / "tmp").mkdir(parents=True)
+        try:
+            write_job_file(self.package, job.inputs, folder)
+        except InvalidPackage as err:
+            raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
+        except (OSError, ValueError) as err:
+            raise BackendError(f"job {job.job_id}: staging the inputs failed: {err}", retryable=True) from None
+        self._queue([folder])
+        return str(folder)
+
+    def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
+        """Start queued batches, then read every tile's files; SLURM is asked once about the running ones."""
+        folders = [Path(r) for r in remote_ids]
+        self._queue([f for f in folders if not (f / "batch").exists() and f not in self.pending])  # a resume
+        self.flush(force=False)
+        statuses = {str(f): self._status(f) for f in folders}
+        if self.settings.batch_system == "slurm":
+            self._check_slurm(statuses)
+        return statuses
+
+    def results(self, remote_id: str) -> Outputs:
+        return read_results(Path(remote_id))
+
+    def cancel(self, remote_id: str) -> None:
+        """Mark the tile cancelled (its Toil job skips it) and stop it where it runs."""
+        folder = Path(remote_id)
+        (folder / "cancelled").write_text("cancelled\n")
+        started = _started(folder)
+        if started is None:
+            return
+        host, pid, slurm_id = started
+        if slurm_id:
+            slurm_cli.cancel([slurm_id])
+        elif host == socket.gethostname() and pid.isdigit():
+            for member in descendants(int(pid)):  # cwltool and the tool; the Toil job records the exit
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, signal.SIGTERM)
+
+    def find(self, job_id: str, attempt: int) -> str | None:
+        folder = self.shared / "tiles" / job_id / f"attempt-{attempt}"
+        return str(folder) if (folder / "job.yml").exists() else None
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def flush(self, force: bool = True) -> None:
+        """Start leaders for the queued tiles, ``batch_size`` at a time.
+
+        Unless forced, a part-full batch waits (up to ``linger`` seconds) while another batch
+        runs, so that tiles freed one by one still travel in batches.
+        """
+        size = self.settings.batch_size
+        while len(self.pending) >= size:
+            tiles, self.pending = self.pending[:size], self.pending[size:]
+            self._start_batch(tiles)
+        self._batches = [b for b in self._batches if alive(b / "runner.pid") or not (b / "runner.pid").exists()]
+        idle = not self._batches
+        if self.pending and (force or idle or time.monotonic() - self._oldest >= self.linger):
+            tiles, self.pending = self.pending, []
+            self._start_batch(tiles)
+        if self.pending and not self._oldest:
+            self._oldest = time.monotonic()
+
+    def _queue(self, folders: list[Path]) -> None:
+        if folders and not self.pending:
+            self._oldest = time.monotonic()
+        self.pending += folders
+        if len(self.pending) >= self.settings.batch_size:
+            self.flush(force=False)
+
+    def toil_options(self, batch: Path, restart: bool = False) -> list[str]:
+        """The leader's Toil command-line options for ``batch``."""
+        s = self.settings
+        store = f"file:{batch / 'jobstore'}"
+        if s.batch_system == "kubernetes" and s.kubernetes.job_store:
+            store = f"{s.kubernetes.job_store}-{batch.name}"
+        options = [
+            store,
+            "--batchSystem",
+            s.batch_system,
+            "--workDir",
+            str(self.shared / "toil-work"),
+            "--coordinationDir",
+            str(batch),
+            "--batchLogsDir",
+            str(batch / "logs"),
+            "--logFile",
+            str(batch / "leader.log"),
+            "--retryCount",
+            "0",  # the manager retries tiles, one by one
+            "--caching",
+            "false",
+            "--clean",
+            "onSuccess",
+            "--maxCores",
+            str(max(self.slots, 1)),
+        ]
+        if s.batch_system == "slurm":
+            if s.slurm.partition:
+                options += ["--slurmPartition", s.slurm.partition]
+            if s.slurm.time:
+                options += ["--slurmTime", s.slurm.time]
+            extra = ([f"--account={s.slurm.account}"] if s.slurm.account else []) + list(s.slurm.args)
+            if extra:
+                options += ["--slurmArgs", " ".join(extra)]
+        if s.batch_system == "kubernetes":
+            k = s.kubernetes
+            if k.service_account:
+                options += ["--kubernetesServiceAccount", k.service_account]
+            if k.host_path:
+                options += ["--kubernetesHostPath", k.host_path]
+        if restart:
+            options.append("--restart")
+        return options
+
+    def leader_environment(self, batch: Path) -> dict[str, str]:
+        """The leader's environment: our venv first on PATH (Toil's workers must find ``_toil_worker``)."""
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(batch),
+            "TMPDIR": str(batch / "tmp"),
+        }
+        k = self.settings.kubernetes
+        if self.settings.batch_system == "kubernetes":
+            env["TOIL_KUBERNETES_OWNER"] = f"ogc-upscaler-{batch.name}"
+            if k.image:
+                env["TOIL_APPLIANCE_SELF"] = k.image
+            env["KUBERNETES_NAMESPACE"] = k.namespace
+        return env
+
+    def _start_batch(self, tiles: list[Path], batch: Path | None = None, restart: bool = False) -> None:
+        self._oldest = 0.0 if not self.pending else self._oldest
+        if batch is None:
+            batch = self.shared / "batches" / uuid.uuid4().hex[:12]
+            self._batches.append(batch)
+            (batch / "tmp").mkdir(parents=True)
+            (batch / "logs").mkdir()
+            spec = {
+                "tiles": [
+                    {
+                        "folder": str(t),
+                        "command": [
+                            *cwltool_command(t, self.settings.container),
+                            self.package.entry,
+                            str(t / "job.yml"),
+                        ],
+                    }
+                    for t in tiles
+                ],
+                "env": {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin"},
+                "cores": self.package.cores,
+                "memory": f"{self.package.ram_mib}Mi",
+                "disk": "2Gi",
+            }
+            (batch / "batch.json").write_text(json.dumps(spec, indent=1))
+            for tile in tiles:
+                (tile / "batch").write_text(str(batch) + "\n")
+        else:
+            for name in ("exit_code", "runner.pid"):
+                (batch / name).unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            RUNNER,
+            str(batch),
+            "--",
+            sys.executable,
+            "-m",
+            "ogc_upscaler.backends.toil_batch",
+            str(batch),
+            *self.toil_options(batch, restart),
+        ]
+        subprocess.Popen(
+            command,
+            cwd=batch,
+            env=self.leader_environment(batch),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(batch / "runner.log").open("ab"),
+        )
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _status(self, folder: Path) -> RemoteStatus:
+        log = str(folder / "stderr.log")
+        if (folder / "exit_code").exists():
+            return exit_status(folder, self.package.temporary_fail_codes)
+        if (folder / "started").exists():
+            return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
+        batch_file = folder / "batch"
+        if not batch_file.exists():
+            return RemoteStatus(RemoteState.QUEUED, "queued for a batch", log_path=log)
+        batch = Path(batch_file.read_text().strip())
+        if alive(batch / "runner.pid"):
+            return RemoteStatus(RemoteState.QUEUED, "queued in Toil", log_path=str(batch / "leader.log"))
+        if (batch / "exit_code").exists():
+            return RemoteStatus(
+                RemoteState.LOST,
+                "leader ended",
+                f"the Toil leader ended without running this tile: {_tail(batch / 'leader.log')}",
+                retryable=True,
+                log_path=str(batch / "leader.log"),
+            )
+        if not (batch / "runner.pid").exists():
+            return RemoteStatus(RemoteState.QUEUED, "leader starting", log_path=str(batch / "leader.log"))
+        return self._restart_leader(batch, log)
+
+    def _restart_leader(self, batch: Path, log: str) -> RemoteStatus:
+        """The leader vanished (its machine went down): restart it on its job store, a few times."""
+        count_file = batch / "restarts"
+        count = int(count_file.read_text()) if count_file.exists() else 0
+        if count >= LEADER_RESTARTS:
+            return RemoteStatus(
+                RemoteState.LOST,
+                "leader gone",
+                f"the Toil leader of {batch.name} vanished {count + 1} times; see {batch / 'leader.log'}",
+                retryable=True,
+                log_path=log,
+            )
+        count_file.write_text(str(count + 1))
+        self._start_batch([], batch, restart=(batch / "jobstore").exists())
+        return RemoteStatus(RemoteState.QUEUED, "leader restarted", log_path=str(batch / "leader.log"))
+
+    def _check_slurm(self, statuses: dict[str, RemoteStatus]) -> None:
+        """Fail tiles whose SLURM job ended without the tile recording an exit (time or memory limit, node)."""
+        running = {}
+        for rid, status in statuses.items():
+            started = _started(Path(rid)) if status.state is RemoteState.RUNNING else None
+            if started and started[2]:
+                running[started[2]] = rid
+        if not running:
+            return
+        for slurm_id, job in slurm_cli.states(list(running)).items():
+            if job.remote_state in (RemoteState.FAILED, RemoteState.CANCELLED):
+                rid = running[slurm_id]
+                if (Path(rid) / "exit_code").exists():
+                    continue  # it recorded its own end after all
+                statuses[rid] = RemoteStatus(
+                    RemoteState.FAILED,
+                    f"slurm {job.state}",
+                    f"SLURM job {slurm_id} ended {job.state} ({job.reason}) before the tile finished",
+                    retryable=job.retryable,
+                    log_path=str(Path(rid) / "stderr.log"),
+                )
+
+
+def _started(folder: Path) -> tuple[str, str, str] | None:
+    """Where the tile's Toil job runs: host, pid, SLURM job id ('' outside SLURM)."""
+    try:
+        parts = (folder / "started").read_text().split()
+    except OSError:
+        return None
+    host, pid, slurm_id = [*parts, "", "", ""][:3]
+    return host, pid, slurm_id
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no leader log"
+    return " ".join(text[-lines:])[:400]
