@@ -5,6 +5,10 @@ builds for SLURM and Kubernetes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from ogc_upscaler.run import make_backend, run_campaign
 from ogc_upscaler.store import JobStore
 
 from ..conftest import demo_config
+from .test_cwltool import flaky_config
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +56,116 @@ def test_the_demo_runs_through_toil_in_batches(tmp_path, demo_archive) -> None:
         wait_for(lambda b=batch: (b / "exit_code").exists(), 60)  # the last leader may still be tidying up
         assert (batch / "exit_code").read_text().strip() == "0"
     assert all(Path(r["log_path"]).is_file() for r in rows), "each tile's own log is reachable"
+
+
+def started_on_slurm(rows: list[dict]) -> set[str]:
+    """The SLURM job ids the tiles ran under (from each tile's ``started`` file)."""
+    ids = set()
+    for row in rows:
+        parts = (Path(row["remote_id"]) / "started").read_text().split()
+        assert len(parts) == 3, f"{row['job_id']} did not run under SLURM: {parts}"
+        ids.add(parts[2])
+    return ids
+
+
+@pytest.mark.usefixtures("slurm")
+def test_the_demo_runs_through_toil_on_slurm(tmp_path, demo_archive, offline_stac_validator) -> None:
+    campaign = load_campaign(demo_config(tmp_path, demo_archive, backend=toil_backend("slurm", batch_size=5)))
+    run_campaign(campaign)
+    rows = check_collected(campaign)
+    assert len(started_on_slurm(rows)) == 13, "one SLURM job per tile"
+    collection = pystac.Collection.from_file(str(campaign.output / "collection.json"))
+    assert collection.validate() and all(item.validate() for item in collection.get_items())
+
+
+@pytest.mark.usefixtures("slurm")
+def test_a_failing_tile_on_slurm_is_retried_then_failed_with_its_log(tmp_path) -> None:
+    broken = "UTM20KM-32N-E720N5300"
+    config = flaky_config(
+        tmp_path,
+        broken=broken,
+        backend=toil_backend("slurm"),
+        retries={"attempts": 2, "backoff": 0.2, "time_limit": "PT5M"},
+    )
+    campaign = load_campaign(config)
+    run_campaign(campaign)
+    with JobStore.read(campaign.store) as store:
+        rows = {r["tile_id"]: r for r in store.rows()}
+    assert rows[broken]["state"] == "failed" and rows[broken]["attempts"] == 2
+    assert f"flaky: tile {broken} is broken (attempt 2)" in rows[broken]["error"]
+    assert f"tile {broken} is broken" in Path(rows[broken]["log_path"]).read_text()
+    others = [r for tile, r in rows.items() if tile != broken]
+    assert others and all(r["state"] == "collected" and r["attempts"] == 1 for r in others), "no batch re-run"
+
+
+@pytest.mark.usefixtures("slurm")
+def test_the_manager_killed_mid_run_resumes_the_campaign_on_slurm(tmp_path) -> None:
+    exe = str(Path(sys.executable).with_name("ogc-upscaler"))
+    config = flaky_config(tmp_path, seconds=4, aoi="11.9,47.8,12.1,47.95", backend=toil_backend("slurm"))
+    campaign = load_campaign(config)
+    first = subprocess.Popen([exe, "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def some_running() -> bool:
+        if not campaign.store.exists():
+            return False
+        with JobStore.read(campaign.store) as store:
+            return any(Path(r["remote_id"] or "/nonexistent", "started").exists() for r in store.rows())
+
+    wait_for(some_running, 180)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    second = subprocess.run([exe, "run", str(config)], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    with JobStore.read(campaign.store) as store:
+        rows = list(store.rows())
+    assert rows and all(r["state"] == "collected" and r["attempts"] == 1 for r in rows)
+    for row in rows:
+        assert (tmp_path / "state" / f"{row['tile_id']}.count").read_text() == "1", "each tile ran once"
+
+
+def test_the_toil_command_line_for_slurm_and_kubernetes(tmp_path, demo_archive) -> None:
+    slurm = toil_backend(
+        "slurm", slurm={"partition": "batch", "time": "02:00:00", "account": "eo", "args": ["--qos=low"]}
+    )
+    campaign = load_campaign(demo_config(tmp_path / "s", demo_archive, backend=slurm))
+    backend = make_backend(campaign)
+    batch = tmp_path / "batch"
+    options = backend.toil_options(batch)
+    assert options[0] == f"file:{batch / 'jobstore'}"
+    pairs = dict(zip(options[1::2], options[2::2], strict=False))
+    assert pairs["--batchSystem"] == "slurm" and pairs["--slurmPartition"] == "batch"
+    assert pairs["--slurmTime"] == "02:00:00" and pairs["--slurmArgs"] == "--account=eo --qos=low"
+    assert pairs["--retryCount"] == "0" and pairs["--caching"] == "false"
+    assert "--restart" in backend.toil_options(batch, restart=True)
+    env = backend.leader_environment(batch)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent), "Toil's workers find _toil_worker"
+
+    kubernetes = toil_backend(
+        "kubernetes",
+        kubernetes={"namespace": "eo", "job_store": "aws:eu-west-1:upscaler", "image": "registry.example.org/up:1",
+                    "service_account": "upscaler-toil", "host_path": "/var/cache/toil"},
+    )  # fmt: skip
+    backend = make_backend(load_campaign(demo_config(tmp_path / "k", demo_archive, backend=kubernetes)))
+    options = backend.toil_options(batch)
+    assert options[0] == "aws:eu-west-1:upscaler-batch", "a job store the pods can reach, one per batch"
+    pairs = dict(zip(options[1::2], options[2::2], strict=False))
+    assert pairs["--batchSystem"] == "kubernetes" and pairs["--kubernetesServiceAccount"] == "upscaler-toil"
+    assert pairs["--kubernetesHostPath"] == "/var/cache/toil"
+    env = backend.leader_environment(batch)
+    assert env["TOIL_APPLIANCE_SELF"] == "registry.example.org/up:1" and env["KUBERNETES_NAMESPACE"] == "eo"
+    assert env["TOIL_KUBERNETES_OWNER"] == "ogc-upscaler-batch"
+
+
+@pytest.mark.parametrize(
+    ("toil", "message"),
+    [
+        ({"batch_system": "kubernetes"}, "kubernetes needs kubernetes.job_store"),
+        ({"batch_system": "pbs"}, "batch_system"),
+        ({"slurm": {"time": "two hours"}}, "time"),
+    ],
+)
+def test_bad_toil_settings_are_refused(tmp_path, toil, message) -> None:
+    from ogc_upscaler.errors import InvalidConfig
+
+    with pytest.raises(InvalidConfig, match=message):
+        load_campaign(flaky_config(tmp_path, backend={"type": "toil", "toil": toil}))
