@@ -55,3 +55,13 @@ def test_the_production_server_command_is_what_prepare_only_prints(tmp_path) -> 
     expected = printed[1].replace("/srv/upscaler", str(tmp_path / "srv")).rstrip(" \\") + " " + printed[2]
     assert result.output.strip() == expected
     assert (tmp_path / "srv" / "pygeoapi.yml").is_file() and (tmp_path / "srv" / "openapi.yml").is_file()
+
+
+def test_the_hpc_backend_example_is_a_valid_backend_config() -> None:
+    import yaml
+
+    from ogc_upscaler.config import BackendConfig
+
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "type: toil" in b]
+    backend = BackendConfig.model_validate(yaml.safe_load(block)["backend"])
+    assert backend.toil is not None and backend.toil.batch_system == "slurm" and backend.toil.slurm.time == "02:00:00"
