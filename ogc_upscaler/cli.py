@@ -90,17 +90,30 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
 @config_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.option("--map", "map_path", type=click.Path(path_type=Path), help="Draw the tiles coloured by state.")
-def status(config: Path, as_json: bool, map_path: Path | None) -> None:
-    """Jobs per state and backend."""
+@click.option(
+    "--jobs",
+    "job_state",
+    type=click.Choice([s.value for s in State]),
+    help="Also list the jobs in this state, each with its attempts, log and error.",
+)
+def status(config: Path, as_json: bool, map_path: Path | None, job_state: str | None) -> None:
+    """Jobs per state and backend; with --jobs STATE, those jobs and their logs."""
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
         current = Status.of(store)
+        jobs = Status.records(store, State(job_state)) if job_state else []
         if map_path is not None:
             footprints, states = current.tile_states(store)
             maps.draw(
                 map_path, campaign.aoi.geometry, footprints, states, title=f"{campaign.name}: {current.total:,} jobs"
             )
-    click.echo(json.dumps(current.as_dict(), indent=2) if as_json else current.table())
+    if as_json:
+        click.echo(json.dumps({**current.as_dict(), **({"jobs": jobs} if job_state else {})}, indent=2, default=str))
+    else:
+        click.echo(current.table())
+        for job in jobs:
+            error = f"  {job['error'][:160]}" if job.get("error") else ""
+            click.echo(f"{job['job_id']}  {job['state']}  attempts {job['attempts']}  log {job['log_path']}{error}")
     if map_path is not None and not as_json:
         click.echo(f"map: {map_path}")
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pystac
 import pytest
+from click.testing import CliRunner
 
+from ogc_upscaler.cli import cli
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.run import make_backend, run_campaign
 from ogc_upscaler.store import JobStore
@@ -96,6 +98,8 @@ def test_a_failing_tile_on_slurm_is_retried_then_failed_with_its_log(tmp_path) -
     assert f"tile {broken} is broken" in Path(rows[broken]["log_path"]).read_text()
     others = [r for tile, r in rows.items() if tile != broken]
     assert others and all(r["state"] == "collected" and r["attempts"] == 1 for r in others), "no batch re-run"
+    shown = CliRunner().invoke(cli, ["status", str(config), "--jobs", "failed"])
+    assert shown.exit_code == 0 and f"log {rows[broken]['log_path']}" in shown.output, shown.output
 
 
 @pytest.mark.usefixtures("slurm")
