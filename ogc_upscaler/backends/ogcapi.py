@@ -55,6 +55,8 @@ JOB_FIELD = re.compile(r"\{job\.([A-Za-z_][A-Za-z0-9_]*)\}")
 LIST_MIN = 3
 #: Polls to wait before trying the job list again when its first page missed our jobs.
 LIST_BACKOFF = 10
+#: Most STAC documents read to find the rasters of one job's outputs.
+MAX_STAC_DOCUMENTS = 1000
 TIFF_TYPES = ("image/tiff", "image/geotiff")
 
 
@@ -327,6 +329,8 @@ class OgcApiBackend(Backend):
 
     def _fetch_rasters(self, raw: dict[str, Any], folder: Path) -> Path | None:
         links = [link for link in _links(raw) if _is_tiff(link)]
+        if not links:  # a STAC catalog, collection or item as output: its COG assets
+            links = self._stac_assets([link for link in _links(raw) if _is_json(link)])
         if not links:
             return None
         folder.mkdir(parents=True, exist_ok=True)
@@ -344,6 +348,31 @@ class OgcApiBackend(Backend):
         catalog.normalize_hrefs(str(folder))
         catalog.save(pystac.CatalogType.SELF_CONTAINED)
         return folder / "catalog.json"
+
+    def _stac_assets(self, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The GeoTIFF assets of the STAC documents ``links`` point at, following item and child links."""
+        queue, seen, assets = [link["href"] for link in links], set(), []
+        while queue and len(seen) < MAX_STAC_DOCUMENTS:
+            href = urljoin(self.url, queue.pop(0))
+            if href in seen:
+                continue
+            seen.add(href)
+            reply = self._request("GET", href)
+            self._raise_for(reply, f"reading the STAC output {href}")
+            document = _json(reply, default=None)
+            if not isinstance(document, dict):
+                continue
+            if document.get("type") == "Feature":
+                for asset in (document.get("assets") or {}).values():
+                    if isinstance(asset, dict) and isinstance(asset.get("href"), str):
+                        link = {"href": urljoin(href, asset["href"]), "type": asset.get("type", "")}
+                        if _is_tiff(link):
+                            assets.append(link)
+            elif document.get("type") in ("Catalog", "Collection"):
+                for link in document.get("links") or []:
+                    if isinstance(link, dict) and link.get("rel") in ("item", "child") and link.get("href"):
+                        queue.append(urljoin(href, link["href"]))
+        return assets
 
     def _request(self, method: str, path: str, *, write: bool = False, **kwargs: Any) -> requests.Response:
         url = path if urlsplit(path).scheme else urljoin(self.url, path)
@@ -438,6 +467,11 @@ def _links(raw: Any) -> list[dict[str, Any]]:
 def _is_tiff(link: dict[str, Any]) -> bool:
     kind = str(link.get("type", "")).lower()
     return kind.startswith(TIFF_TYPES) or str(link["href"]).lower().split("?")[0].endswith((".tif", ".tiff"))
+
+
+def _is_json(link: dict[str, Any]) -> bool:
+    kind = str(link.get("type", "")).lower()
+    return "json" in kind or str(link["href"]).lower().split("?")[0].endswith(".json")
 
 
 def _fits(value: Any, expected: str) -> bool:

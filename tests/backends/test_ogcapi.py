@@ -214,3 +214,14 @@ def test_the_job_list_replaces_status_requests_while_many_jobs_run(tmp_path) -> 
     assert server.routes["list"] > 0
     # without the list every job needs one status request or more; with it, only the last few do
     assert server.routes["status"] < len(rows) / 2, server.routes
+
+
+def test_outputs_given_as_a_stac_catalog_are_fetched_and_collected(tmp_path) -> None:
+    server = FaultyServer(faults=False, run_seconds=0.2, stac_results=True).start()
+    rows, folder = run_against(tmp_path, server, {"type": "none"})
+    assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
+    collection = pystac.Collection.from_file(str(folder / "test-catalog" / "collection.json"))
+    for item in collection.get_items():
+        data = item.assets["data"]
+        assert data.media_type == pystac.MediaType.COG and item.properties["proj:code"] == "EPSG:32632"
+        assert Path(data.get_absolute_href()).stat().st_size == data.extra_fields["file:size"]

@@ -47,7 +47,9 @@ class FaultyServer:
         token_lifetime: float = 300.0,
         revoke_every: int = 0,
         input_name: str = "name",
+        stac_results: bool = False,
     ) -> None:
+        self.stac_results = stac_results  # results as a link to a STAC catalog whose item has a COG
         self.input_name = input_name  # another deployment of `echo` may call its input otherwise
         self.token = token
         self.basic = basic
@@ -152,11 +154,24 @@ class FaultyServer:
                         },
                     )
                 parts = path.split("/")
+                if parts[1:2] == ["stac"] and server.stac_results:
+                    return self._stac(parts[2], parts[3])
                 if path == "/jobs":
                     return self._list()
                 if len(parts) >= 3 and parts[1] == "jobs":
                     return self._job(parts[2], results=len(parts) == 4 and parts[3] == "results")
                 self._send(404, {"code": "NotFound"})
+
+            def _stac(self, job_id: str, name: str) -> None:
+                documents = {
+                    "catalog.json": {"type": "Catalog", "id": job_id, "stac_version": "1.0.0", "description": "x",
+                                     "links": [{"rel": "item", "href": "./item.json"}]},
+                    "item.json": {"type": "Feature", "id": job_id, "stac_version": "1.0.0", "links": [],
+                                  "assets": {"data": {"href": "data.tif", "type": "image/tiff; application=geotiff"}}},
+                }  # fmt: skip
+                if name == "data.tif":
+                    return self._send(200, raw=_cog())
+                return self._send(200, documents[name]) if name in documents else self._send(404, {})
 
             def _list(self) -> None:
                 server.routes["list"] += 1
@@ -190,6 +205,9 @@ class FaultyServer:
                         return self._send(500, {"description": "results store hiccup"})
                     if not done:
                         return self._send(404, {"code": "result-not-ready"})
+                    if server.stac_results:
+                        link = {"href": f"{server.url}/stac/{job_id}/catalog.json", "type": "application/json"}
+                        return self._send(200, {"result": link})
                     return self._send(200, {"echo": {"value": f"echo {job['name']}"}})
                 n = next(server.counters["status"]) if server.faults else 1
                 if n % 3 == 0:
@@ -235,3 +253,22 @@ class FaultyServer:
                 self._send(200, {"jobID": job_id, "status": "dismissed"})
 
         return Handler
+
+
+_COG: list[bytes] = []
+
+
+def _cog() -> bytes:
+    """A small Cloud-Optimized GeoTIFF (64 x 64 px, UTM 32N), made once."""
+    if not _COG:
+        import numpy as np
+        from rasterio.io import MemoryFile
+        from rasterio.transform import from_origin
+
+        profile = {"driver": "COG", "width": 64, "height": 64, "count": 1, "dtype": "float32", "crs": "EPSG:32632",
+                   "transform": from_origin(700000, 5340000, 20, 20)}  # fmt: skip
+        with MemoryFile() as memory:
+            with memory.open(**profile) as dst:
+                dst.write(np.ones((64, 64), "float32"), 1)
+            _COG.append(memory.read())
+    return _COG[0]
