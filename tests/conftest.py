@@ -241,3 +241,13 @@ def demo_config(folder: Path, archive: Path, **overrides: Any) -> Path:
     config.update(overrides)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def wait_for(condition: Any, timeout: float = 120.0) -> None:
+    """Poll ``condition()`` until it is true; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)

@@ -15,6 +15,7 @@ from ogc_upscaler.run import BackgroundRun
 from ogc_upscaler.store import JobStore
 
 from .backends.test_cwltool import flaky_config
+from .conftest import wait_for
 
 pytestmark = pytest.mark.slow
 EXE = shutil.which("ogc-upscaler")
@@ -31,13 +32,6 @@ def states(campaign) -> dict[str, int]:
         for state, _, n in store.counts():
             out[state] = out.get(state, 0) + n
     return out
-
-
-def wait_for(condition, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_a_manager_killed_mid_run_resumes_without_losing_or_repeating_a_job(tmp_path) -> None:

@@ -204,7 +204,7 @@ def stop_tree(pid_file: Path) -> None:
 
 
 def _failure(code: int, folder: Path, log: str, temporary: frozenset[int]) -> RemoteStatus:
-    text = _tail(folder / "stderr.log")
+    text = log_tail(folder / "stderr.log")
     tool_codes = [int(c) for c in TOOL_EXIT.findall(text)]
     status = FINAL_STATUS.findall(text)
     final = status[-1] if status else None
@@ -230,7 +230,8 @@ def _tool_message(text: str) -> str | None:
     return None
 
 
-def _tail(path: Path, size: int = 64_000) -> str:
+def log_tail(path: Path, size: int = 64_000) -> str:
+    """The last ``size`` bytes of a log, as text ('' if it cannot be read)."""
     try:
         with path.open("rb") as f:
             f.seek(max(0, path.stat().st_size - size))

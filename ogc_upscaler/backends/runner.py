@@ -25,7 +25,7 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     """Run the command; forward SIGTERM/SIGINT to it; record its exit code."""
     folder, command = Path(argv[0]), argv[2:]
-    (folder / "runner.pid").write_text(f"{os.getpid()} {process_start(os.getpid())}\n")
+    (folder / "runner.pid").write_text(record(os.getpid()) + "\n")
     with (folder / "stdout").open("wb") as out, (folder / "stderr.log").open("ab") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, cwd=folder)
 
@@ -51,15 +51,28 @@ def process_start(pid: int) -> str:
     return "" if fields[0] in {"Z", "X"} else fields[19]
 
 
-def alive(pid_file: Path) -> bool:
-    """Whether the runner that wrote ``pid_file`` still runs (same pid and same start time)."""
+def record(pid: int) -> str:
+    """How a process is recorded to be found again: its pid and start time (a reused pid is told apart)."""
+    return f"{pid} {process_start(pid)}"
+
+
+def is_alive(recorded: str) -> bool:
+    """Whether the process :func:`record` described still runs (same pid and same start time)."""
     try:
-        pid_text, start = pid_file.read_text().split()
-    except (OSError, ValueError):
+        pid_text, start = recorded.split()
+        pid = int(pid_text)
+    except ValueError:
         return False
-    pid = int(pid_text)
     _reap(pid)
     return process_start(pid) == start
+
+
+def alive(pid_file: Path) -> bool:
+    """Whether the runner that wrote ``pid_file`` still runs."""
+    try:
+        return is_alive(pid_file.read_text())
+    except OSError:
+        return False
 
 
 def descendants(pid: int) -> list[int]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from ogc_upscaler.backends import runner
 from ogc_upscaler.backends import slurm as slurm_cli
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
-from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, read_results
+from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results
 from ogc_upscaler.backends.runner import alive, descendants
 from ogc_upscaler.campaign import ToilSettings
 from ogc_upscaler.cwl import Package, write_job_file
@@ -327,8 +327,8 @@ def _started(folder: Path) -> tuple[str, str, str] | None:
 
 
 def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
+    """The last lines of a leader's log (read from its end: leader logs grow long)."""
+    if not path.is_file():
         return "no leader log"
+    text = [ln.strip() for ln in log_tail(path, 16_000).splitlines() if ln.strip()]
     return " ".join(text[-lines:])[:400]

@@ -14,6 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import pystac
+
 from ogc_upscaler.errors import InvalidRequest
 
 REMOTE_SCHEMES = ("http", "https", "s3")
@@ -73,6 +75,12 @@ def check_href(href: str, roots: Iterable[Path], where: str) -> str:
         f"{where}: {href!r} is not a file this server may read",
         hint="give an http(s) URL; the server's operator can allow a local folder with `serve --data-root`",
     )
+
+
+def check_assets(item: pystac.Item, roots: Iterable[Path], where: str) -> None:
+    """Every asset of ``item`` passes :func:`check_href` (assets are what a package's tool reads)."""
+    for key, asset in item.assets.items():
+        check_href(asset.get_absolute_href() or asset.href, roots, f"{where}{item.id}/{key}")
 
 
 def check_text(value: str, where: str) -> str:

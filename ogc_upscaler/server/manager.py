@@ -37,11 +37,11 @@ from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode, RequestedResponse
 
-from ogc_upscaler.backends.runner import descendants
+from ogc_upscaler.backends.runner import descendants, is_alive
 from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.server.jobs import EndpointJob, EndpointJobs
 from ogc_upscaler.server.processes import request_error
-from ogc_upscaler.server.worker import launch, processor_for, worker_alive
+from ogc_upscaler.server.worker import launch, processor_for
 
 LOG = logging.getLogger(__name__)
 #: How long a launched worker may take to record itself before it counts as gone.
@@ -146,7 +146,7 @@ class UpscalerManager(BaseManager):
 
     def _reconcile(self, job: EndpointJob) -> EndpointJob:
         """Restart an active job whose worker is gone, or fail it after ``max_restarts``."""
-        if not job.active or (job.worker and worker_alive(job.worker)):
+        if not job.active or (job.worker and is_alive(job.worker)):
             return job
         if not job.worker and time.time() - job.launched < START_GRACE:
             return job
@@ -182,15 +182,15 @@ class UpscalerManager(BaseManager):
             LOG.exception("job %s: stopping what it started failed", job.identifier)
 
     def _stop_worker(self, job: EndpointJob) -> None:
-        if not job.worker or not worker_alive(job.worker):
+        if not job.worker or not is_alive(job.worker):
             return
         pid = int(job.worker.split()[0])
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline and worker_alive(job.worker):
+        while time.monotonic() < deadline and is_alive(job.worker):
             time.sleep(0.1)
-        if worker_alive(job.worker):
+        if is_alive(job.worker):
             for member in [pid, *descendants(pid)]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGKILL)

@@ -40,7 +40,7 @@ from ogc_upscaler.cwl import Package, check_names, load_package, stage_items
 from ogc_upscaler.errors import InvalidInput, InvalidRequest, UpscalerError
 from ogc_upscaler.grid.named import NAMED_GRIDS, is_grid_name
 from ogc_upscaler.server.describe import COG, package_description, upscale_description
-from ogc_upscaler.server.inputs import check_href, check_inputs, check_text
+from ogc_upscaler.server.inputs import check_assets, check_href, check_inputs, check_text
 
 Report = Callable[[int, str], None]
 POLL = 0.5
@@ -153,8 +153,7 @@ class PackageProcessor(JobProcessor):
 
     def _check_assets(self, staged: Path, input_id: str) -> None:
         for item in pystac.Catalog.from_file(str(staged / "catalog.json")).get_items(recursive=True):
-            for key, asset in item.assets.items():
-                check_href(asset.get_absolute_href() or asset.href, self.data_roots, f"{input_id}: {item.id}/{key}")
+            check_assets(item, self.data_roots, f"{input_id}: ")
 
     def _results(self, job_id: str, raw: dict[str, Any], folder: Path) -> dict[str, Any]:
         outputs = folder / "outputs"
@@ -271,9 +270,7 @@ class UpscaleProcessor(JobProcessor):
                         hrefs.update(v for v in value if isinstance(v, str))
         for href in sorted(hrefs):
             check_href(href, self.data_roots, "a STAC item of the input catalog")
-            item = pystac.Item.from_file(href)
-            for key, asset in item.assets.items():
-                check_href(asset.get_absolute_href() or asset.href, self.data_roots, f"{item.id}/{key}")
+            check_assets(pystac.Item.from_file(href), self.data_roots, "")
 
     def dismiss(self, job_id: str, folder: Path) -> None:
         from ogc_upscaler.cancel import cancel_jobs

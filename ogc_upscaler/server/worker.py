@@ -9,8 +9,6 @@ Its standard error is the job folder's ``worker.log``.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import logging
 import os
@@ -22,7 +20,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ogc_upscaler.backends.runner import process_start
+from pygeoapi.plugin import load_plugin
+
+from ogc_upscaler.backends.runner import record
 from ogc_upscaler.errors import UpscalerError
 from ogc_upscaler.server.jobs import EndpointJob, EndpointJobs
 
@@ -43,33 +43,16 @@ def launch(db: Path, job: EndpointJob) -> None:
         )
 
 
-def worker_id(pid: int) -> str:
-    """How a worker is recorded: pid and start time (a reused pid is told apart)."""
-    return f"{pid} {process_start(pid)}"
-
-
-def worker_alive(worker: str) -> bool:
-    """Whether the recorded worker process still runs."""
-    try:
-        pid, start = worker.split()
-    except ValueError:
-        return False
-    with contextlib.suppress(ChildProcessError):  # a worker this process started: collect its exit
-        os.waitpid(int(pid), os.WNOHANG)
-    return process_start(int(pid)) == start
-
-
 def processor_for(definition: dict[str, Any]) -> Any:
-    """The processor a definition names (a dotted class path in ``name``)."""
-    module, _, name = definition["name"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(definition)
+    """The processor a definition names (a dotted class path in ``name``), loaded as pygeoapi loads it."""
+    return load_plugin("process", definition)
 
 
 def main(argv: list[str]) -> int:
     """Claim, run and record one job."""
     db, job_id = Path(argv[0]), argv[1]
     jobs = EndpointJobs(db)
-    if not jobs.claim(job_id, worker_id(os.getpid())):
+    if not jobs.claim(job_id, record(os.getpid())):
         return 0  # dismissed or already ended
     job = jobs.get(job_id)
     assert job is not None

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pystac
@@ -21,7 +20,7 @@ from ogc_upscaler.config import load_campaign
 from ogc_upscaler.run import make_backend, run_campaign
 from ogc_upscaler.store import JobStore
 
-from ..conftest import demo_config
+from ..conftest import demo_config, wait_for
 from .test_cwltool import flaky_config
 
 pytestmark = pytest.mark.slow
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.slow
 
 def toil_backend(batch_system: str, **toil) -> dict:
     return {"type": "toil", "parallel": 6, "toil": {"batch_system": batch_system, "batch_size": 3, **toil}}
-
-
-def wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.3)
 
 
 def check_collected(campaign) -> list[dict]:

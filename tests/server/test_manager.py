@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 
+from ogc_upscaler.backends.runner import is_alive
 from ogc_upscaler.server.manager import UpscalerManager
-from ogc_upscaler.server.worker import worker_alive
 
 from ..conftest import PACKAGES
 from .test_endpoint import processes_touching
@@ -48,7 +48,7 @@ def worker_of(manager: UpscalerManager, job_id: str, timeout: float = 60) -> int
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = manager.jobs.get(job_id)
-        if job and job.worker and worker_alive(job.worker):
+        if job and job.worker and is_alive(job.worker):
             return int(job.worker.split()[0])
         time.sleep(0.1)
     raise AssertionError("the worker never started")

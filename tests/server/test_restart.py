@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
+from ogc_upscaler.backends.runner import is_alive
 from ogc_upscaler.server.jobs import EndpointJobs
-from ogc_upscaler.server.worker import worker_alive
 
 from ..conftest import free_port, running_endpoint
 from .test_endpoint import JSON, upscale_inputs, wait_for
@@ -39,7 +39,7 @@ def test_the_endpoint_restarted_mid_campaign(tmp_path, demo_archive) -> None:
             time.sleep(0.5)
     jobs = EndpointJobs(state / "jobs.sqlite")
     job = jobs.get(job_id)
-    assert job is not None and worker_alive(job.worker), "the worker outlives the server"
+    assert job is not None and is_alive(job.worker), "the worker outlives the server"
     time.sleep(2)
     with running_endpoint(state, roots, gunicorn=True, port=port) as url:
         status = requests.get(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=10).json()
