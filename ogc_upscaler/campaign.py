@@ -106,6 +106,7 @@ class ToilSettings:
     shared: Path = Path("toil")  # on a filesystem the leader and every node share
     batch_size: int = 50
     container: str = "none"
+    staging: str = "shared"  # or "jobstore": tiles travel through Toil's job store to nodes without the shared path
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     kubernetes: KubernetesOptions = field(default_factory=KubernetesOptions)
 

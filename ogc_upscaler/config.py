@@ -140,12 +140,20 @@ class KubernetesConfig(_Strict):
     host_path: str | None = None
 
 
+#: Tiles per batch on Kubernetes: 3 Toil jobs each keep Toil's job numbers within 4 digits.
+K8S_BATCH_MAX = 2_000
+
+
 class ToilConfig(_Strict):
     """The Toil backend: batch system, shared path (job stores, work, logs), tiles per leader."""
 
     batch_system: Literal["single_machine", "slurm", "kubernetes"] = "single_machine"
     shared: str | None = None
     batch_size: int = Field(default=50, ge=1, le=10_000)
+    staging: Literal["shared", "jobstore"] | None = Field(
+        default=None,
+        description="how tiles reach the nodes: the shared path, or Toil's job store (default: jobstore on kubernetes)",
+    )
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
@@ -153,6 +161,16 @@ class ToilConfig(_Strict):
     def _store(self) -> ToilConfig:
         if self.batch_system == "kubernetes" and not self.kubernetes.job_store:
             raise ValueError("kubernetes needs kubernetes.job_store (aws:REGION:NAME): pods cannot reach a file store")
+        if self.batch_system == "kubernetes" and self.staging == "shared":
+            raise ValueError(
+                "kubernetes needs staging: jobstore: Toil mounts no shared volume into the tile pods"
+                " (remove staging, or set it to jobstore)"
+            )
+        if self.batch_system == "kubernetes" and self.batch_size > K8S_BATCH_MAX:
+            raise ValueError(
+                f"kubernetes takes at most {K8S_BATCH_MAX} tiles per batch: Toil's job names"
+                " (owner, run id and job number) must fit Kubernetes' 63 characters"
+            )
         return self
 
 
@@ -304,6 +322,7 @@ def _toil(b: BackendConfig, base: Path, workdir: Path) -> ToilSettings | None:
         shared.resolve(),
         t.batch_size,
         b.container,
+        t.staging or ("jobstore" if t.batch_system == "kubernetes" else "shared"),
         SlurmOptions(t.slurm.partition, t.slurm.time, t.slurm.account, tuple(t.slurm.args)),
         KubernetesOptions(**t.kubernetes.model_dump()),
     )

@@ -82,6 +82,22 @@ def states(ids: Sequence[str]) -> dict[str, SlurmJob]:
     return found
 
 
+def live_jobs_logging_to(directory: str) -> list[SlurmJob]:
+    """The queued and running jobs whose standard output goes under ``directory``: one ``squeue`` call.
+
+    This finds the jobs a batch system submitted (Toil's ``--batchLogsDir``) when their ids
+    were never recorded, for instance those a leader left behind when it died.
+    """
+    prefix = directory.rstrip("/") + "/"
+    out = _run(["squeue", "-h", "--Format=JobID:|,State:|,Reason:|,STDOUT:"])
+    found = []
+    for line in out.splitlines():
+        job_id, state, reason, stdout = ([*line.split("|", 3), "", "", ""])[:4]
+        if stdout.strip().startswith(prefix):
+            found.append(SlurmJob(job_id.strip(), state.strip(), reason.strip()))
+    return found
+
+
 def submit(
     script: str, *, name: str, output: str, workdir: str, options: Sequence[str] = (), env: dict[str, str] | None = None
 ) -> str:

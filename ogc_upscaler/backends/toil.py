@@ -36,6 +36,7 @@ from ogc_upscaler.backends import slurm as slurm_cli
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
 from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results
 from ogc_upscaler.backends.runner import alive, descendants
+from ogc_upscaler.backends.tile_run import Started
 from ogc_upscaler.campaign import ToilSettings
 from ogc_upscaler.cwl import Package, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
@@ -97,14 +98,13 @@ class ToilBackend(Backend):
         """Mark the tile cancelled (its Toil job skips it) and stop it where it runs."""
         folder = Path(remote_id)
         (folder / "cancelled").write_text("cancelled\n")
-        started = _started(folder)
+        started = Started.read(folder)
         if started is None:
             return
-        host, pid, slurm_id = started
-        if slurm_id:
-            slurm_cli.cancel([slurm_id])
-        elif host == socket.gethostname() and pid.isdigit():
-            for member in descendants(int(pid)):  # cwltool and the tool; the Toil job records the exit
+        if started.slurm_id:
+            slurm_cli.cancel([started.slurm_id])
+        elif started.host == socket.gethostname():
+            for member in descendants(started.pid):  # cwltool and the tool; the Toil job records the exit
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGTERM)
 
@@ -220,6 +220,10 @@ class ToilBackend(Backend):
                     for t in tiles
                 ],
                 "env": {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin"},
+                "staging": self.settings.staging,
+                "package": str(self.package.path),
+                "workflow": self.package.workflow,
+                "container": self.settings.container,
                 "cores": self.package.cores,
                 "memory": f"{self.package.ram_mib}Mi",
                 "disk": "2Gi",
@@ -259,6 +263,8 @@ class ToilBackend(Backend):
             return exit_status(folder, self.package.temporary_fail_codes)
         if (folder / "started").exists():
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
+        if (folder / "staged").exists():  # its log comes back with its outcome
+            return RemoteStatus(RemoteState.RUNNING, "staged through Toil's job store", log_path=log)
         batch_file = folder / "batch"
         if not batch_file.exists():
             return RemoteStatus(RemoteState.QUEUED, "queued for a batch", log_path=log)
@@ -289,17 +295,35 @@ class ToilBackend(Backend):
                 retryable=True,
                 log_path=log,
             )
+        if self.settings.batch_system == "slurm" and self._orphans_on_slurm(batch):
+            waiting = "waiting for the SLURM jobs of a vanished leader"
+            return RemoteStatus(RemoteState.QUEUED, waiting, log_path=str(batch / "leader.log"))
         count_file.write_text(str(count + 1))
         self._start_batch([], batch, restart=(batch / "jobstore").exists())
         return RemoteStatus(RemoteState.QUEUED, "leader restarted", log_path=str(batch / "leader.log"))
+
+    def _orphans_on_slurm(self, batch: Path) -> bool:
+        """Whether the vanished leader of ``batch`` left tile jobs on SLURM; the queued ones are cancelled.
+
+        The running ones are left to finish: they record their tiles and complete their Toil
+        jobs, so the restarted leader issues only what is left, and no tile runs twice at once.
+        """
+        try:
+            live = slurm_cli.live_jobs_logging_to(str(batch / "logs"))
+        except BackendError:
+            return True  # SLURM did not answer: ask again at the next poll
+        queued = [job.id for job in live if job.remote_state is RemoteState.QUEUED]
+        if queued:
+            slurm_cli.cancel(queued)
+        return bool(live)
 
     def _check_slurm(self, statuses: dict[str, RemoteStatus]) -> None:
         """Fail tiles whose SLURM job ended without the tile recording an exit (time or memory limit, node)."""
         running = {}
         for rid, status in statuses.items():
-            started = _started(Path(rid)) if status.state is RemoteState.RUNNING else None
-            if started and started[2]:
-                running[started[2]] = rid
+            started = Started.read(Path(rid)) if status.state is RemoteState.RUNNING else None
+            if started and started.slurm_id:
+                running[started.slurm_id] = rid
         if not running:
             return
         for slurm_id, job in slurm_cli.states(list(running)).items():
@@ -314,16 +338,6 @@ class ToilBackend(Backend):
                     retryable=job.retryable,
                     log_path=str(Path(rid) / "stderr.log"),
                 )
-
-
-def _started(folder: Path) -> tuple[str, str, str] | None:
-    """Where the tile's Toil job runs: host, pid, SLURM job id ('' outside SLURM)."""
-    try:
-        parts = (folder / "started").read_text().split()
-    except OSError:
-        return None
-    host, pid, slurm_id = [*parts, "", "", ""][:3]
-    return host, pid, slurm_id
 
 
 def _tail(path: Path, lines: int = 3) -> str:

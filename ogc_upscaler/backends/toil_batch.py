@@ -23,52 +23,90 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from toil.common import Toil
+from toil.fileStores.abstractFileStore import AbstractFileStore
 from toil.job import Job
+
+from ogc_upscaler.backends import staging, tile_run
+from ogc_upscaler.backends.cwltool import cwltool_command
 
 
 def run_tile(job: Job, folder: str, command: list[str], env: dict[str, str]) -> int:
-    """Run one tile's command in its folder; record its exit code; never raise for the tile's failure."""
-    path = Path(folder)
-    if (path / "exit_code").exists():  # done before a restart of the leader
-        return int((path / "exit_code").read_text().strip())
-    if (path / "cancelled").exists():  # cancelled before it started
-        (path / "exit_code").write_text("-15\n")
-        return -15
-    where = f"{socket.gethostname()} {os.getpid()} {os.environ.get('SLURM_JOB_ID', '')}"
-    (path / "started").write_text(where.strip() + "\n")
-    environment = {**os.environ, **env}
-    with (path / "stdout").open("wb") as out, (path / "stderr.log").open("ab") as err:
+    """One tile's Toil job: run it in its folder (see :func:`ogc_upscaler.backends.tile_run.run_tile`)."""
+    return tile_run.run_tile(Path(folder), command, env)
+
+
+class StageIn(Job):
+    """On the leader: pack the tile (its job file, items, local assets, the package) into the job store."""
+
+    def __init__(self, folder: str, package: str) -> None:
+        super().__init__(cores=0.1, memory="256Mi", disk="2Gi", local=True)
+        self.folder, self.package = folder, package
+
+    def run(self, fileStore: AbstractFileStore) -> str | None:
+        folder = Path(self.folder)
+        if tile_run.exit_code(folder) is not None:  # done before a restart of the leader
+            return None
+        if (folder / "cancelled").exists():
+            tile_run.record_exit(folder, -15)
+            return None
         try:
-            code = subprocess.run(command, stdout=out, stderr=err, cwd=path, env=environment).returncode
-        except OSError as error:
-            err.write(f"ogc-upscaler: cannot start {command[0]}: {error}\n".encode())
-            code = 127
-    tmp = path / "exit_code.tmp"
-    tmp.write_text(f"{code}\n")
-    tmp.replace(path / "exit_code")
-    return code
+            archive = staging.pack(folder, Path(self.package), Path(fileStore.getLocalTempDir()) / "tile.tar")
+        except (OSError, ValueError) as error:  # an input vanished: the tile fails alone, with the reason
+            with (folder / "stderr.log").open("a") as log:
+                log.write(f"ogc-upscaler: staging the tile into Toil's job store failed: {error}\n")
+            tile_run.record_exit(folder, 1)
+            return None
+        (folder / "staged").write_text("staged through Toil's job store\n")
+        return str(fileStore.writeGlobalFile(str(archive)))
+
+
+class RunStaged(Job):
+    """On a node without the shared path: unpack the tile in scratch, run it, send its outcome back."""
+
+    def __init__(self, archive: Any, workflow: str, container: str, **requirements: Any) -> None:
+        super().__init__(**requirements)
+        self.archive, self.workflow, self.container = archive, workflow, container
+
+    def run(self, fileStore: AbstractFileStore) -> str | None:
+        if self.archive is None:
+            return None
+        work = staging.unpack(Path(fileStore.readGlobalFile(self.archive)), Path(fileStore.getLocalTempDir()) / "tile")
+        entry = f"{work / 'package.cwl'}#{self.workflow}"
+        command = [*cwltool_command(work, self.container), entry, str(work / "job.yml")]
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
+        tile_run.run_tile(work, command, {"PATH": path})
+        outcome = staging.pack_outcome(work, Path(fileStore.getLocalTempDir()) / "outcome.tar")
+        return str(fileStore.writeGlobalFile(str(outcome)))
+
+
+class StageOut(Job):
+    """On the leader: unpack a tile's outcome into its folder, where the manager reads it."""
+
+    def __init__(self, outcome: Any, folder: str) -> None:
+        super().__init__(cores=0.1, memory="256Mi", disk="2Gi", local=True)
+        self.outcome, self.folder = outcome, folder
+
+    def run(self, fileStore: AbstractFileStore) -> None:
+        if self.outcome is not None:
+            staging.unpack_outcome(Path(fileStore.readGlobalFile(self.outcome)), Path(self.folder))
 
 
 def build(spec: dict[str, Any]) -> Job:
-    """The batch's root job: one child per tile, with the tile's cores and memory."""
+    """The batch's root job: one child per tile (three when staged), with the tile's cores and memory."""
     root = Job(cores=0.1, memory="50Mi", disk="10Mi")  # it only issues the tiles
+    needs = {"cores": spec.get("cores", 1), "memory": spec.get("memory", "1Gi"), "disk": spec.get("disk", "1Gi")}
     for tile in spec["tiles"]:
-        root.addChildJobFn(
-            run_tile,
-            tile["folder"],
-            tile["command"],
-            spec.get("env", {}),
-            cores=spec.get("cores", 1),
-            memory=spec.get("memory", "1Gi"),
-            disk=spec.get("disk", "1Gi"),
-        )
+        if spec.get("staging") == "jobstore":
+            stage_in = root.addChild(StageIn(tile["folder"], spec["package"]))
+            run = stage_in.addFollowOn(RunStaged(stage_in.rv(), spec["workflow"], spec["container"], **needs))
+            run.addFollowOn(StageOut(run.rv(), tile["folder"]))
+        else:
+            root.addChildJobFn(run_tile, tile["folder"], tile["command"], spec.get("env", {}), **needs)
     return root
 
 

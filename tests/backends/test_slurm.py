@@ -44,3 +44,24 @@ def test_a_refused_submission_says_why(tmp_path) -> None:
         sl.submit("#!/bin/sh\ntrue\n", name="x", output=str(tmp_path / "x.log"), workdir=str(tmp_path),
                   options=["--partition=no-such-partition"])  # fmt: skip
     assert not err.value.retryable
+
+
+def test_live_jobs_are_found_by_where_they_log(tmp_path) -> None:
+    logs = tmp_path / "batch" / "logs"
+    logs.mkdir(parents=True)
+    ours = [
+        sl.submit("#!/bin/sh\nsleep 120\n", name=f"ours{i}", output=f"{logs}/tile.{i}.%j.log", workdir=str(tmp_path))
+        for i in range(3)
+    ]
+    other = sl.submit("#!/bin/sh\nsleep 120\n", name="other", output=str(tmp_path / "other.log"), workdir=str(tmp_path))
+    try:
+        found = sl.live_jobs_logging_to(str(logs))
+        assert sorted(j.id for j in found) == sorted(ours), "every job of the batch, and only those"
+        assert all(j.remote_state in (RemoteState.QUEUED, RemoteState.RUNNING) for j in found)
+        assert sl.live_jobs_logging_to(str(tmp_path / "batch" / "log")) == [], "a prefix of the name is not enough"
+    finally:
+        sl.cancel([*ours, other])
+    deadline = time.monotonic() + 30
+    while sl.live_jobs_logging_to(str(logs)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sl.live_jobs_logging_to(str(logs)) == [], "cancelled jobs are no longer live"

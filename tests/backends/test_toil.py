@@ -15,6 +15,8 @@ import pystac
 import pytest
 from click.testing import CliRunner
 
+from ogc_upscaler.backends.runner import descendants
+from ogc_upscaler.backends.tile_run import Started
 from ogc_upscaler.cli import cli
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.run import make_backend, run_campaign
@@ -52,13 +54,31 @@ def test_the_demo_runs_through_toil_in_batches(tmp_path, demo_archive) -> None:
     assert all(Path(r["log_path"]).is_file() for r in rows), "each tile's own log is reachable"
 
 
+def test_tiles_travel_through_the_job_store_to_nodes_without_the_shared_path(
+    tmp_path, demo_archive, offline_stac_validator
+) -> None:
+    backend = toil_backend("single_machine", staging="jobstore", batch_size=5)
+    campaign = load_campaign(demo_config(tmp_path, demo_archive, backend=backend))
+    run_campaign(campaign)
+    rows = check_collected(campaign)
+    for row in rows:
+        folder = Path(row["remote_id"])
+        ran_in = Path((folder / "ran_in").read_text().strip())
+        assert (folder / "staged").exists() and not ran_in.is_relative_to(folder), "it ran in the node's scratch"
+        assert not ran_in.exists(), "Toil removed the node's scratch folder: the outcome came through the job store"
+        assert str(ran_in) not in (folder / "stdout").read_text()
+        assert "ndvi-tile" in Path(row["log_path"]).read_text(), "the tile's log came back with its outcome"
+    collection = pystac.Collection.from_file(str(campaign.output / "collection.json"))
+    assert collection.validate() and all(item.validate() for item in collection.get_items())
+
+
 def started_on_slurm(rows: list[dict]) -> set[str]:
     """The SLURM job ids the tiles ran under (from each tile's ``started`` file)."""
     ids = set()
     for row in rows:
-        parts = (Path(row["remote_id"]) / "started").read_text().split()
-        assert len(parts) == 3, f"{row['job_id']} did not run under SLURM: {parts}"
-        ids.add(parts[2])
+        started = Started.read(Path(row["remote_id"]))
+        assert started and started.slurm_id, f"{row['job_id']} did not run under SLURM: {started}"
+        ids.add(started.slurm_id)
     return ids
 
 
@@ -117,6 +137,43 @@ def test_the_manager_killed_mid_run_resumes_the_campaign_on_slurm(tmp_path) -> N
     assert rows and all(r["state"] == "collected" and r["attempts"] == 1 for r in rows)
     for row in rows:
         assert (tmp_path / "state" / f"{row['tile_id']}.count").read_text() == "1", "each tile ran once"
+
+
+@pytest.mark.usefixtures("slurm")
+def test_a_restarted_leader_waits_for_the_tiles_its_predecessor_left_running_on_slurm(tmp_path) -> None:
+    """The leader's machine goes down (runner and leader SIGKILLed) while its tiles' SLURM jobs run on."""
+    exe = str(Path(sys.executable).with_name("ogc-upscaler"))
+    config = flaky_config(
+        tmp_path,
+        seconds=10,
+        aoi="11.9,47.8,12.1,47.95",  # 8 tiles: the first batch holds 6, 4 of them queued when the leader dies
+        backend=toil_backend("slurm", batch_size=50),
+        retries={"attempts": 2, "backoff": 0.2, "time_limit": "PT10M"},  # waiting behind the orphans takes time
+    )
+    campaign = load_campaign(config)
+    manager = subprocess.Popen([exe, "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    batches = campaign.backend.toil.shared / "batches"
+
+    def a_tile_runs() -> bool:
+        return any((tmp_path / "state").glob("*.count"))
+
+    wait_for(a_tile_runs, 180)
+    (batch,) = list(batches.iterdir())
+    runner_pid = int((batch / "runner.pid").read_text().split()[0])
+    leader = descendants(runner_pid)
+    os.kill(runner_pid, signal.SIGKILL)
+    for pid in leader:
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = manager.communicate(timeout=600)
+    assert manager.returncode == 0, stderr
+    assert (batch / "restarts").read_text() == "1", "the vanished leader was restarted on its job store"
+    with JobStore.read(campaign.store) as store:
+        rows = list(store.rows())
+    assert len(rows) > 2, "enough tiles that some wait in SLURM's queue when the leader dies"
+    assert all(r["state"] == "collected" and r["attempts"] == 1 for r in rows), [(r["state"], r["error"]) for r in rows]
+    for row in rows:
+        count = (tmp_path / "state" / f"{row['tile_id']}.count").read_text()
+        assert count == "1", f"{row['tile_id']} ran {count} times: a tile never runs twice at once"
 
 
 def test_the_toil_command_line_for_slurm_and_kubernetes(tmp_path, demo_archive) -> None:

@@ -1,0 +1,181 @@
+"""A tile packed for a node that does not share our filesystem, and its outcome unpacked back.
+
+With ``staging: jobstore`` (always on Kubernetes, whose tile pods get no shared volume from
+Toil), a tile's run travels through Toil's job store. The leader packs what the run reads
+into one archive:
+
+    package.cwl   the application package (a packed CWL document: one file)
+    job.yml       the job file, its local File and Directory locations made relative
+    stage/NAME/   the staged STAC items of input NAME, their local assets copied into
+                  stage/NAME/assets/ (cwltool stages a Directory alone) and their hrefs relative
+    assets/...    the other local files and folders the job reads (each copied once)
+
+The node runs it in a scratch folder and sends back its outcome: ``started``, ``stdout``,
+``stderr.log``, ``exit_code``, ``out/`` and ``ran_in`` (the scratch folder). Unpacked into
+the tile's folder, with the scratch paths in cwltool's output JSON rewritten to the folder's,
+it reads exactly like a run on the shared path. Remote inputs (http, https, s3) stay remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import yaml
+
+from ogc_upscaler.backends.tile_run import record_exit
+
+OUTCOME = ("started", "stdout", "stderr.log", "ran_in")
+
+
+def pack(folder: Path, package: Path, target: Path) -> Path:
+    """Pack the tile in ``folder`` (job.yml, staged items) with ``package`` into the archive ``target``."""
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pack-") as tmp:
+        root = Path(tmp)
+        shutil.copyfile(package, root / "package.cwl")
+        assets = _Assets(root)
+        if (folder / "stage").is_dir():
+            shutil.copytree(folder / "stage", root / "stage")
+            for directory in (root / "stage").iterdir():  # cwltool stages each Directory alone: copies go inside
+                own = _Assets(directory)
+                for document in directory.rglob("*.json"):
+                    _relocate_assets(document, own)
+        job = yaml.safe_load((folder / "job.yml").read_text()) or {}
+        for value in job.values():
+            for entry in value if isinstance(value, list) else [value]:
+                if isinstance(entry, dict) and entry.get("class") in ("File", "Directory"):
+                    entry["location"] = _relocate(entry["location"], folder, root, assets)
+        (root / "job.yml").write_text(yaml.safe_dump(job, sort_keys=False))
+        _tar(root, sorted(p.name for p in root.iterdir()), target)
+    return target
+
+
+def unpack(archive: Path, into: Path) -> Path:
+    """Unpack a tile packed by :func:`pack` into ``into`` (created), where it runs."""
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    (into / "tmp").mkdir(exist_ok=True)
+    return into
+
+
+def pack_outcome(work: Path, target: Path) -> Path:
+    """Pack the outcome of the run in ``work`` (its files and ``out/``) into ``target``."""
+    (work / "ran_in").write_text(f"{work}\n")
+    _tar(work, [n for n in (*OUTCOME, "exit_code", "out") if (work / n).exists()], target)
+    return target
+
+
+def unpack_outcome(archive: Path, folder: Path) -> int:
+    """Unpack a run's outcome into the tile's ``folder``; its exit code is recorded last. Returns it."""
+    landing = folder / ".outcome"
+    shutil.rmtree(landing, ignore_errors=True)
+    landing.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(landing, filter="data")
+    work = (landing / "ran_in").read_text().strip()
+    if (landing / "out").is_dir():
+        shutil.rmtree(folder / "out", ignore_errors=True)
+        (landing / "out").replace(folder / "out")
+    if (landing / "stdout").is_file():
+        (landing / "stdout").write_text(_rewrite((landing / "stdout").read_text(), work, str(folder)))
+    for name in OUTCOME:
+        if (landing / name).exists():
+            (landing / name).replace(folder / name)
+    code = int((landing / "exit_code").read_text().strip()) if (landing / "exit_code").is_file() else 1
+    shutil.rmtree(landing)
+    record_exit(folder, code)
+    return code
+
+
+class _Assets:
+    """Local files and folders copied into the archive once each, under ``assets/N/NAME``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.copied: dict[Path, Path] = {}
+
+    def add(self, path: Path) -> Path:
+        """The copy of ``path`` in the archive (made on first use)."""
+        source = path.resolve()
+        if source not in self.copied:
+            if not source.exists():
+                raise FileNotFoundError(f"{source} does not exist")
+            target = self.root / "assets" / str(len(self.copied)) / source.name
+            target.parent.mkdir(parents=True)
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copyfile(source, target)
+            self.copied[source] = target
+        return self.copied[source]
+
+
+def _local_path(href: str) -> Path | None:
+    """The absolute local path ``href`` names, or None for a remote or relative href."""
+    parsed = urlparse(href)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" and os.path.isabs(href):
+        return Path(href)
+    return None
+
+
+def _relocate(location: str, folder: Path, root: Path, assets: _Assets) -> str:
+    """A job.yml location as the archive sees it: relative for local paths, unchanged for remote ones."""
+    path = _local_path(location)
+    if path is None:
+        return location
+    if path.is_relative_to(folder) and (root / path.relative_to(folder)).exists():
+        return str(path.relative_to(folder))
+    return str(assets.add(path).relative_to(root))
+
+
+def _relocate_assets(document: Path, assets: _Assets) -> None:
+    """Point a staged item's local asset hrefs at their copies in the archive (relative to the item)."""
+    data = json.loads(document.read_text())
+    changed = False
+    for asset in (data.get("assets") or {}).values() if isinstance(data, dict) else ():
+        path = _local_path(str(asset.get("href", "")))
+        if path is not None:
+            asset["href"] = os.path.relpath(assets.add(path), document.parent)
+            changed = True
+    if changed:
+        document.write_text(json.dumps(data, indent=1))
+
+
+def _rewrite(stdout: str, work: str, folder: str) -> str:
+    """cwltool's output JSON with the node's scratch paths replaced by the tile folder's."""
+    try:
+        document = json.loads(stdout)
+    except json.JSONDecodeError:
+        return stdout  # a failed run printed no output JSON: nothing points into the scratch folder
+    pairs = [(f"file://{quote(work)}", f"file://{quote(folder)}"), (work, folder)]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            for old, new in pairs:
+                if value == old or value.startswith(old + "/"):
+                    return new + value[len(old) :]
+        return value
+
+    return json.dumps(walk(document), indent=2)
+
+
+def _tar(root: Path, names: list[str], target: Path) -> None:
+    """Write ``names`` (under ``root``) into the uncompressed archive ``target``, atomically (COGs are compressed)."""
+    tmp = target.with_name(target.name + ".tmp")
+    with tarfile.open(tmp, "w") as tar:
+        for name in names:
+            tar.add(root / name, arcname=name)
+    tmp.replace(target)
