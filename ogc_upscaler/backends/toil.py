@@ -13,13 +13,18 @@ A poll reads each tile's files (as the local backend does) and, on SLURM, asks S
 one call about the tiles that started but have not ended, so a tile killed for its time
 or memory limit is failed with SLURM's reason instead of waiting for ever. A leader that
 is gone without having finished (its machine rebooted) is started again with
-``--restart`` on its job store: tiles already done are skipped.
+``--restart`` on its job store: tiles already done are skipped. Before that, the tile jobs
+it left are dealt with: on SLURM the queued ones are cancelled and the running ones finish
+first; on Kubernetes its jobs are deleted (:mod:`ogc_upscaler.backends.kubernetes`). Where
+nodes do not see ``SHARED`` (``staging: jobstore``), tiles travel through Toil's job store
+(:mod:`ogc_upscaler.backends.staging`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -30,8 +35,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from ogc_upscaler.backends import runner
+from ogc_upscaler.backends import kubernetes, runner
 from ogc_upscaler.backends import slurm as slurm_cli
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
 from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results
@@ -41,6 +47,7 @@ from ogc_upscaler.campaign import ToilSettings
 from ogc_upscaler.cwl import Package, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
 
+log = logging.getLogger(__name__)
 RUNNER = runner.__file__
 #: Seconds a part-full batch waits for more tiles while another batch runs.
 LINGER = 15.0
@@ -63,6 +70,7 @@ class ToilBackend(Backend):
         self.linger = LINGER
         self._oldest = 0.0  # when the oldest queued tile was queued
         self._batches: list[Path] = []  # batches this instance started
+        self._kubernetes_api: Any = None
 
     # -- the backend protocol -----------------------------------------------------------------
 
@@ -98,6 +106,12 @@ class ToilBackend(Backend):
         """Mark the tile cancelled (its Toil job skips it) and stop it where it runs."""
         folder = Path(remote_id)
         (folder / "cancelled").write_text("cancelled\n")
+        if self.settings.batch_system == "kubernetes":
+            try:
+                self._end_cancelled_batch(folder)
+            except BackendError as err:  # cancelling is best effort, as for every backend
+                log.warning("%s: the batch's pods may run on: %s %s", folder.parent.name, err.message, err.hint or "")
+            return
         started = Started.read(folder)
         if started is None:
             return
@@ -194,7 +208,7 @@ class ToilBackend(Backend):
         }
         k = self.settings.kubernetes
         if self.settings.batch_system == "kubernetes":
-            env["TOIL_KUBERNETES_OWNER"] = f"ogc-upscaler-{batch.name}"
+            env["TOIL_KUBERNETES_OWNER"] = kubernetes.owner(batch.name)
             if k.image:
                 env["TOIL_APPLIANCE_SELF"] = k.image
             env["KUBERNETES_NAMESPACE"] = k.namespace
@@ -295,12 +309,45 @@ class ToilBackend(Backend):
                 retryable=True,
                 log_path=log,
             )
+        if self.settings.batch_system == "kubernetes":
+            try:  # its pods run on without it (Toil issue #3498): clear them, the new leader issues them again
+                kubernetes.delete_batch_jobs(self.kubernetes_api(), self.settings.kubernetes.namespace, batch.name)
+            except BackendError as err:
+                return RemoteStatus(RemoteState.QUEUED, f"leader gone; {err.message}", log_path=log)
         if self.settings.batch_system == "slurm" and self._orphans_on_slurm(batch):
             waiting = "waiting for the SLURM jobs of a vanished leader"
             return RemoteStatus(RemoteState.QUEUED, waiting, log_path=str(batch / "leader.log"))
         count_file.write_text(str(count + 1))
         self._start_batch([], batch, restart=(batch / "jobstore").exists())
         return RemoteStatus(RemoteState.QUEUED, "leader restarted", log_path=str(batch / "leader.log"))
+
+    def kubernetes_api(self) -> Any:
+        """The ``BatchV1Api`` the backend clears leftover tile jobs with (made on first use)."""
+        if self._kubernetes_api is None:
+            self._kubernetes_api = kubernetes.batch_api()
+        return self._kubernetes_api
+
+    def _end_cancelled_batch(self, folder: Path) -> None:
+        """Stop a batch on Kubernetes once none of its tiles is left to run: its leader, then its pods.
+
+        A tile's pod cannot be told apart from our side (its name is Toil's), so a cancelled tile
+        whose pod already runs finishes, and its outcome is ignored; a whole batch is stopped.
+        """
+        try:
+            batch = Path((folder / "batch").read_text().strip())
+            tiles = [Path(t["folder"]) for t in json.loads((batch / "batch.json").read_text())["tiles"]]
+        except (OSError, ValueError, KeyError):
+            return  # not in a batch yet: it is skipped when its batch starts
+        if any(not (t / "cancelled").exists() and not (t / "exit_code").exists() for t in tiles):
+            return
+        try:
+            recorded = (batch / "runner.pid").read_text()
+        except OSError:
+            recorded = ""
+        if runner.is_alive(recorded):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(recorded.split()[0]), signal.SIGTERM)  # the runner passes it on to the leader
+        kubernetes.delete_batch_jobs(self.kubernetes_api(), self.settings.kubernetes.namespace, batch.name)
 
     def _orphans_on_slurm(self, batch: Path) -> bool:
         """Whether the vanished leader of ``batch`` left tile jobs on SLURM; the queued ones are cancelled.

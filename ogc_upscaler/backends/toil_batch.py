@@ -14,6 +14,11 @@ files the local backend's runner writes (``started``, ``stdout``, ``stderr.log``
 - a leader that was killed is started again with ``--restart`` on the same job store:
   tiles already done are skipped, the rest run.
 
+With ``staging: jobstore`` (nodes that do not see ``SHARED``, and always on Kubernetes),
+a tile is three Toil jobs: :class:`StageIn` on the leader packs it into the job store,
+:class:`RunStaged` runs it in the node's scratch space and sends its outcome back the same
+way, and :class:`StageOut` on the leader unpacks that outcome into the tile's folder.
+
 This is why tiles are Toil jobs rather than a CWL scatter run by toil-cwl-runner: a
 scatter fails the whole workflow when one tile fails, and reports no tile's outputs until
 the last one ends.

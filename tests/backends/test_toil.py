@@ -206,13 +206,23 @@ def test_the_toil_command_line_for_slurm_and_kubernetes(tmp_path, demo_archive) 
     assert pairs["--kubernetesHostPath"] == "/var/cache/toil"
     env = backend.leader_environment(batch)
     assert env["TOIL_APPLIANCE_SELF"] == "registry.example.org/up:1" and env["KUBERNETES_NAMESPACE"] == "eo"
-    assert env["TOIL_KUBERNETES_OWNER"] == "ogc-upscaler-batch"
+    assert env["TOIL_KUBERNETES_OWNER"] == "ogc-batch"
+    assert backend.settings.staging == "jobstore", "pods get no shared volume from Toil: tiles go through the job store"
 
 
 @pytest.mark.parametrize(
     ("toil", "message"),
     [
         ({"batch_system": "kubernetes"}, "kubernetes needs kubernetes.job_store"),
+        (
+            {"batch_system": "kubernetes", "staging": "shared", "kubernetes": {"job_store": "aws:eu-west-1:up"}},
+            "kubernetes needs staging: jobstore",
+        ),
+        (
+            {"batch_system": "kubernetes", "batch_size": 5000, "kubernetes": {"job_store": "aws:eu-west-1:up"}},
+            "at most 2000 tiles per batch",
+        ),
+        ({"staging": "s3"}, "staging"),
         ({"batch_system": "pbs"}, "batch_system"),
         ({"slurm": {"time": "two hours"}}, "time"),
     ],
