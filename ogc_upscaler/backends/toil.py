@@ -275,21 +275,23 @@ class ToilBackend(Backend):
         log = str(folder / "stderr.log")
         if (folder / "exit_code").exists():
             return exit_status(folder, self.package.temporary_fail_codes)
-        if (folder / "started").exists():
-            return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
-        if (folder / "staged").exists():  # its log comes back with its outcome
-            return RemoteStatus(RemoteState.RUNNING, "staged through Toil's job store", log_path=log)
         batch_file = folder / "batch"
         if not batch_file.exists():
             return RemoteStatus(RemoteState.QUEUED, "queued for a batch", log_path=log)
         batch = Path(batch_file.read_text().strip())
         if alive(batch / "runner.pid"):
+            if (folder / "started").exists():
+                return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
+            if (folder / "staged").exists():  # its log comes back with its outcome
+                return RemoteStatus(RemoteState.RUNNING, "staged through Toil's job store", log_path=log)
             return RemoteStatus(RemoteState.QUEUED, "queued in Toil", log_path=str(batch / "leader.log"))
         if (batch / "exit_code").exists():
+            if (folder / "exit_code").exists():  # recorded just before its leader ended
+                return exit_status(folder, self.package.temporary_fail_codes)
             return RemoteStatus(
                 RemoteState.LOST,
                 "leader ended",
-                f"the Toil leader ended without running this tile: {_tail(batch / 'leader.log')}",
+                f"the Toil leader ended without this tile's outcome: {_tail(batch / 'leader.log')}",
                 retryable=True,
                 log_path=str(batch / "leader.log"),
             )

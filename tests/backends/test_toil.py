@@ -15,6 +15,7 @@ import pystac
 import pytest
 from click.testing import CliRunner
 
+from ogc_upscaler.backends.base import RemoteState
 from ogc_upscaler.backends.runner import descendants
 from ogc_upscaler.backends.tile_run import Started
 from ogc_upscaler.cli import cli
@@ -208,6 +209,26 @@ def test_the_toil_command_line_for_slurm_and_kubernetes(tmp_path, demo_archive) 
     assert env["TOIL_APPLIANCE_SELF"] == "registry.example.org/up:1" and env["KUBERNETES_NAMESPACE"] == "eo"
     assert env["TOIL_KUBERNETES_OWNER"] == "ogc-batch"
     assert backend.settings.staging == "jobstore", "pods get no shared volume from Toil: tiles go through the job store"
+
+
+def test_a_staged_tile_whose_leader_ended_without_its_outcome_is_lost_not_running_for_ever(
+    tmp_path, demo_archive
+) -> None:
+    backend = make_backend(load_campaign(demo_config(tmp_path, demo_archive, backend=toil_backend("single_machine"))))
+    batch = backend.shared / "batches" / "b1"
+    tile = backend.shared / "tiles" / "t1" / "attempt-1"
+    for folder in (batch, tile):
+        folder.mkdir(parents=True)
+    (tile / "batch").write_text(f"{batch}\n")
+    (tile / "staged").write_text("staged\n")
+    (batch / "runner.pid").write_text("999999999 0\n")  # a runner that is gone...
+    (batch / "exit_code").write_text("1\n")  # ...after its leader failed
+    (batch / "leader.log").write_text("RunStaged failed: the node ran out of disk\n")
+    status = backend.poll([str(tile)])[str(tile)]
+    assert status.state is RemoteState.LOST and status.retryable, status
+    assert "ran out of disk" in (status.error or "")
+    (tile / "exit_code").write_text("0\n")  # had it come back, its outcome would count
+    assert backend.poll([str(tile)])[str(tile)].state is RemoteState.SUCCEEDED
 
 
 @pytest.mark.parametrize(
