@@ -35,10 +35,15 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
         code = child.wait()
+    record_exit(folder, code)
+    return 0
+
+
+def record_exit(folder: Path, code: int) -> None:
+    """Write ``folder/exit_code`` atomically: it is the last file a run writes."""
     tmp = folder / "exit_code.tmp"
     tmp.write_text(f"{code}\n")
     tmp.replace(folder / "exit_code")
-    return 0
 
 
 def process_start(pid: int) -> str:

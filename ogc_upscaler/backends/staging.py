@@ -29,7 +29,7 @@ from urllib.parse import quote, urlparse
 
 import yaml
 
-from ogc_upscaler.backends.tile_run import record_exit
+from ogc_upscaler.backends.runner import record_exit
 
 OUTCOME = ("started", "stdout", "stderr.log", "ran_in")
 

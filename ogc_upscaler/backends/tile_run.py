@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ogc_upscaler.backends import runner, slurm
 from ogc_upscaler.backends.base import RemoteState
+from ogc_upscaler.backends.runner import record_exit
 from ogc_upscaler.errors import BackendError
 
 #: Seconds between two looks at an earlier run of the same tile that is still alive.
@@ -74,13 +75,6 @@ def exit_code(folder: Path) -> int | None:
         return int((folder / "exit_code").read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def record_exit(folder: Path, code: int) -> None:
-    """Write ``exit_code`` atomically: it is the last file a run writes."""
-    tmp = folder / "exit_code.tmp"
-    tmp.write_text(f"{code}\n")
-    tmp.replace(folder / "exit_code")
 
 
 def wait_for_earlier_run(folder: Path, wait: float = WAIT) -> None:

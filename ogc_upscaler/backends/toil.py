@@ -40,7 +40,7 @@ from typing import Any
 from ogc_upscaler.backends import kubernetes, runner
 from ogc_upscaler.backends import slurm as slurm_cli
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
-from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results
+from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, stop_tree
 from ogc_upscaler.backends.runner import alive, descendants
 from ogc_upscaler.backends.tile_run import Started
 from ogc_upscaler.campaign import ToilSettings
@@ -94,7 +94,8 @@ class ToilBackend(Backend):
         folders = [Path(r) for r in remote_ids]
         self._queue([f for f in folders if not (f / "batch").exists() and f not in self.pending])  # a resume
         self.flush(force=False)
-        statuses = {str(f): self._status(f) for f in folders}
+        leading: set[Path] = set()  # batches whose leader was seen alive in this poll: looked up once
+        statuses = {str(f): self._status(f, leading) for f in folders}
         if self.settings.batch_system == "slurm":
             self._check_slurm(statuses)
         return statuses
@@ -271,7 +272,7 @@ class ToilBackend(Backend):
 
     # -- status -------------------------------------------------------------------------------
 
-    def _status(self, folder: Path) -> RemoteStatus:
+    def _status(self, folder: Path, leading: set[Path]) -> RemoteStatus:
         log = str(folder / "stderr.log")
         if (folder / "exit_code").exists():
             return exit_status(folder, self.package.temporary_fail_codes)
@@ -279,7 +280,9 @@ class ToilBackend(Backend):
         if not batch_file.exists():
             return RemoteStatus(RemoteState.QUEUED, "queued for a batch", log_path=log)
         batch = Path(batch_file.read_text().strip())
-        if alive(batch / "runner.pid"):
+        if batch not in leading and alive(batch / "runner.pid"):
+            leading.add(batch)
+        if batch in leading:
             if (folder / "started").exists():
                 return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
             if (folder / "staged").exists():  # its log comes back with its outcome
@@ -342,13 +345,7 @@ class ToilBackend(Backend):
             return  # not in a batch yet: it is skipped when its batch starts
         if any(not (t / "cancelled").exists() and not (t / "exit_code").exists() for t in tiles):
             return
-        try:
-            recorded = (batch / "runner.pid").read_text()
-        except OSError:
-            recorded = ""
-        if runner.is_alive(recorded):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(recorded.split()[0]), signal.SIGTERM)  # the runner passes it on to the leader
+        stop_tree(batch / "runner.pid")  # the runner, the leader and its local jobs
         kubernetes.delete_batch_jobs(self.kubernetes_api(), self.settings.kubernetes.namespace, batch.name)
 
     def _orphans_on_slurm(self, batch: Path) -> bool:

@@ -38,6 +38,7 @@ from toil.job import Job
 
 from ogc_upscaler.backends import staging, tile_run
 from ogc_upscaler.backends.cwltool import cwltool_command
+from ogc_upscaler.backends.runner import record_exit
 
 
 def run_tile(job: Job, folder: str, command: list[str], env: dict[str, str]) -> int:
@@ -57,14 +58,14 @@ class StageIn(Job):
         if tile_run.exit_code(folder) is not None:  # done before a restart of the leader
             return None
         if (folder / "cancelled").exists():
-            tile_run.record_exit(folder, -15)
+            record_exit(folder, -15)
             return None
         try:
             archive = staging.pack(folder, Path(self.package), Path(fileStore.getLocalTempDir()) / "tile.tar")
         except (OSError, ValueError) as error:  # an input vanished: the tile fails alone, with the reason
             with (folder / "stderr.log").open("a") as log:
                 log.write(f"ogc-upscaler: staging the tile into Toil's job store failed: {error}\n")
-            tile_run.record_exit(folder, 1)
+            record_exit(folder, 1)
             return None
         (folder / "staged").write_text("staged through Toil's job store\n")
         return str(fileStore.writeGlobalFile(str(archive)))

@@ -30,11 +30,14 @@ def toil_job(batch: str, n: int, run: str = "0f8b3c1e-8d9a-4d55-9b0e-1c1f0a6f7e2
     return f"{kubernetes.owner(batch)}-toil-{run}-{n}"
 
 
+#: Jobs of another batch, of another user's Toil, and of another workload: never ours to delete.
+THEIRS = [toil_job("ffffeeeedddd", 1), "someone-toil-0f8b3c1e-8d9a-4d55-9b0e-1c1f0a6f7e21-1", "web-7f9c"]
+
+
 @pytest.fixture
 def fake():
     ours = [toil_job("a1b2c3d4e5f6", n) for n in range(1, 1203)]  # more than two pages of 500
-    theirs = [toil_job("ffffeeeedddd", 1), "someone-toil-0f8b3c1e-8d9a-4d55-9b0e-1c1f0a6f7e21-1", "web-7f9c"]
-    api = KubeApi({"eo": ours + theirs}, forbidden=("locked",))
+    api = KubeApi({"eo": ours + THEIRS}, forbidden=("locked",))
     yield api
     api.close()
 
@@ -43,9 +46,7 @@ def test_a_batch_s_jobs_are_found_page_by_page_and_deleted_with_their_pods(fake)
     api = api_of(fake)
     deleted = kubernetes.delete_batch_jobs(api, "eo", "a1b2c3d4e5f6")
     assert len(deleted) == 1202
-    assert sorted(fake.jobs["eo"]) == sorted(
-        [toil_job("ffffeeeedddd", 1), "someone-toil-0f8b3c1e-8d9a-4d55-9b0e-1c1f0a6f7e21-1", "web-7f9c"]
-    ), "other batches' jobs, other users' and other workloads are left alone"
+    assert sorted(fake.jobs["eo"]) == sorted(THEIRS), "other batches', users' and workloads' jobs are left alone"
     lists = [p for m, p, _ in fake.requests if m == "GET"]
     assert len(lists) == 3 and all("limit=500" in p for p in lists), "listed in pages of 500"
     deletes = [b for m, _, b in fake.requests if m == "DELETE"]
@@ -95,11 +96,7 @@ def test_cancelling_every_tile_of_a_batch_deletes_its_pods(tmp_path, demo_archiv
     assert not fake.requests, "a tile of the batch is still to run: the batch goes on"
     backend.cancel(str(tiles[1]))
     assert (tiles[0] / "cancelled").exists() and (tiles[1] / "cancelled").exists()
-    assert fake.jobs["eo"] == [
-        toil_job("ffffeeeedddd", 1),
-        "someone-toil-0f8b3c1e-8d9a-4d55-9b0e-1c1f0a6f7e21-1",
-        "web-7f9c",
-    ], "the batch's jobs are gone, and only those"
+    assert fake.jobs["eo"] == THEIRS, "the batch's jobs are gone, and only those"
     assert backend.leader_environment(batch)["TOIL_KUBERNETES_OWNER"] == kubernetes.owner("a1b2c3d4e5f6")
 
 
