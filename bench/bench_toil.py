@@ -1,14 +1,18 @@
 """Toil on SLURM: per-tile overhead against the package's own runtime, for 50 tiles, and the leaders' memory.
 
 Run by hand, as root (it starts the test SLURM with scripts/slurm.sh when it is not up):
-``python bench/bench_toil.py``. The campaign is the demo's NDVI over a larger area (50 tiles, one
-month) through the Toil backend on SLURM in batches of 25; the baseline runs the tool itself on the
-same tiles, two at a time (the node's cores), as SLURM would at best.
+``python bench/bench_toil.py [--container podman]``. The campaign is the demo's NDVI over a larger
+area (35 tiles x 2 months) through the Toil backend on SLURM in batches of 25; the baseline runs the
+tool itself on the same tiles, two at a time (the node's cores), as SLURM would at best, without a
+container. With ``--container podman`` every tile's tool runs in the package's image (set up by
+scripts/podman.sh), so the overhead includes the container's.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -54,8 +58,21 @@ def tool(inputs: dict, folder: Path) -> None:
     )  # fmt: skip
 
 
+def podman_env() -> dict[str, str]:
+    """Set up podman and the package's image (scripts/podman.sh); the variables that point podman at them."""
+    script = str(ROOT / "scripts" / "podman.sh")
+    subprocess.run(["bash", script, "setup"], check=True)
+    exports = subprocess.run(["bash", script, "env"], capture_output=True, text=True, check=True).stdout
+    return dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+
+
 def main() -> None:
     """Print seconds per tile both ways, their ratio, and the leaders' peak memory."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--container", choices=["none", "podman"], default="none")
+    container = parser.parse_args().container
+    if container == "podman":
+        os.environ.update(podman_env())
     if subprocess.run(["bash", str(ROOT / "scripts" / "slurm.sh"), "status"], capture_output=True).returncode:
         subprocess.run(["bash", str(ROOT / "scripts" / "slurm.sh"), "start"], check=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +82,12 @@ def main() -> None:
         settings = yaml.safe_load(config.read_text())
         settings["aoi"] = AOI
         settings["time"] = {"start": "2024-05-01", "end": "2024-07-01", "step": "P1M"}  # 35 tiles x 2 = 70 jobs
-        settings["backend"] = {"type": "toil", "parallel": 50, "toil": {"batch_system": "slurm", "batch_size": 25}}
+        settings["backend"] = {
+            "type": "toil",
+            "parallel": 50,
+            "container": container,
+            "toil": {"batch_system": "slurm", "batch_size": 25},
+        }
         config.write_text(yaml.safe_dump(settings))
         campaign = load_campaign(config)
 
@@ -93,7 +115,8 @@ def main() -> None:
             list(pool.map(lambda ij: tool(ij[1], folder / "direct" / str(ij[0])), enumerate(jobs)))
         direct = time.perf_counter() - start
 
-        print(f"{n} tile jobs run ({counts}) through Toil on SLURM in {batches} batches (leaders), 2 cores:")
+        print(f"{n} tile jobs run ({counts}) through Toil on SLURM in {batches} batches (leaders), 2 cores,")
+        print(f"  container: {container}:")
         print(f"  Toil on SLURM (plan, stage, batch, sbatch, cwltool, collect): {managed:.0f} s, "
               f"{managed / n:.2f} s per tile")  # fmt: skip
         print(f"  the tool alone, 2 at a time: {direct:.0f} s, {direct / len(jobs):.2f} s per tile")

@@ -20,6 +20,7 @@ from typing import Any
 import pystac
 import yaml
 
+from ogc_upscaler.assets import Carried, carry_item_assets
 from ogc_upscaler.errors import InvalidPackage
 
 JS_MARKERS = ("${", "InlineJavascriptRequirement")
@@ -106,12 +107,13 @@ def _resource(document: dict[str, Any], key: str, default: float) -> float:
     return max(values, default=default)
 
 
-def write_job_file(package: Package, values: dict[str, Any], folder: Path) -> Path:
+def write_job_file(package: Package, values: dict[str, Any], folder: Path, *, carry_assets: bool = False) -> Path:
     """Write ``folder/job.yml`` for one run, converting each value to its CWL type.
 
     A ``Directory`` input given a list of STAC item hrefs is staged: the items are
-    copied into ``folder/stage/<input>/`` with a ``catalog.json`` listing them and
-    absolute asset hrefs, as the best practice's stage-in would.
+    copied into ``folder/stage/<input>/`` with a ``catalog.json`` listing them, as the
+    best practice's stage-in would. Their local assets keep absolute hrefs, or with
+    ``carry_assets`` (a run in a container sees only the Directory) are carried inside it.
     """
     job: dict[str, Any] = {}
     for parameter in package.inputs:
@@ -122,7 +124,7 @@ def write_job_file(package: Package, values: dict[str, Any], folder: Path) -> Pa
                     hint=f"add it under process.inputs in the config; the inputs are: {_names(package.inputs)}",
                 )
             continue
-        job[parameter.id] = _value(parameter, values[parameter.id], folder, package)
+        job[parameter.id] = _value(parameter, values[parameter.id], folder, package, carry_assets)
     unknown = sorted(set(values) - {p.id for p in package.inputs})
     if unknown:
         raise InvalidPackage(
@@ -159,8 +161,9 @@ def check_names(package: Package, names: Iterable[str]) -> None:
         )
 
 
-def stage_items(hrefs: list[str], folder: Path) -> Path:
-    """Copy STAC items into ``folder`` with a ``catalog.json`` listing them; assets stay absolute."""
+def stage_items(hrefs: list[str], folder: Path, *, carry_assets: bool = False) -> Path:
+    """Copy STAC items into ``folder`` with a ``catalog.json`` listing them. Local assets stay
+    absolute, or with ``carry_assets`` are hard-linked (else copied) into ``folder/assets/``."""
     folder.mkdir(parents=True, exist_ok=True)
     catalog = pystac.Catalog(id="inputs", description="STAC items staged for one job")
     for href in hrefs:
@@ -169,14 +172,19 @@ def stage_items(hrefs: list[str], folder: Path) -> Path:
         catalog.add_item(item.clone())
     catalog.normalize_hrefs(str(folder))
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    if carry_assets:
+        carried = Carried(folder)
+        for item in catalog.get_items():
+            carry_item_assets(Path(item.get_self_href()), carried)
     return folder
 
 
-def _value(parameter: Parameter, value: Any, folder: Path, package: Package) -> Any:
+def _value(parameter: Parameter, value: Any, folder: Path, package: Package, carry_assets: bool) -> Any:
     kind = parameter.type.rstrip("?")
     if kind == "Directory":
         if isinstance(value, list):
-            return {"class": "Directory", "location": str(stage_items(value, folder / "stage" / parameter.id))}
+            staged = stage_items(value, folder / "stage" / parameter.id, carry_assets=carry_assets)
+            return {"class": "Directory", "location": str(staged)}
         return {"class": "Directory", "location": str(value)}
     if kind == "File":
         return {"class": "File", "location": str(value)}

@@ -230,6 +230,29 @@ def slurm() -> Iterator[None]:
         subprocess.run(["bash", str(script), "stop"], capture_output=True, timeout=120)
 
 
+@pytest.fixture(scope="session")
+def podman() -> Iterator[None]:
+    """Podman as root with the demo package's image (localhost/ndvi-tile:0.1.0), set up by scripts/podman.sh
+    (installed, configured and built on first use, then cached); its configuration is exported for the
+    session, so cwltool, Toil's leaders and the SLURM jobs they submit all find it."""
+    import os
+    import subprocess
+
+    script = Path(__file__).parents[1] / "scripts" / "podman.sh"
+    setup = subprocess.run(["bash", str(script), "setup"], capture_output=True, text=True, timeout=1200)
+    assert setup.returncode == 0, f"scripts/podman.sh setup failed: {setup.stderr}{setup.stdout}"
+    exports = subprocess.run(["bash", str(script), "env"], capture_output=True, text=True, check=True).stdout
+    variables = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def demo_config(folder: Path, archive: Path, **overrides: Any) -> Path:
     """The demo campaign over its first month (13 tile jobs), reading the session's demo archive."""
     from ogc_upscaler.demo import write_campaign

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pystac
 import pytest
 import yaml
 
+from ogc_upscaler.assets import Carried
 from ogc_upscaler.cwl import check_values, load_package, write_job_file
 from ogc_upscaler.errors import InvalidPackage
 
@@ -80,6 +83,40 @@ def test_job_files_convert_types_and_stage_stac_items(tmp_path, demo_archive) ->
     assert len(staged_items) == 2
     href = staged_items[0].assets["B04"].href
     assert href.startswith("/") and href.endswith(".tif")
+
+
+def test_a_run_in_a_container_gets_its_items_with_their_assets_inside_the_directory(tmp_path, demo_archive) -> None:
+    package = load_package(NDVI, validate=False)
+    items = [str(p) for p in sorted(demo_archive.parent.glob("demo-s2-l2a/*/*.json"))[:2]]
+    values = {"items": items, "bbox": "0,0,20,20", "epsg": 32632, "resolution": 20, "tile_id": "T", "datetime": "d"}
+    job = yaml.safe_load(write_job_file(package, values, tmp_path, carry_assets=True).read_text())
+    directory = Path(job["items"]["location"])
+    staged = list(pystac.Catalog.from_file(str(directory / "catalog.json")).get_items())
+    assert len(staged) == 2
+    for item in staged:
+        original = pystac.Item.from_file(next(i for i in items if Path(i).stem == item.id))
+        for key, asset in item.assets.items():  # relative in the file, so valid wherever the Directory is mounted
+            raw = json.loads(Path(item.get_self_href()).read_text())["assets"][key]["href"]
+            assert raw.startswith("../assets/"), raw
+            carried = Path(asset.get_absolute_href())
+            assert carried.is_relative_to(directory)
+            # on one filesystem the asset is hard-linked: no copy of the archive
+            assert carried.stat().st_ino == Path(original.assets[key].get_absolute_href()).stat().st_ino
+
+
+def test_carried_assets_are_copied_across_filesystems_and_a_missing_one_is_named(tmp_path) -> None:
+    shm = Path("/dev/shm")
+    if shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("/dev/shm is on the same filesystem as the test folder")
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        source = Path(other) / "B04.tif"
+        source.write_bytes(b"pixels")
+        carried = Carried(tmp_path / "stage")
+        copy = carried.add(source)
+        assert copy.read_bytes() == b"pixels" and copy.stat().st_ino != source.stat().st_ino
+        assert carried.add(source) == copy, "each file is placed once"
+    with pytest.raises(FileNotFoundError, match=r"B04\.tif does not exist"):
+        Carried(tmp_path / "again").add(source)
 
 
 @pytest.mark.parametrize(

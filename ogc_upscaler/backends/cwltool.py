@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ogc_upscaler.backends import runner
+from ogc_upscaler.backends import containers, runner
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
 from ogc_upscaler.backends.runner import alive, descendants, process_start
 from ogc_upscaler.cwl import Package, write_job_file
@@ -61,7 +61,7 @@ class CwltoolBackend(Backend):
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         try:
-            job_file = write_job_file(self.package, job.inputs, folder)
+            job_file = write_job_file(self.package, job.inputs, folder, carry_assets=self.container != "none")
         except InvalidPackage as err:
             raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
         except (OSError, ValueError) as err:
@@ -102,8 +102,10 @@ class CwltoolBackend(Backend):
         return read_results(Path(remote_id))
 
     def cancel(self, remote_id: str) -> None:
-        """Stop the runner, cwltool and the tool (wherever their sessions are): SIGTERM, then SIGKILL."""
+        """Stop the runner, cwltool and the tool (wherever their sessions are): SIGTERM, then SIGKILL;
+        then the tool's container, which the engine holds, not cwltool."""
         stop_tree(Path(remote_id) / "runner.pid")
+        containers.stop_left(Path(remote_id), self.container)
 
     def find(self, job_id: str, attempt: int) -> str | None:
         """This attempt's folder once its job file is written: from then on the runner may have started.

@@ -19,16 +19,16 @@ it reads exactly like a run on the shared path. Remote inputs (http, https, s3) 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import yaml
 
+from ogc_upscaler.assets import Carried, carry_item_assets, link_or_copy, local_path
 from ogc_upscaler.backends.runner import record_exit
 
 OUTCOME = ("started", "stdout", "stderr.log", "ran_in")
@@ -39,13 +39,13 @@ def pack(folder: Path, package: Path, target: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pack-") as tmp:
         root = Path(tmp)
         shutil.copyfile(package, root / "package.cwl")
-        assets = _Assets(root)
+        assets = Carried(root)
         if (folder / "stage").is_dir():
-            shutil.copytree(folder / "stage", root / "stage")
+            shutil.copytree(folder / "stage", root / "stage", copy_function=link_or_copy)
             for directory in (root / "stage").iterdir():  # cwltool stages each Directory alone: copies go inside
-                own = _Assets(directory)
+                own = Carried(directory)
                 for document in directory.rglob("*.json"):
-                    _relocate_assets(document, own)
+                    carry_item_assets(document, own)
         job = yaml.safe_load((folder / "job.yml").read_text()) or {}
         for value in job.values():
             for entry in value if isinstance(value, list) else [value]:
@@ -94,60 +94,14 @@ def unpack_outcome(archive: Path, folder: Path) -> int:
     return code
 
 
-class _Assets:
-    """Local files and folders copied into the archive once each, under ``assets/N/NAME``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.copied: dict[Path, Path] = {}
-
-    def add(self, path: Path) -> Path:
-        """The copy of ``path`` in the archive (made on first use)."""
-        source = path.resolve()
-        if source not in self.copied:
-            if not source.exists():
-                raise FileNotFoundError(f"{source} does not exist")
-            target = self.root / "assets" / str(len(self.copied)) / source.name
-            target.parent.mkdir(parents=True)
-            if source.is_dir():
-                shutil.copytree(source, target)
-            else:
-                shutil.copyfile(source, target)
-            self.copied[source] = target
-        return self.copied[source]
-
-
-def _local_path(href: str) -> Path | None:
-    """The absolute local path ``href`` names, or None for a remote or relative href."""
-    parsed = urlparse(href)
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if parsed.scheme == "" and os.path.isabs(href):
-        return Path(href)
-    return None
-
-
-def _relocate(location: str, folder: Path, root: Path, assets: _Assets) -> str:
+def _relocate(location: str, folder: Path, root: Path, assets: Carried) -> str:
     """A job.yml location as the archive sees it: relative for local paths, unchanged for remote ones."""
-    path = _local_path(location)
+    path = local_path(location)
     if path is None:
         return location
     if path.is_relative_to(folder) and (root / path.relative_to(folder)).exists():
         return str(path.relative_to(folder))
     return str(assets.add(path).relative_to(root))
-
-
-def _relocate_assets(document: Path, assets: _Assets) -> None:
-    """Point a staged item's local asset hrefs at their copies in the archive (relative to the item)."""
-    data = json.loads(document.read_text())
-    changed = False
-    for asset in (data.get("assets") or {}).values() if isinstance(data, dict) else ():
-        path = _local_path(str(asset.get("href", "")))
-        if path is not None:
-            asset["href"] = os.path.relpath(assets.add(path), document.parent)
-            changed = True
-    if changed:
-        document.write_text(json.dumps(data, indent=1))
 
 
 def _rewrite(stdout: str, work: str, folder: str) -> str:

@@ -9,20 +9,29 @@ died, and their first runs may still be going (SLURM jobs outlive their leader).
 runs, a tile therefore waits for an earlier run that is still alive, and takes its outcome:
 a tile never runs twice at once.
 
-Only the standard library and :mod:`ogc_upscaler.backends.slurm` (SLURM's command line) are
-used: this runs on compute nodes, inside Toil's workers.
+A tile stopped while its tool runs in a podman or docker container (cancelled, or its SLURM
+job cancelled) kills that container before it ends: the engine, not cwltool, holds it
+(:mod:`ogc_upscaler.backends.containers`).
+
+Only the standard library, :mod:`ogc_upscaler.backends.slurm` (SLURM's command line) and
+:mod:`ogc_upscaler.backends.containers` (the engine's) are used: this runs on compute nodes,
+inside Toil's workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ogc_upscaler.backends import runner, slurm
+from ogc_upscaler.backends import containers, runner, slurm
 from ogc_upscaler.backends.base import RemoteState
 from ogc_upscaler.backends.runner import record_exit
 from ogc_upscaler.errors import BackendError
@@ -89,10 +98,11 @@ def wait_for_earlier_run(folder: Path, wait: float = WAIT) -> None:
         time.sleep(wait)
 
 
-def run_tile(folder: Path, command: list[str], env: dict[str, str]) -> int:
+def run_tile(folder: Path, command: list[str], env: dict[str, str], engine: str = "none") -> int:
     """Run one tile's command in ``folder`` and record its outcome; an earlier live run is waited for.
 
-    Returns the tile's exit code (``-15`` when it was cancelled before it started).
+    ``engine`` is the container engine cwltool runs the tool in (``none`` for none). Returns the
+    tile's exit code (``-15`` when it was cancelled before it started).
     """
     wait_for_earlier_run(folder)
     done = exit_code(folder)
@@ -104,9 +114,38 @@ def run_tile(folder: Path, command: list[str], env: dict[str, str]) -> int:
     Started.here().write(folder)
     with (folder / "stdout").open("wb") as out, (folder / "stderr.log").open("ab") as err:
         try:
-            code = subprocess.run(command, stdout=out, stderr=err, cwd=folder, env={**os.environ, **env}).returncode
+            with _terminated_raises():
+                code = subprocess.run(command, stdout=out, stderr=err, cwd=folder, env={**os.environ, **env}).returncode
         except OSError as error:
             err.write(f"ogc-upscaler: cannot start {command[0]}: {error}\n".encode())
             code = 127
+        except _Terminated:  # SLURM (or Toil) ends this job: leave no container running, then end as told
+            containers.stop_left(folder, engine)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+    if code != 0:  # a run stopped from outside may have left its tool running in the engine
+        containers.stop_left(folder, engine)
     record_exit(folder, code)
     return code
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while a tile ran (raised from the handler, so the tile can clean up)."""
+
+
+@contextlib.contextmanager
+def _terminated_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_Terminated` (in the main thread; elsewhere no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

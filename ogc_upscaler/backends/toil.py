@@ -81,7 +81,7 @@ class ToilBackend(Backend):
             shutil.rmtree(folder)
         (folder / "tmp").mkdir(parents=True)
         try:
-            write_job_file(self.package, job.inputs, folder)
+            write_job_file(self.package, job.inputs, folder, carry_assets=self.settings.container != "none")
         except InvalidPackage as err:
             raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
         except (OSError, ValueError) as err:
@@ -234,7 +234,6 @@ class ToilBackend(Backend):
                     }
                     for t in tiles
                 ],
-                "env": {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin"},
                 "staging": self.settings.staging,
                 "package": str(self.package.path),
                 "workflow": self.package.workflow,

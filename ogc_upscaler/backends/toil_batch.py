@@ -41,9 +41,16 @@ from ogc_upscaler.backends.cwltool import cwltool_command
 from ogc_upscaler.backends.runner import record_exit
 
 
-def run_tile(job: Job, folder: str, command: list[str], env: dict[str, str]) -> int:
+def node_env() -> dict[str, str]:
+    """What a tile's cwltool gets on the node: our venv first on the node's own PATH (which keeps the
+    node's sbin, where podman's network plugins find iptables)."""
+    node_path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{node_path}"}
+
+
+def run_tile(job: Job, folder: str, command: list[str], engine: str) -> int:
     """One tile's Toil job: run it in its folder (see :func:`ogc_upscaler.backends.tile_run.run_tile`)."""
-    return tile_run.run_tile(Path(folder), command, env)
+    return tile_run.run_tile(Path(folder), command, node_env(), engine)
 
 
 class StageIn(Job):
@@ -84,8 +91,7 @@ class RunStaged(Job):
         work = staging.unpack(Path(fileStore.readGlobalFile(self.archive)), Path(fileStore.getLocalTempDir()) / "tile")
         entry = f"{work / 'package.cwl'}#{self.workflow}"
         command = [*cwltool_command(work, self.container), entry, str(work / "job.yml")]
-        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
-        tile_run.run_tile(work, command, {"PATH": path})
+        tile_run.run_tile(work, command, node_env(), self.container)
         outcome = staging.pack_outcome(work, Path(fileStore.getLocalTempDir()) / "outcome.tar")
         return str(fileStore.writeGlobalFile(str(outcome)))
 
@@ -112,7 +118,7 @@ def build(spec: dict[str, Any]) -> Job:
             run = stage_in.addFollowOn(RunStaged(stage_in.rv(), spec["workflow"], spec["container"], **needs))
             run.addFollowOn(StageOut(run.rv(), tile["folder"]))
         else:
-            root.addChildJobFn(run_tile, tile["folder"], tile["command"], spec.get("env", {}), **needs)
+            root.addChildJobFn(run_tile, tile["folder"], tile["command"], spec["container"], **needs)
     return root
 
 

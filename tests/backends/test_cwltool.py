@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pystac
 import pytest
 
 from ogc_upscaler.backends.runner import alive
@@ -14,12 +15,14 @@ from ogc_upscaler.errors import InvalidPackage
 from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore
 
-from ..conftest import PACKAGES, write_config
+from ..conftest import PACKAGES, demo_config, write_config
 
 pytestmark = pytest.mark.slow
 
 
-def flaky_config(folder: Path, *, fail_times=0, broken="none", seconds=0.0, **overrides) -> Path:
+def flaky_config(
+    folder: Path, *, fail_times=0, broken="none", seconds=0.0, package=PACKAGES / "flaky.cwl", **overrides
+) -> Path:
     inputs = {
         "tile_id": "{tile.id}",
         "bbox": "{tile.bbox}",
@@ -32,7 +35,7 @@ def flaky_config(folder: Path, *, fail_times=0, broken="none", seconds=0.0, **ov
     settings = {
         "aoi": "11.95,47.85,12.05,47.95",
         "time": {"start": "2024-01-01", "end": "2024-02-01", "step": "P1M"},
-        "process": {"application": str(PACKAGES / "flaky.cwl"), "inputs": inputs},
+        "process": {"application": str(package), "inputs": inputs},
         "backend": {"type": "cwltool", "parallel": 2},
         "retries": {"attempts": 3, "backoff": 0.2, "time_limit": "PT2M"},
     }
@@ -40,7 +43,37 @@ def flaky_config(folder: Path, *, fail_times=0, broken="none", seconds=0.0, **ov
     return write_config(folder, **settings)
 
 
-def rows(campaign) -> dict[str, dict]:
+#: The demo package's image, built by scripts/podman.sh (the ``podman`` fixture).
+IMAGE = "localhost/ndvi-tile:0.1.0"
+
+
+def flaky_in_image(folder: Path) -> Path:
+    """The flaky test package with the demo package's image as its container (it has what flaky needs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    package = folder / "flaky.cwl"
+    package.write_text((PACKAGES / "flaky.cwl").read_text().replace("localhost/flaky:0.1", IMAGE))
+    return package
+
+
+def containers_started_since(since: float) -> list[str]:
+    """The ids of the podman containers started since ``since`` (seconds since the epoch), from podman's events."""
+    command = ["podman", "events", "--stream=false", "--since", str(int(since)), "--filter", "event=start"]
+    events = subprocess.run([*command, "--format", "{{.ID}}"], capture_output=True, text=True, check=True, timeout=60)
+    return events.stdout.split()
+
+
+def running_containers() -> set[str]:
+    listed = subprocess.run(["podman", "ps", "--quiet", "--no-trunc"], capture_output=True, text=True, check=True)
+    return set(listed.stdout.split())
+
+
+def assert_ran_in_image(log: Path) -> None:
+    """The tile's cwltool log shows its tool started by podman in the package's image."""
+    text = log.read_text()
+    assert "podman \\\n    run" in text and f"{IMAGE} \\\n    ndvi-tile" in text, text[-2000:]
+
+
+def rows_by_tile(campaign) -> dict[str, dict]:
     with JobStore.read(campaign.store) as store:
         return {r["tile_id"]: r for r in store.rows()}
 
@@ -48,7 +81,7 @@ def rows(campaign) -> dict[str, dict]:
 def test_a_tool_that_fails_twice_then_succeeds(tmp_path) -> None:
     campaign = load_campaign(flaky_config(tmp_path, fail_times=2))
     result = run_campaign(campaign)
-    jobs = rows(campaign)
+    jobs = rows_by_tile(campaign)
     assert len(jobs) >= 2 and all(r["state"] == "collected" for r in jobs.values())
     for tile, row in jobs.items():
         assert row["attempts"] == 3
@@ -65,7 +98,7 @@ def test_a_tile_that_always_fails_ends_failed_with_its_log_while_the_others_succ
     broken = tiles[0]
     campaign = load_campaign(flaky_config(tmp_path, broken=broken))
     run_campaign(campaign)
-    jobs = rows(campaign)
+    jobs = rows_by_tile(campaign)
     assert jobs[broken]["state"] == "failed" and jobs[broken]["attempts"] == 3
     assert jobs[broken]["error_kind"] == "run:exhausted" and "temporary failure" in jobs[broken]["error"]
     assert "is broken" in Path(jobs[broken]["log_path"]).read_text()
@@ -78,12 +111,48 @@ def test_a_job_over_its_time_limit_is_cancelled_and_its_process_stopped(tmp_path
     start = time.monotonic()
     run_campaign(campaign)
     assert time.monotonic() - start < 45
-    for row in rows(campaign).values():
+    for row in rows_by_tile(campaign).values():
         assert row["state"] == "failed" and "time limit" in row["error"]
         folder = campaign.workdir / "jobs" / row["job_id"] / "attempt-1"
         assert not alive(folder / "runner.pid")
         tools = subprocess.run(["pgrep", "-f", f"flaky.py {row['tile_id']}"], capture_output=True, text=True)
         assert tools.stdout.strip() == "", "the tool itself was stopped too"
+
+
+@pytest.mark.usefixtures("podman")
+def test_the_demo_runs_in_podman_containers_of_its_image(tmp_path, demo_archive, offline_stac_validator) -> None:
+    backend = {"type": "cwltool", "parallel": 2, "container": "podman"}
+    campaign = load_campaign(demo_config(tmp_path, demo_archive, backend=backend))
+    since = time.time()
+    run_campaign(campaign)
+    jobs = rows_by_tile(campaign)
+    assert len(jobs) == 13 and all(r["state"] == "collected" for r in jobs.values())
+    for row in jobs.values():
+        assert_ran_in_image(Path(row["log_path"]))
+    started = containers_started_since(since)
+    assert len(started) == 13 and not running_containers() & set(started), "one container per tile, none left"
+    collection = pystac.Collection.from_file(str(campaign.output / "collection.json"))
+    assert collection.validate() and all(item.validate() for item in collection.get_items())
+
+
+@pytest.mark.usefixtures("podman")
+def test_a_tile_over_its_time_limit_in_a_container_leaves_no_container_running(tmp_path) -> None:
+    path = flaky_config(
+        tmp_path,
+        package=flaky_in_image(tmp_path / "package"),
+        seconds=300,
+        retries={"attempts": 1, "time_limit": 10},
+        aoi="11.99,47.90,12.0,47.91",
+        backend={"type": "cwltool", "parallel": 2, "container": "podman"},
+    )
+    campaign = load_campaign(path)
+    since = time.time()
+    run_campaign(campaign)
+    jobs = rows_by_tile(campaign)
+    assert jobs and all(r["state"] == "failed" and "time limit" in r["error"] for r in jobs.values())
+    started = containers_started_since(since)
+    assert len(started) == len(jobs), "each tile's tool ran in its container until the limit"
+    assert not running_containers() & set(started), "the engine's containers were killed with the run"
 
 
 def test_inputs_that_do_not_fit_the_package_are_reported_before_anything_runs(tmp_path) -> None:

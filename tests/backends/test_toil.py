@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pystac
@@ -24,7 +25,14 @@ from ogc_upscaler.run import make_backend, run_campaign
 from ogc_upscaler.store import JobStore
 
 from ..conftest import demo_config, wait_for
-from .test_cwltool import flaky_config
+from .test_cwltool import (
+    assert_ran_in_image,
+    containers_started_since,
+    flaky_config,
+    flaky_in_image,
+    rows_by_tile,
+    running_containers,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +100,46 @@ def test_the_demo_runs_through_toil_on_slurm(tmp_path, demo_archive, offline_sta
     assert len(started_on_slurm(rows)) == 13, "one SLURM job per tile"
     collection = pystac.Collection.from_file(str(campaign.output / "collection.json"))
     assert collection.validate() and all(item.validate() for item in collection.get_items())
+
+
+@pytest.mark.usefixtures("slurm", "podman")
+@pytest.mark.parametrize("staging", ["shared", "jobstore"])
+def test_the_demo_runs_in_podman_containers_through_toil_on_slurm(
+    tmp_path, demo_archive, offline_stac_validator, staging
+) -> None:
+    backend = {**toil_backend("slurm", batch_size=5, staging=staging), "container": "podman"}
+    campaign = load_campaign(demo_config(tmp_path, demo_archive, backend=backend))
+    since = time.time()
+    run_campaign(campaign)
+    rows = check_collected(campaign)
+    assert len(started_on_slurm(rows)) == 13, "one SLURM job per tile"
+    for row in rows:
+        assert_ran_in_image(Path(row["log_path"]))
+    started = containers_started_since(since)
+    assert len(started) == 13 and not running_containers() & set(started), "one container per tile, none left"
+    collection = pystac.Collection.from_file(str(campaign.output / "collection.json"))
+    assert collection.validate() and all(item.validate() for item in collection.get_items())
+
+
+@pytest.mark.usefixtures("slurm", "podman")
+def test_a_tile_stopped_on_slurm_leaves_no_container_running(tmp_path) -> None:
+    config = flaky_config(
+        tmp_path,
+        package=flaky_in_image(tmp_path / "package"),
+        seconds=300,
+        retries={"attempts": 1, "time_limit": 45},
+        aoi="11.99,47.90,12.0,47.91",
+        backend={**toil_backend("slurm"), "container": "podman"},
+    )
+    campaign = load_campaign(config)
+    since = time.time()
+    run_campaign(campaign)
+    jobs = rows_by_tile(campaign)
+    assert jobs and all(r["state"] == "failed" and "time limit" in r["error"] for r in jobs.values())
+    assert len(started_on_slurm(list(jobs.values()))) == len(jobs)
+    started = containers_started_since(since)
+    assert len(started) == len(jobs), "each tile's tool ran in its container on the node until it was stopped"
+    wait_for(lambda: not running_containers() & set(started), 30)  # killed by the tile's SLURM job as it ended
 
 
 @pytest.mark.usefixtures("slurm")

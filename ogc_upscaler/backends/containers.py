@@ -1,0 +1,60 @@
+"""The containers a tile's run leaves behind when it is stopped, found and killed.
+
+A tool that cwltool runs in podman or docker is not a process of cwltool's: the engine's
+monitor (podman's conmon, docker's daemon) holds it. Stopping cwltool stops only the engine's
+client, and the tool runs on as PID 1 of its container, which ignores SIGTERM. With
+``--user-space-docker-cmd`` cwltool keeps no container id either. But every container of a
+run mounts the run's output and temporary folders, which cwltool makes under the tile's
+folder (``--tmpdir-prefix``), so the containers of a tile are the ones with a mount from its
+folder. Two engine calls find them all; one more kills them (``--rm`` then removes them).
+Singularity needs none of this: its tool is a child of cwltool.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: The engines whose containers outlive the client that started them.
+DAEMONIZED = ("podman", "docker")
+
+
+def of_folder(folder: Path, engine: str) -> list[str]:
+    """The ids of the running containers of ``engine`` that mount anything from under ``folder``."""
+    ids = _call([engine, "ps", "--quiet", "--no-trunc"]).split()
+    if not ids:
+        return []
+    root = folder.resolve()
+    described = _call([engine, "inspect", "--format", "{{.Id}}{{range .Mounts}} {{.Source}}{{end}}", *ids])
+    found = []
+    for line in described.splitlines():
+        container, *sources = line.split()
+        if any(Path(source).is_relative_to(root) for source in sources):
+            found.append(container)
+    return found
+
+
+def stop_left(folder: Path, engine: str) -> list[str]:
+    """Kill the containers a stopped run in ``folder`` left running; their ids. Best effort: logged."""
+    if engine not in DAEMONIZED:
+        return []
+    try:
+        found = of_folder(folder, engine)
+        if found:
+            _call([engine, "kill", *found])
+            log.info("%s: killed %d container(s) its run left: %s", folder, len(found), " ".join(c[:12] for c in found))
+        return found
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("%s: could not look for containers its run left (%s): %s", folder, engine, err)
+        return []
+
+
+def _call(command: list[str]) -> str:
+    """Run an engine command; its output. Containers that ended meanwhile are no error."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "no such container" not in done.stderr.lower():
+        raise subprocess.SubprocessError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-300:]}")
+    return done.stdout
