@@ -197,6 +197,12 @@ class BackendConfig(_Strict):
             raise ValueError("an ogcapi backend needs url and process")
         if self.toil is not None and self.type != "toil":
             raise ValueError("the toil section belongs to type: toil")
+        if self.toil is not None and self.toil.batch_system == "kubernetes" and self.container != "none":
+            raise ValueError(
+                f"container: {self.container} cannot run inside Toil's unprivileged tile pods; on kubernetes"
+                " each tile already runs in a pod of kubernetes.image: set container: none and install the"
+                " package's tool in that image"
+            )
         return self
 
 

@@ -302,3 +302,11 @@ def test_bad_toil_settings_are_refused(tmp_path, toil, message) -> None:
 
     with pytest.raises(InvalidConfig, match=message):
         load_campaign(flaky_config(tmp_path, backend={"type": "toil", "toil": toil}))
+
+
+def test_a_container_engine_inside_kubernetes_pods_is_refused(tmp_path) -> None:
+    from ogc_upscaler.errors import InvalidConfig
+
+    toil = {"batch_system": "kubernetes", "kubernetes": {"job_store": "aws:eu-west-1:up"}}
+    with pytest.raises(InvalidConfig, match="container: podman cannot run inside Toil's unprivileged tile pods"):
+        load_campaign(flaky_config(tmp_path, backend={"type": "toil", "container": "podman", "toil": toil}))
