@@ -59,8 +59,10 @@ def carry_item_assets(document: Path, carried: Carried) -> None:
         if path is not None:
             asset["href"] = os.path.relpath(carried.add(path), document.parent)
             changed = True
-    if changed:
-        document.write_text(json.dumps(data, indent=1))
+    if changed:  # a new file replaces the document: it may be a hard link, whose original must not change
+        fresh = document.with_name(document.name + ".tmp")
+        fresh.write_text(json.dumps(data, indent=1))
+        fresh.replace(document)
 
 
 def link_or_copy(source: str | Path, target: str | Path) -> None:

@@ -16,7 +16,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${PODMAN_STATE:-/var/tmp/ogc-upscaler-podman}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGE=$ROOT/app_packages/ndvi
-IMAGE=$(sed -n 's/^ *dockerPull: *//p' "$PACKAGE/ndvi.cwl" | head -1)
 LABEL=org.ogc-upscaler.source
 
 need_root() {
@@ -26,7 +25,7 @@ need_root() {
     fi
 }
 
-install() {
+install_packages() {
     if command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null; then
         return
     fi
@@ -65,26 +64,35 @@ EOF
 }
 
 source_hash() {  # what the image is built from: the package's source files and this script
-    (cd "$PACKAGE" && find . -path ./build -prune -o -type f \( -name '*.py' -o -name pyproject.toml \) -print \
-        | LC_ALL=C sort | xargs sha256sum; sha256sum "$ROOT/scripts/podman.sh") | sha256sum | cut -c1-16
+    (cd "$PACKAGE" && find . -path ./build -prune -o -type f \( -name '*.py' -o -name pyproject.toml \) -print0 \
+        | LC_ALL=C sort -z | xargs -0 sha256sum; sha256sum "$ROOT/scripts/podman.sh") | sha256sum | cut -c1-16
 }
 
 build_image() {
-    local hash stored rootfs wheels
+    local image hash stored rootfs wheels host_python image_python
+    image=$(sed -n 's/^ *dockerPull: *//p' "$PACKAGE/ndvi.cwl" | head -1)
     hash=$(source_hash)
-    stored=$(podman image inspect --format "{{ index .Labels \"$LABEL\" }}" "$IMAGE" 2>/dev/null || true)
+    stored=$(podman image inspect --format "{{ index .Labels \"$LABEL\" }}" "$image" 2>/dev/null || true)
     if [ "$stored" = "$hash" ]; then
         return
     fi
     rootfs=$STATE/rootfs
     rm -rf "$rootfs"
-    echo "podman.sh: building $IMAGE with debootstrap (about 2 minutes)" >&2
+    echo "podman.sh: building $image with debootstrap (about 1.5 minutes)" >&2
     debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates bookworm "$rootfs" "$MIRROR" \
         > "$STATE/debootstrap.log" 2>&1 || {
         echo "podman.sh: debootstrap failed; its log: $STATE/debootstrap.log" >&2
         exit 1
     }
-    # the package and its dependencies as wheels built here, installed in the image without an index
+    # the package and its dependencies as wheels built here, installed in the image without an index:
+    # compiled wheels (numpy, rasterio) fit only the Python version they were built for
+    host_python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    image_python=$(chroot "$rootfs" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ "$host_python" != "$image_python" ]; then
+        echo "podman.sh: python3 here is $host_python, the image's is $image_python: run setup with a" \
+            "Python $image_python first on PATH (its wheels go into the image)" >&2
+        exit 1
+    fi
     wheels=$rootfs/tmp/wheels
     python3 -m pip wheel --quiet --wheel-dir "$wheels" "$PACKAGE" > "$STATE/pip.log" 2>&1 \
         && chroot "$rootfs" python3 -m pip install --quiet --no-index --find-links /tmp/wheels \
@@ -94,17 +102,20 @@ build_image() {
     }
     chroot "$rootfs" ndvi-tile --help >/dev/null
     rm -rf "$wheels" "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    podman rmi --force "$IMAGE" >/dev/null 2>&1 || true
+    podman rmi --force "$image" >/dev/null 2>&1 || true
     tar -C "$rootfs" -c . | podman import --quiet \
-        --change "LABEL $LABEL=$hash" --change 'CMD ["ndvi-tile", "--help"]' - "$IMAGE" >/dev/null
+        --change "LABEL $LABEL=$hash" --change 'CMD ["ndvi-tile", "--help"]' - "$image" >/dev/null
     rm -rf "$rootfs"
-    podman run --rm "$IMAGE" ndvi-tile --help >/dev/null
+    podman run --rm "$image" ndvi-tile --help >/dev/null
 }
 
 case "${1:-}" in
     setup)
         need_root
-        install
+        mkdir -p "$STATE"
+        exec 9> "$STATE/setup.lock"
+        flock 9  # two test sessions at once build the image once
+        install_packages
         write_conf
         eval "$(print_env)"
         build_image
@@ -112,6 +123,10 @@ case "${1:-}" in
     env) print_env ;;
     remove)
         need_root
+        if [ -f "$STATE/storage.conf" ] && command -v podman >/dev/null; then
+            eval "$(print_env)"
+            podman system reset --force >/dev/null 2>&1 || true  # unmounts the overlay layers first
+        fi
         rm -rf "$STATE"
         ;;
     *)

@@ -68,6 +68,17 @@ def test_custom_grid_parameter_sets_and_window_lists(tmp_path) -> None:
             InvalidConfig,
             "unknown key 'backend.auth.tokn_env'",
         ),
+        (
+            {
+                "backend": {
+                    "type": "toil",
+                    "container": "podman",
+                    "toil": {"batch_system": "kubernetes", "kubernetes": {"job_store": "aws:eu-west-1:up"}},
+                }
+            },
+            InvalidConfig,
+            "container: podman cannot run inside Toil's unprivileged tile pods",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, overrides, error, message) -> None:

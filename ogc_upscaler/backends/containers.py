@@ -28,7 +28,7 @@ def of_folder(folder: Path, engine: str) -> list[str]:
     if not ids:
         return []
     root = folder.resolve()
-    described = _call([engine, "inspect", "--format", "{{.Id}}{{range .Mounts}} {{.Source}}{{end}}", *ids])
+    described = _call([engine, "container", "inspect", "--format", "{{.Id}}{{range .Mounts}} {{.Source}}{{end}}", *ids])
     found = []
     for line in described.splitlines():
         container, *sources = line.split()
@@ -52,9 +52,15 @@ def stop_left(folder: Path, engine: str) -> list[str]:
         return []
 
 
+#: Seconds an engine call may take: a SLURM job has KillWait (30 s by default) between SIGTERM and SIGKILL.
+TIMEOUT = 8.0
+
+
 def _call(command: list[str]) -> str:
-    """Run an engine command; its output. Containers that ended meanwhile are no error."""
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    if done.returncode != 0 and "no such container" not in done.stderr.lower():
+    """Run an engine command; its output. Containers that ended meanwhile are no error (their
+    lines are missing from the output, the others are there)."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+    gone = ("no such container", "no such object")
+    if done.returncode != 0 and not any(word in done.stderr.lower() for word in gone):
         raise subprocess.SubprocessError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-300:]}")
     return done.stdout

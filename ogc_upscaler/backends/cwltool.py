@@ -77,7 +77,7 @@ class CwltoolBackend(Backend):
         ]
         env = {
             **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **tool_path(),
             "HOME": str(folder),
             "TMPDIR": str(folder / "tmp"),
         }
@@ -131,6 +131,7 @@ class CwltoolBackend(Backend):
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
         if not (folder / "runner.pid").exists() and _age(folder) < 60.0:
             return RemoteStatus(RemoteState.QUEUED, "starting", log_path=log)
+        containers.stop_left(folder, self.container)  # the runner died (killed with its session): its tool may not
         return RemoteStatus(
             RemoteState.LOST,
             "runner gone",
@@ -156,6 +157,13 @@ def read_results(folder: Path) -> Outputs:
         retryable=False,
         hint="an application package's output is a Directory with a STAC catalog.json",
     )
+
+
+def tool_path() -> dict[str, str]:
+    """cwltool's PATH: our venv first (cwltool, the packages' tools), then this host's own PATH, sbin
+    included (podman's network plugins look for iptables there)."""
+    own = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{own}"}
 
 
 def cwltool_command(folder: Path, container: str = "none") -> list[str]:

@@ -98,6 +98,21 @@ def live_jobs_logging_to(directory: str) -> list[SlurmJob]:
     return found
 
 
+def live_jobs_named(ending: str) -> list[SlurmJob]:
+    """The queued and running jobs whose name ends with ``ending``: one ``squeue`` call.
+
+    Toil names a tile's SLURM job ``toil_job_<n>_<unit name>``; a staged tile's run sets its unit
+    name, so it is found while its ``started`` file is still on the node.
+    """
+    out = _run(["squeue", "-h", "--Format=JobID:|,State:|,Reason:|,Name:"])
+    found = []
+    for line in out.splitlines():
+        job_id, state, reason, name = ([*line.split("|", 3), "", "", ""])[:4]
+        if name.strip().endswith(ending):
+            found.append(SlurmJob(job_id.strip(), state.strip(), reason.strip(), name.strip()))
+    return found
+
+
 def submit(
     script: str, *, name: str, output: str, workdir: str, options: Sequence[str] = (), env: dict[str, str] | None = None
 ) -> str:

@@ -45,7 +45,8 @@ def pack(folder: Path, package: Path, target: Path) -> Path:
             for directory in (root / "stage").iterdir():  # cwltool stages each Directory alone: copies go inside
                 own = Carried(directory)
                 for document in directory.rglob("*.json"):
-                    carry_item_assets(document, own)
+                    if "assets" not in document.relative_to(directory).parts:  # not a carried asset itself
+                        carry_item_assets(document, own)
         job = yaml.safe_load((folder / "job.yml").read_text()) or {}
         for value in job.values():
             for entry in value if isinstance(value, list) else [value]:

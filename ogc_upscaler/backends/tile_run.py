@@ -9,9 +9,10 @@ died, and their first runs may still be going (SLURM jobs outlive their leader).
 runs, a tile therefore waits for an earlier run that is still alive, and takes its outcome:
 a tile never runs twice at once.
 
-A tile stopped while its tool runs in a podman or docker container (cancelled, or its SLURM
-job cancelled) kills that container before it ends: the engine, not cwltool, holds it
-(:mod:`ogc_upscaler.backends.containers`).
+A tile stopped while its tool runs in a podman or docker container (cancelled, its SLURM job
+cancelled or out of time) kills that container before it ends: the engine, not cwltool, holds
+it (:mod:`ogc_upscaler.backends.containers`). So does a run that finds an earlier run's
+``started`` without its outcome.
 
 Only the standard library, :mod:`ogc_upscaler.backends.slurm` (SLURM's command line) and
 :mod:`ogc_upscaler.backends.containers` (the engine's) are used: this runs on compute nodes,
@@ -86,6 +87,11 @@ def exit_code(folder: Path) -> int | None:
         return None
 
 
+def unit_name(folder: Path) -> str:
+    """The name a tile's Toil job carries (and so its SLURM job's name ends with): ``tile-<job>.<attempt>``."""
+    return f"tile-{folder.parent.name}.{folder.name}"
+
+
 def wait_for_earlier_run(folder: Path, wait: float = WAIT) -> None:
     """Wait while an earlier run of this tile (not this process) is alive and has not recorded its end."""
     me = Started.here()
@@ -111,6 +117,8 @@ def run_tile(folder: Path, command: list[str], env: dict[str, str], engine: str 
     if (folder / "cancelled").exists():
         record_exit(folder, -15)
         return -15
+    if (folder / "started").exists():  # an earlier run ended without its outcome: its container may live on
+        containers.stop_left(folder, engine)
     Started.here().write(folder)
     with (folder / "stdout").open("wb") as out, (folder / "stderr.log").open("ab") as err:
         try:
@@ -119,10 +127,14 @@ def run_tile(folder: Path, command: list[str], env: dict[str, str], engine: str 
         except OSError as error:
             err.write(f"ogc-upscaler: cannot start {command[0]}: {error}\n".encode())
             code = 127
-        except _Terminated:  # SLURM (or Toil) ends this job: leave no container running, then end as told
+        except _Terminated:  # scancel (or Toil) ends this job: leave no container running, then end as told
             containers.stop_left(folder, engine)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
+            raise
+        except KeyboardInterrupt:  # Toil's worker turns SLURM's time-limit warning (SIGUSR2) into this
+            err.write(b"ogc-upscaler: stopped 30 s before the SLURM job's time limit (raise toil.slurm.time)\n")
+            containers.stop_left(folder, engine)
             raise
     if code != 0:  # a run stopped from outside may have left its tool running in the engine
         containers.stop_left(folder, engine)

@@ -42,7 +42,7 @@ from ogc_upscaler.backends import slurm as slurm_cli
 from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
 from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, stop_tree
 from ogc_upscaler.backends.runner import alive, descendants
-from ogc_upscaler.backends.tile_run import Started
+from ogc_upscaler.backends.tile_run import Started, unit_name
 from ogc_upscaler.campaign import ToilSettings
 from ogc_upscaler.cwl import Package, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
@@ -115,6 +115,9 @@ class ToilBackend(Backend):
             return
         started = Started.read(folder)
         if started is None:
+            if self.settings.batch_system == "slurm" and (folder / "staged").exists():  # it runs on a node
+                running = slurm_cli.live_jobs_named("_" + unit_name(folder))
+                slurm_cli.cancel([job.id for job in running])
             return
         if started.slurm_id:
             slurm_cli.cancel([started.slurm_id])

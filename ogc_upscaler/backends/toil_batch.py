@@ -27,7 +27,6 @@ the last one ends.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,20 +36,13 @@ from toil.fileStores.abstractFileStore import AbstractFileStore
 from toil.job import Job
 
 from ogc_upscaler.backends import staging, tile_run
-from ogc_upscaler.backends.cwltool import cwltool_command
+from ogc_upscaler.backends.cwltool import cwltool_command, tool_path
 from ogc_upscaler.backends.runner import record_exit
-
-
-def node_env() -> dict[str, str]:
-    """What a tile's cwltool gets on the node: our venv first on the node's own PATH (which keeps the
-    node's sbin, where podman's network plugins find iptables)."""
-    node_path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{node_path}"}
 
 
 def run_tile(job: Job, folder: str, command: list[str], engine: str) -> int:
     """One tile's Toil job: run it in its folder (see :func:`ogc_upscaler.backends.tile_run.run_tile`)."""
-    return tile_run.run_tile(Path(folder), command, node_env(), engine)
+    return tile_run.run_tile(Path(folder), command, tool_path(), engine)
 
 
 class StageIn(Job):
@@ -91,7 +83,7 @@ class RunStaged(Job):
         work = staging.unpack(Path(fileStore.readGlobalFile(self.archive)), Path(fileStore.getLocalTempDir()) / "tile")
         entry = f"{work / 'package.cwl'}#{self.workflow}"
         command = [*cwltool_command(work, self.container), entry, str(work / "job.yml")]
-        tile_run.run_tile(work, command, node_env(), self.container)
+        tile_run.run_tile(work, command, tool_path(), self.container)
         outcome = staging.pack_outcome(work, Path(fileStore.getLocalTempDir()) / "outcome.tar")
         return str(fileStore.writeGlobalFile(str(outcome)))
 
@@ -115,7 +107,10 @@ def build(spec: dict[str, Any]) -> Job:
     for tile in spec["tiles"]:
         if spec.get("staging") == "jobstore":
             stage_in = root.addChild(StageIn(tile["folder"], spec["package"]))
-            run = stage_in.addFollowOn(RunStaged(stage_in.rv(), spec["workflow"], spec["container"], **needs))
+            name = tile_run.unit_name(Path(tile["folder"]))  # scancel finds the run by it (its files are on the node)
+            run = stage_in.addFollowOn(
+                RunStaged(stage_in.rv(), spec["workflow"], spec["container"], unitName=name, **needs)
+            )
             run.addFollowOn(StageOut(run.rv(), tile["folder"]))
         else:
             root.addChildJobFn(run_tile, tile["folder"], tile["command"], spec["container"], **needs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pystac
@@ -57,7 +58,8 @@ def flaky_in_image(folder: Path) -> Path:
 
 def containers_started_since(since: float) -> list[str]:
     """The ids of the podman containers started since ``since`` (seconds since the epoch), from podman's events."""
-    command = ["podman", "events", "--stream=false", "--since", str(int(since)), "--filter", "event=start"]
+    moment = datetime.fromtimestamp(since, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    command = ["podman", "events", "--stream=false", "--since", moment, "--filter", "event=start"]
     events = subprocess.run([*command, "--format", "{{.ID}}"], capture_output=True, text=True, check=True, timeout=60)
     return events.stdout.split()
 

@@ -41,10 +41,15 @@ def staged_tile(tmp_path: Path, archive: Path) -> tuple[Path, object]:
 def test_a_packed_tile_runs_without_the_archive_and_its_outcome_reads_like_a_shared_run(tmp_path) -> None:
     archive = write_archive(tmp_path / "archive")
     folder, package = staged_tile(tmp_path, archive)
+    items = sorted((folder / "stage").rglob("*.json"))
+    before = [p.read_text() for p in items]
     bundle = staging.pack(folder, package.path, tmp_path / "tile.tar")
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
     assert "package.cwl" in names and "job.yml" in names and any(n.startswith("stage/items/assets/") for n in names)
+    assert [p.read_text() for p in items] == before, "packing (hard links) left the tile's own items as they were"
+    with tarfile.open(staging.pack(folder, package.path, tmp_path / "again.tar")) as tar:  # a restarted StageIn
+        assert any(n.startswith("stage/items/assets/") for n in tar.getnames()), "it carries the assets again"
 
     shutil.rmtree(archive.parent)  # the node cannot see the archive, nor the package's folder
     work = staging.unpack(bundle, tmp_path / "node" / "tile")

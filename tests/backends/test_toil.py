@@ -122,21 +122,37 @@ def test_the_demo_runs_in_podman_containers_through_toil_on_slurm(
 
 
 @pytest.mark.usefixtures("slurm", "podman")
-def test_a_tile_stopped_on_slurm_leaves_no_container_running(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("stopped_by", "limits", "staging"),
+    [
+        ("the manager (scancel: SIGTERM)", {"retries": {"attempts": 1, "time_limit": 45}, "slurm": {}}, "shared"),
+        ("the manager, staged tile", {"retries": {"attempts": 1, "time_limit": 45}, "slurm": {}}, "jobstore"),
+        (
+            "SLURM's time limit (SIGUSR2)",
+            {"retries": {"attempts": 1, "time_limit": 600}, "slurm": {"time": "1"}},
+            "shared",
+        ),
+    ],
+)
+def test_a_tile_stopped_on_slurm_leaves_no_container_running(tmp_path, stopped_by, limits, staging) -> None:
     config = flaky_config(
         tmp_path,
         package=flaky_in_image(tmp_path / "package"),
         seconds=300,
-        retries={"attempts": 1, "time_limit": 45},
+        retries=limits["retries"],
         aoi="11.99,47.90,12.0,47.91",
-        backend={**toil_backend("slurm"), "container": "podman"},
+        backend={**toil_backend("slurm", slurm=limits["slurm"], staging=staging), "container": "podman"},
     )
     campaign = load_campaign(config)
     since = time.time()
     run_campaign(campaign)
     jobs = rows_by_tile(campaign)
-    assert jobs and all(r["state"] == "failed" and "time limit" in r["error"] for r in jobs.values())
-    assert len(started_on_slurm(list(jobs.values()))) == len(jobs)
+    assert jobs and all(r["state"] == "failed" for r in jobs.values()), [r["error"] for r in jobs.values()]
+    if staging == "shared":
+        assert len(started_on_slurm(list(jobs.values()))) == len(jobs)
+    if "SIGUSR2" in stopped_by:
+        for row in jobs.values():
+            assert "before the SLURM job's time limit" in Path(row["log_path"]).read_text()
     started = containers_started_since(since)
     assert len(started) == len(jobs), "each tile's tool ran in its container on the node until it was stopped"
     wait_for(lambda: not running_containers() & set(started), 30)  # killed by the tile's SLURM job as it ended
@@ -302,11 +318,3 @@ def test_bad_toil_settings_are_refused(tmp_path, toil, message) -> None:
 
     with pytest.raises(InvalidConfig, match=message):
         load_campaign(flaky_config(tmp_path, backend={"type": "toil", "toil": toil}))
-
-
-def test_a_container_engine_inside_kubernetes_pods_is_refused(tmp_path) -> None:
-    from ogc_upscaler.errors import InvalidConfig
-
-    toil = {"batch_system": "kubernetes", "kubernetes": {"job_store": "aws:eu-west-1:up"}}
-    with pytest.raises(InvalidConfig, match="container: podman cannot run inside Toil's unprivileged tile pods"):
-        load_campaign(flaky_config(tmp_path, backend={"type": "toil", "container": "podman", "toil": toil}))
