@@ -89,13 +89,7 @@ def live_jobs_logging_to(directory: str) -> list[SlurmJob]:
     were never recorded, for instance those a leader left behind when it died.
     """
     prefix = directory.rstrip("/") + "/"
-    out = _run(["squeue", "-h", "--Format=JobID:|,State:|,Reason:|,STDOUT:"])
-    found = []
-    for line in out.splitlines():
-        job_id, state, reason, stdout = ([*line.split("|", 3), "", "", ""])[:4]
-        if stdout.strip().startswith(prefix):
-            found.append(SlurmJob(job_id.strip(), state.strip(), reason.strip()))
-    return found
+    return [job for job, stdout in _live_jobs("STDOUT") if stdout.startswith(prefix)]
 
 
 def live_jobs_named(ending: str) -> list[SlurmJob]:
@@ -104,13 +98,17 @@ def live_jobs_named(ending: str) -> list[SlurmJob]:
     Toil names a tile's SLURM job ``toil_job_<n>_<unit name>``; a staged tile's run sets its unit
     name, so it is found while its ``started`` file is still on the node.
     """
-    out = _run(["squeue", "-h", "--Format=JobID:|,State:|,Reason:|,Name:"])
-    found = []
+    return [job for job, name in _live_jobs("Name") if name.endswith(ending)]
+
+
+def _live_jobs(field: str) -> list[tuple[SlurmJob, str]]:
+    """Every queued and running job with the value of one more squeue ``field`` (last: it may be long)."""
+    out = _run(["squeue", "-h", f"--Format=JobID:|,State:|,Reason:|,Name:|,{field}:"])
+    jobs = []
     for line in out.splitlines():
-        job_id, state, reason, name = ([*line.split("|", 3), "", "", ""])[:4]
-        if name.strip().endswith(ending):
-            found.append(SlurmJob(job_id.strip(), state.strip(), reason.strip(), name.strip()))
-    return found
+        job_id, state, reason, name, value = ([*line.split("|", 4), "", "", "", ""])[:5]
+        jobs.append((SlurmJob(job_id.strip(), state.strip(), reason.strip(), name.strip()), value.strip()))
+    return jobs
 
 
 def submit(

@@ -87,6 +87,16 @@ def exit_code(folder: Path) -> int | None:
         return None
 
 
+def settled(folder: Path) -> int | None:
+    """The exit code of a tile that needs no run: one that ended (before its leader was restarted),
+    or one cancelled before it started (``-15``, recorded here). None for a tile still to run."""
+    done = exit_code(folder)
+    if done is None and (folder / "cancelled").exists():
+        record_exit(folder, -15)
+        return -15
+    return done
+
+
 def unit_name(folder: Path) -> str:
     """The name a tile's Toil job carries (and so its SLURM job's name ends with): ``tile-<job>.<attempt>``."""
     return f"tile-{folder.parent.name}.{folder.name}"
@@ -111,12 +121,9 @@ def run_tile(folder: Path, command: list[str], env: dict[str, str], engine: str 
     tile's exit code (``-15`` when it was cancelled before it started).
     """
     wait_for_earlier_run(folder)
-    done = exit_code(folder)
-    if done is not None:  # ended before the leader was restarted, or while this run waited
+    done = settled(folder)
+    if done is not None:
         return done
-    if (folder / "cancelled").exists():
-        record_exit(folder, -15)
-        return -15
     if (folder / "started").exists():  # an earlier run ended without its outcome: its container may live on
         containers.stop_left(folder, engine)
     Started.here().write(folder)

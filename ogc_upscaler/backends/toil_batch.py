@@ -45,19 +45,20 @@ def run_tile(job: Job, folder: str, command: list[str], engine: str) -> int:
     return tile_run.run_tile(Path(folder), command, tool_path(), engine)
 
 
+#: What a leader-side step of a staged tile asks for: it runs on the leader (packing, unpacking).
+ON_LEADER: dict[str, Any] = {"cores": 0.1, "memory": "256Mi", "disk": "2Gi", "local": True}
+
+
 class StageIn(Job):
     """On the leader: pack the tile (its job file, items, local assets, the package) into the job store."""
 
     def __init__(self, folder: str, package: str) -> None:
-        super().__init__(cores=0.1, memory="256Mi", disk="2Gi", local=True)
+        super().__init__(**ON_LEADER)
         self.folder, self.package = folder, package
 
     def run(self, fileStore: AbstractFileStore) -> str | None:
         folder = Path(self.folder)
-        if tile_run.exit_code(folder) is not None:  # done before a restart of the leader
-            return None
-        if (folder / "cancelled").exists():
-            record_exit(folder, -15)
+        if tile_run.settled(folder) is not None:
             return None
         try:
             archive = staging.pack(folder, Path(self.package), Path(fileStore.getLocalTempDir()) / "tile.tar")
@@ -92,7 +93,7 @@ class StageOut(Job):
     """On the leader: unpack a tile's outcome into its folder, where the manager reads it."""
 
     def __init__(self, outcome: Any, folder: str) -> None:
-        super().__init__(cores=0.1, memory="256Mi", disk="2Gi", local=True)
+        super().__init__(**ON_LEADER)
         self.outcome, self.folder = outcome, folder
 
     def run(self, fileStore: AbstractFileStore) -> None:
