@@ -6,7 +6,6 @@ tiles, one at a time; the ratio is the price of cwltool, staging, tracking and c
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ def main() -> None:
         n = result.progress.counts["collected"]
 
         with JobStore.read(campaign.store) as store:
-            jobs = [json.loads(r["inputs"]) for r in store.rows(("inputs",))]
+            jobs = [dict(job.inputs) for job in store.jobs()]
         start = time.perf_counter()
         for i, inputs in enumerate(jobs):
             staged = stage_items(inputs["items"], folder / "direct" / str(i) / "items")

@@ -15,6 +15,7 @@ import shapely
 
 from ogc_upscaler.backends.inprocess import InProcessBackend
 from ogc_upscaler.campaign import Retries
+from ogc_upscaler.collect import Collected
 from ogc_upscaler.manager import Manager
 from ogc_upscaler.store import JobSpec, JobStore, TileRecord
 
@@ -54,7 +55,7 @@ def bench(n: int, slots: int = 64) -> None:
                 "bench",
                 Retries(),
                 on_progress=sample,
-                collector=lambda row, outputs, output, name: {"item": f"{row['job_id']}.json"},
+                collector=lambda job, outputs, output, name: Collected(f"{job.job_id}.json"),
             )
             start = time.perf_counter()
             progress = manager.run()

@@ -18,6 +18,7 @@ from faulty import FaultyServer
 
 from ogc_upscaler.backends.ogcapi import OgcApiBackend
 from ogc_upscaler.campaign import Retries
+from ogc_upscaler.collect import Collected
 from ogc_upscaler.manager import Manager
 from ogc_upscaler.store import JobSpec, JobStore, TileRecord
 
@@ -54,7 +55,7 @@ def main() -> None:
                 "bench",
                 Retries(),
                 on_progress=sample,
-                collector=lambda row, outputs, output, name: {"value": outputs.raw},
+                collector=lambda job, outputs, output, name: Collected(f"{job.job_id}.json"),
             )
             start = time.perf_counter()
             progress = manager.run()

@@ -18,9 +18,10 @@ from shapes import continent
 
 from ogc_upscaler import Campaign, JobStore, State, Status, grid_from_spec, job_specs, plan
 from ogc_upscaler.plan import tile_records
+from ogc_upscaler.store import Move
 from ogc_upscaler.windows import windows_from_range
 
-STEPS = (State.SUBMITTED, State.RUNNING, State.SUCCEEDED, State.COLLECTED)
+STEPS = (Move.SUBMIT, Move.START, Move.SUCCEED, Move.COLLECT)
 
 
 def rss_mb() -> float:
@@ -62,12 +63,12 @@ def main() -> None:
             )
 
         with JobStore.open(path) as store:
-            ids = [r["job_id"] for r in store.rows(("job_id",))][: 100_000 // len(STEPS)]
+            ids = [job.job_id for job in store.jobs()][: 100_000 // len(STEPS)]
             samples = []
             start = time.perf_counter()
             for i, job in enumerate(ids):
-                for to in STEPS:
-                    store.transition(job, to, backend="bench", remote_id=job)
+                for move in STEPS:
+                    store.move(job, move, backend="bench", remote_id=job)
                 if i % (len(ids) // 4) == 0:
                     samples.append(rss_mb())
             seconds = time.perf_counter() - start
@@ -92,7 +93,7 @@ def main() -> None:
 
         start = time.perf_counter()
         with JobStore.open(path) as store:
-            active = sum(1 for _ in store.rows(("job_id", "remote_id"), state=State.RUNNING))
+            active = sum(1 for _ in store.jobs(State.RUNNING))
             opened = time.perf_counter() - start
         print(f"resume-open of the store with {n:,} jobs, reading its {active} running jobs: {opened * 1000:.1f} ms")
 

@@ -11,7 +11,6 @@ scripts/podman.sh), so the overhead includes the container's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -109,7 +108,7 @@ def main() -> None:
         batches = len(list((campaign.backend.toil.shared / "batches").iterdir()))
 
         with JobStore.read(campaign.store) as store:
-            jobs = [json.loads(r["inputs"]) for r in store.rows(("inputs",), state=State.COLLECTED)]
+            jobs = [dict(job.inputs) for job in store.jobs(State.COLLECTED)]
         start = time.perf_counter()
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda ij: tool(ij[1], folder / "direct" / str(ij[0])), enumerate(jobs)))

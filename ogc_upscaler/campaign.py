@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
 from ogc_upscaler.aoi import AOI
+from ogc_upscaler.backends import registry
+from ogc_upscaler.backends.base import BackendSettings
 from ogc_upscaler.grid import Grid
 from ogc_upscaler.windows import Window
 
@@ -49,93 +49,24 @@ class Inputs:
     base_dir: Path = Path(".")
 
 
-class Auth(BaseModel):
-    """How a remote backend authenticates; secrets are named (environment variables, files), never inline."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["none", "bearer", "basic", "oidc"] = "none"
-    token_env: str | None = None
-    token_file: str | None = None
-    username: str | None = None
-    password_env: str | None = None
-    token_url: str | None = None
-    client_id: str | None = None
-    client_secret_env: str | None = None
-    scope: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> Auth:
-        needed = {
-            "bearer": ["token_env|token_file"],
-            "basic": ["username", "password_env"],
-            "oidc": ["token_url", "client_id", "client_secret_env"],
-        }.get(self.type, [])
-        missing = [n for n in needed if not any(getattr(self, k) for k in n.split("|"))]
-        if missing:
-            raise ValueError(f"auth type {self.type} needs {', '.join(m.replace('|', ' or ') for m in missing)}")
-        return self
-
-
-@dataclass(frozen=True)
-class SlurmOptions:
-    """What Toil passes to ``sbatch`` for every tile job."""
-
-    partition: str | None = None
-    time: str | None = None
-    account: str | None = None
-    args: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class KubernetesOptions:
-    """Where Toil's Kubernetes batch system runs the tile jobs."""
-
-    namespace: str = "default"
-    job_store: str | None = None  # aws:REGION:NAME (S3 or S3-compatible): pods cannot reach a file: store
-    image: str | None = None  # the Toil appliance image with ogc-upscaler and the packages' tools installed
-    service_account: str | None = None
-    host_path: str | None = None
-
-
-@dataclass(frozen=True)
-class ToilSettings:
-    """The Toil backend's settings: batch system, shared path, batch size and the batch system's options."""
-
-    batch_system: str = "single_machine"
-    shared: Path = Path("toil")  # on a filesystem the leader and every node share
-    batch_size: int = 50
-    container: str = "none"
-    staging: str = "shared"  # or "jobstore": tiles travel through Toil's job store to nodes without the shared path
-    slurm: SlurmOptions = field(default_factory=SlurmOptions)
-    kubernetes: KubernetesOptions = field(default_factory=KubernetesOptions)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where jobs run and how many at once: ``cwltool`` here, or an OGC API – Processes endpoint."""
-
-    type: str = "cwltool"
-    parallel: int = 2
-    container: str = "none"
-    url: str | None = None
-    process: str | None = None
-    requests_per_second: float | None = None
-    timeout: float = 60.0
-    auth: Auth = field(default_factory=Auth)
-    name: str | None = None
-    inputs: dict[str, Any] | None = None  # the execute inputs as templates over the job's: {job.NAME}
-    toil: ToilSettings | None = None
-
-
 @dataclass(frozen=True)
 class Retries:
-    """How often and how patiently a job is tried."""
+    """How often and how patiently a job is tried.
+
+    ``time_limit_s`` bounds an attempt's running time, ``queue_limit_s`` the time it waits in
+    the backend's queue before it runs (SLURM may queue for hours). ``on_doubt`` says what
+    happens to a submission the backend can neither find nor rule out: ``wait`` for a person
+    (``retry --in-doubt``), ``resubmit`` (it may then run twice) or ``fail``. After an attempt ran
+    out of memory the next asks ``oom_factor`` times more (1 fails it at once instead).
+    """
 
     attempts: int = 3
     backoff_s: float = 10.0
     max_backoff_s: float = 600.0
     time_limit_s: float = 6 * 3600.0
+    queue_limit_s: float = 2 * 86400.0
+    on_doubt: Literal["wait", "resubmit", "fail"] = "wait"
+    oom_factor: float = 1.5
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential, capped."""
@@ -157,13 +88,13 @@ class Campaign:
     process: Process = field(default_factory=Process)
     store: Path = Path("upscaler.sqlite")
     inputs: Inputs | None = None
-    backends: tuple[Backend, ...] = (Backend(),)
+    backends: tuple[BackendSettings, ...] = field(default_factory=lambda: (registry.parse({}),))
     retries: Retries = field(default_factory=Retries)
     workdir: Path = Path("runs")
     output: Path = Path("catalog")
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> BackendSettings:
         """The first (usually the only) backend."""
         return self.backends[0]
 

@@ -1,7 +1,8 @@
 """The ``ogc-upscaler`` command: parse, call the library, print. Nothing else lives here.
 
-Exit codes: 0 ok, 2 bad input or config, 1 anything else; errors go to stderr
-as one line plus a hint.
+Exit codes: 0 ok, 2 bad input or config, 1 anything else; ``run`` also 3 (it finished, but some
+jobs failed, are in doubt or were cancelled) and 75 (stopped by a signal: run again to resume).
+Errors go to stderr as one line plus a hint.
 """
 
 from __future__ import annotations
@@ -139,17 +140,28 @@ def run(config: Path) -> None:
     _warn(campaign.aoi.warnings)
     result = _run_with_progress(campaign)
     _print_result(config, result)
+    sys.exit(result.exit_code)
 
 
 @cli.command()
 @config_argument
 @click.option("--failed", "only_failed", is_flag=True, help="Only failed jobs (not cancelled ones).")
-def retry(config: Path, only_failed: bool) -> None:
+@click.option(
+    "--in-doubt",
+    "in_doubt",
+    is_flag=True,
+    help="Only jobs in doubt (their submission may have reached the backend): send them again, accepting "
+    "that some may then run twice.",
+)
+def retry(config: Path, only_failed: bool, in_doubt: bool) -> None:
     """Put failed (and cancelled) jobs back to planned, with fresh attempts; `run` runs them."""
     campaign = load_campaign(config)
-    states = {State.FAILED} if only_failed else {State.FAILED, State.CANCELLED}
     with JobStore.open(campaign.store) as store:
-        n = store.requeue(states)
+        if in_doubt:
+            n = store.resubmit_in_doubt()
+            click.echo(f"{n:,} jobs in doubt will be sent again; `ogc-upscaler run {config}` sends them")
+            return
+        n = store.requeue({State.FAILED} if only_failed else {State.FAILED, State.CANCELLED})
     click.echo(f"{n:,} jobs back to planned; `ogc-upscaler run {config}` runs them")
 
 
@@ -227,6 +239,7 @@ def demo(directory: Path) -> None:
     if cogs:
         maps.draw_mosaic(picture, cogs, title=f"demo: NDVI {last.interval}")
         click.echo(f"picture: {picture}")
+    sys.exit(result.exit_code)
 
 
 @cli.command()
@@ -325,7 +338,17 @@ def _print_result(config: Path, result: RunResult) -> None:
     counts = result.progress.counts
     shown = ", ".join(
         f"{counts[s]:,} {s}"
-        for s in ("collected", "failed", "cancelled", "no_inputs", "planned", "waiting", "submitted", "running")
+        for s in (
+            "collected",
+            "failed",
+            "in_doubt",
+            "cancelled",
+            "no_inputs",
+            "planned",
+            "waiting",
+            "submitted",
+            "running",
+        )
         if counts[s]
     )
     if result.plan is not None:
@@ -335,8 +358,14 @@ def _print_result(config: Path, result: RunResult) -> None:
     click.echo(f"log: {result.log}")
     if counts["failed"]:
         click.echo(
-            f"{counts['failed']:,} jobs failed: `ogc-upscaler status {config} --json` "
-            "and `export` show why; `retry --failed` runs them again",
+            f"{counts['failed']:,} jobs failed: `ogc-upscaler status {config} --jobs failed` "
+            "shows why; `retry --failed` runs them again",
+            err=True,
+        )
+    if counts["in_doubt"]:
+        click.echo(
+            f"{counts['in_doubt']:,} jobs are in doubt (their submission may have reached the backend): "
+            f"`ogc-upscaler status {config} --jobs in_doubt` lists them; `retry --in-doubt` sends them again",
             err=True,
         )
 

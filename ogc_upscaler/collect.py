@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,45 +33,59 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from ogc_upscaler.backends.base import Outputs
-from ogc_upscaler.errors import UpscalerError
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.errors import JobError
+from ogc_upscaler.store import Job, JobStore, State
 
 COLLECTION_FILE = "collection.json"
 
 
-class CollectError(UpscalerError):
+class CollectError(JobError):
     """A job succeeded but its outputs cannot be collected (missing, unreadable, not a raster)."""
 
     default_hint = "look at the job's output folder and log; `ogc-upscaler retry CONFIG --failed` runs it again"
 
+    def __init__(
+        self, message: str, *, retryable: bool = False, hint: str | None = None, trace: str | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable, hint=hint, trace=trace)
 
-def collect(job: dict[str, Any], outputs: Outputs, output: Path, campaign: str) -> dict[str, Any]:
-    """Collect one job's outputs into ``output``; returns what the store records as the job's outputs.
+
+@dataclass(frozen=True)
+class Collected:
+    """Where a collected job's item and its assets are, relative to the campaign's output folder."""
+
+    item: str
+    cog: str | None = None
+    results: str | None = None
+
+
+def collect(job: Job, outputs: Outputs, output: Path, campaign: str) -> Collected:
+    """Collect one job's outputs (``job`` read with its tile) into ``output``.
 
     A STAC catalog gives the item its COG; outputs that are plain values (a process's JSON
     results) are kept as the item's ``results`` asset.
     """
-    folder = output / "items" / job["job_id"]
+    folder = output / "items" / job.job_id
     folder.mkdir(parents=True, exist_ok=True)
     if outputs.catalog is None:
         if not outputs.raw:
             raise CollectError(
-                f"job {job['job_id']} succeeded without outputs",
+                f"job {job.job_id} succeeded without outputs",
                 hint="the process must return results, or a Directory with a STAC catalog.json",
             )
         return _collect_values(job, outputs.raw, folder, output, campaign)
     source_item, asset = _data_asset(outputs.catalog)
-    cog = folder / f"{job['job_id']}.tif"
+    cog = folder / f"{job.job_id}.tif"
     _place_cog(Path(asset.get_absolute_href() or asset.href), cog)
     item = _item(job, campaign)
     _add_cog(item, source_item, asset, cog)
-    item_path = _save(item, folder, job["job_id"])
-    return {"item": str(item_path.relative_to(output)), "cog": str(cog.relative_to(output))}
+    item_path = _save(item, folder, job.job_id)
+    return Collected(str(item_path.relative_to(output)), cog=str(cog.relative_to(output)))
 
 
-def _collect_values(job: dict[str, Any], raw: dict[str, Any], folder: Path, output: Path, campaign: str) -> dict:
-    results = folder / f"{job['job_id']}-results.json"
-    _write_json(results, raw)
+def _collect_values(job: Job, raw: Mapping[str, Any], folder: Path, output: Path, campaign: str) -> Collected:
+    results = folder / f"{job.job_id}-results.json"
+    _write_json(results, dict(raw))
     item = _item(job, campaign)
     item.add_asset(
         "results",
@@ -81,8 +96,8 @@ def _collect_values(job: dict[str, Any], raw: dict[str, Any], folder: Path, outp
     file = FileExtension.ext(item.assets["results"], add_if_missing=True)
     file.size = results.stat().st_size
     file.checksum = "1220" + _sha256(results)
-    item_path = _save(item, folder, job["job_id"])
-    return {"item": str(item_path.relative_to(output)), "results": str(results.relative_to(output))}
+    item_path = _save(item, folder, job.job_id)
+    return Collected(str(item_path.relative_to(output)), results=str(results.relative_to(output)))
 
 
 def _save(item: pystac.Item, folder: Path, job_id: str) -> Path:
@@ -99,14 +114,16 @@ def write_collection(store: JobStore, output: Path, campaign: str, description: 
     bbox = [180.0, 90.0, -180.0, -90.0]
     start, end = None, None
     codes, links = set(), []
-    for row in _collected(store):
-        west, south, east, north = shapely.bounds(shapely.from_wkb(row["footprint"]))
+    for job in store.jobs(State.COLLECTED, with_tile=True):
+        assert job.tile is not None
+        if job.outputs is None or job.outputs.item is None:
+            continue
+        west, south, east, north = shapely.bounds(shapely.from_wkb(job.tile.footprint))
         bbox = [min(bbox[0], west), min(bbox[1], south), max(bbox[2], east), max(bbox[3], north)]
-        start = min(start or row["window_start"], row["window_start"])
-        end = max(end or row["window_end"], row["window_end"])
-        codes.add(f"EPSG:{row['epsg']}")
-        outputs = json.loads(row["outputs"])
-        links.append({"rel": "item", "href": "./" + outputs["item"], "type": pystac.MediaType.GEOJSON})
+        start = min(start or job.window_start, job.window_start)
+        end = max(end or job.window_end, job.window_end)
+        codes.add(f"EPSG:{job.tile.epsg}")
+        links.append({"rel": "item", "href": "./" + job.outputs.item, "type": pystac.MediaType.GEOJSON})
     if not links:
         bbox, start, end = [-180.0, -90.0, 180.0, 90.0], None, None
     collection = pystac.Collection(
@@ -159,24 +176,26 @@ def _place_cog(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _item(job: dict[str, Any], campaign: str) -> pystac.Item:
-    footprint = shapely.from_wkb(job["footprint"])
+def _item(job: Job, campaign: str) -> pystac.Item:
+    if job.tile is None:
+        raise ValueError(f"job {job.job_id} was read without its tile: read it with JobStore.get")
+    footprint = shapely.from_wkb(job.tile.footprint)
     properties = {
-        "start_datetime": job["window_start"],
-        "end_datetime": job["window_end"],
+        "start_datetime": job.window_start,
+        "end_datetime": job.window_end,
         "ogc_upscaler:campaign": campaign,
-        "ogc_upscaler:tile": job["tile_id"],
-        "ogc_upscaler:parameters": json.loads(job["params"]),
+        "ogc_upscaler:tile": job.tile_id,
+        "ogc_upscaler:parameters": dict(job.params),
     }
     item = pystac.Item(
-        id=job["job_id"],
+        id=job.job_id,
         geometry=shapely.geometry.mapping(footprint),
         bbox=list(footprint.bounds),
-        datetime=_time(job["window_start"]),
+        datetime=_time(job.window_start),
         properties=properties,
         collection=campaign,
     )
-    GridExtension.ext(item, add_if_missing=True).code = _grid_code(job["tile_id"])
+    GridExtension.ext(item, add_if_missing=True).code = _grid_code(job.tile_id)
     return item
 
 
@@ -236,10 +255,6 @@ def _with_parent_links(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _collected(store: JobStore) -> Iterator[dict[str, Any]]:
-    return store.rows(("job_id", "epsg", "footprint", "window_start", "window_end", "outputs"), state=State.COLLECTED)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -252,7 +267,7 @@ def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _write_json(path: Path, body: dict[str, Any]) -> None:
+def _write_json(path: Path, body: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(body, indent=1))
     tmp.replace(path)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -36,18 +37,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ogc_upscaler.aoi import load_aoi
-from ogc_upscaler.campaign import (
-    Auth,
-    Backend,
-    Campaign,
-    Inputs,
-    KubernetesOptions,
-    ParameterSet,
-    Process,
-    Retries,
-    SlurmOptions,
-    ToilSettings,
-)
+from ogc_upscaler.backends import registry
+from ogc_upscaler.backends.base import BackendSettings
+from ogc_upscaler.campaign import Campaign, Inputs, ParameterSet, Process, Retries
 from ogc_upscaler.errors import InvalidConfig, UpscalerError
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
@@ -121,100 +113,19 @@ class InputsConfig(_Strict):
     collections: list[str] = Field(default_factory=list)
 
 
-class SlurmConfig(_Strict):
-    """What Toil passes to sbatch for each tile: partition, time limit, account, extra arguments."""
-
-    partition: str | None = None
-    time: str | None = Field(default=None, pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
-    account: str | None = None
-    args: list[str] = Field(default_factory=list)
-
-
-class KubernetesConfig(_Strict):
-    """Where Toil's Kubernetes batch system runs tiles: namespace, an S3 job store, the appliance image."""
-
-    namespace: str = "default"
-    job_store: str | None = Field(default=None, pattern=r"^aws:[a-z0-9-]+:[a-z0-9-]+$")
-    image: str | None = None
-    service_account: str | None = None
-    host_path: str | None = None
-
-
-#: Tiles per batch on Kubernetes: 3 Toil jobs each keep Toil's job numbers within 4 digits.
-K8S_BATCH_MAX = 2_000
-
-
-class ToilConfig(_Strict):
-    """The Toil backend: batch system, shared path (job stores, work, logs), tiles per leader."""
-
-    batch_system: Literal["single_machine", "slurm", "kubernetes"] = "single_machine"
-    shared: str | None = None
-    batch_size: int = Field(default=50, ge=1, le=10_000)
-    staging: Literal["shared", "jobstore"] | None = Field(
-        default=None,
-        description="how tiles reach the nodes: the shared path, or Toil's job store (default: jobstore on kubernetes)",
-    )
-    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
-
-    @model_validator(mode="after")
-    def _store(self) -> ToilConfig:
-        if self.batch_system == "kubernetes" and not self.kubernetes.job_store:
-            raise ValueError("kubernetes needs kubernetes.job_store (aws:REGION:NAME): pods cannot reach a file store")
-        if self.batch_system == "kubernetes" and self.staging == "shared":
-            raise ValueError(
-                "kubernetes needs staging: jobstore: Toil mounts no shared volume into the tile pods"
-                " (remove staging, or set it to jobstore)"
-            )
-        if self.batch_system == "kubernetes" and self.batch_size > K8S_BATCH_MAX:
-            raise ValueError(
-                f"kubernetes takes at most {K8S_BATCH_MAX} tiles per batch: Toil's job names"
-                " (owner, run id and job number) must fit Kubernetes' 63 characters"
-            )
-        return self
-
-
-class BackendConfig(_Strict):
-    """Where jobs run: cwltool here, or an OGC API – Processes endpoint (url + process)."""
-
-    type: Literal["cwltool", "ogcapi", "toil"] = "cwltool"
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][-_.A-Za-z0-9]*$")
-    parallel: int = Field(default=2, ge=1, le=1024)
-    container: Literal["none", "docker", "podman", "singularity"] = "none"
-    url: str | None = Field(default=None, pattern=r"^https?://")
-    process: str | None = None
-    requests_per_second: float | None = Field(default=None, gt=0)
-    timeout: float = Field(default=60.0, gt=0)
-    auth: Auth = Field(default_factory=Auth)
-    inputs: dict[str, Any] | None = Field(
-        default=None, description="this endpoint's execute inputs as templates over the job's: {job.NAME}"
-    )
-    toil: ToilConfig | None = None
-
-    @model_validator(mode="after")
-    def _endpoint(self) -> BackendConfig:
-        if self.type == "ogcapi" and (not self.url or not self.process):
-            raise ValueError("an ogcapi backend needs url and process")
-        if self.toil is not None and self.type != "toil":
-            raise ValueError("the toil section belongs to type: toil")
-        if self.toil is not None and self.toil.batch_system == "kubernetes" and self.container != "none":
-            raise ValueError(
-                f"container: {self.container} cannot run inside Toil's unprivileged tile pods; on kubernetes"
-                " each tile already runs in a pod of kubernetes.image: set container: none and install the"
-                " package's tool in that image"
-            )
-        return self
-
-
 class RetryConfig(_Strict):
-    """Attempts, back-off and the time limit of one attempt (seconds or ISO 8601 durations)."""
+    """Attempts, back-off, the limits of one attempt (seconds or ISO 8601 durations), what to do with
+    submissions in doubt, and how memory grows after an attempt ran out of it."""
 
     attempts: int = Field(default=3, ge=1, le=100)
     backoff: float | str = 10.0
     max_backoff: float | str = 600.0
-    time_limit: float | str = 6 * 3600.0
+    time_limit: float | str = Field(default=6 * 3600.0, description="running time of one attempt")
+    queue_limit: float | str = Field(default=2 * 86400.0, description="time one attempt may wait in a queue")
+    on_doubt: Literal["wait", "resubmit", "fail"] = "wait"
+    oom_factor: float = Field(default=1.5, ge=1.0, le=16.0)
 
-    @field_validator("backoff", "max_backoff", "time_limit")
+    @field_validator("backoff", "max_backoff", "time_limit", "queue_limit")
     @classmethod
     def _seconds(cls, value: float | str) -> float:
         if isinstance(value, int | float):
@@ -239,7 +150,9 @@ class ConfigFile(_Strict):
     parameters: dict[str, dict[str, Any]] | list[dict[str, Any]] | None = None
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     inputs: InputsConfig | None = None
-    backend: BackendConfig | list[BackendConfig] = Field(default_factory=BackendConfig)
+    backend: dict[str, Any] | list[dict[str, Any]] = Field(
+        default_factory=dict, description="a backend's settings (by its type), or a list of them"
+    )
     retries: RetryConfig = Field(default_factory=RetryConfig)
     store: str | None = None
     workdir: str | None = None
@@ -286,6 +199,7 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
     if parsed.inputs is not None:
         inputs = Inputs(parsed.inputs.stac, tuple(parsed.inputs.collections), base)
     r = parsed.retries
+    workdir = base / (parsed.workdir or f"{name}-runs")
     return Campaign(
         name=name,
         aoi=aoi,
@@ -295,59 +209,41 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         process=Process(application=application, inputs=parsed.process.inputs),
         store=base / (parsed.store or f"{name}.sqlite"),
         inputs=inputs,
-        backends=_backends(parsed.backend, base, base / (parsed.workdir or f"{name}-runs")),
-        retries=Retries(r.attempts, float(r.backoff), float(r.max_backoff), float(r.time_limit)),
-        workdir=base / (parsed.workdir or f"{name}-runs"),
+        backends=tuple(b.resolve(base, workdir) for b in _backends(parsed.backend)),
+        retries=Retries(
+            r.attempts,
+            float(r.backoff),
+            float(r.max_backoff),
+            float(r.time_limit),
+            float(r.queue_limit),
+            r.on_doubt,
+            r.oom_factor,
+        ),
+        workdir=workdir,
         output=base / (parsed.output or f"{name}-catalog"),
     )
 
 
-def _backends(given: BackendConfig | list[BackendConfig], base: Path, workdir: Path) -> tuple[Backend, ...]:
-    if isinstance(given, BackendConfig):
-        return (_backend(given, toil=_toil(given, base, workdir)),)
+def _backends(given: dict[str, Any] | list[dict[str, Any]]) -> tuple[BackendSettings, ...]:
+    """The backend sections, each parsed by the settings of its type (see :mod:`ogc_upscaler.backends.registry`)."""
+    if isinstance(given, dict):
+        return (_backend(given, "backend"),)
     if not given:
-        raise InvalidConfig("backend: the list is empty", hint="give one backend, or a list of ogcapi endpoints")
-    if any(b.type != "ogcapi" for b in given):
-        raise InvalidConfig(
-            "backend: a list of backends may only hold ogcapi endpoints",
-            hint="several endpoints share one campaign; a local cwltool backend stands alone",
-        )
-    named = [b.name or f"ogcapi-{i + 1}" for i, b in enumerate(given)]
+        raise InvalidConfig("backend: the list is empty", hint="give one backend, or a list of endpoints")
+    parsed = [_backend(b, f"backend[{i}]") for i, b in enumerate(given)]
+    named = [b.name or f"{b.type}-{i + 1}" for i, b in enumerate(parsed)]
     if len(set(named)) != len(named):
-        raise InvalidConfig(f"backend: names repeat ({', '.join(named)})", hint="give each endpoint its own name")
-    return tuple(_backend(b, name) for b, name in zip(given, named, strict=True))
+        raise InvalidConfig(f"backend: names repeat ({', '.join(named)})", hint="give each backend its own name")
+    return tuple(b.model_copy(update={"name": n}) for b, n in zip(parsed, named, strict=True))
 
 
-def _toil(b: BackendConfig, base: Path, workdir: Path) -> ToilSettings | None:
-    if b.type != "toil":
-        return None
-    t = b.toil or ToilConfig()
-    shared = base / t.shared if t.shared else workdir / "toil"
-    return ToilSettings(
-        t.batch_system,
-        shared.resolve(),
-        t.batch_size,
-        b.container,
-        t.staging or ("jobstore" if t.batch_system == "kubernetes" else "shared"),
-        SlurmOptions(t.slurm.partition, t.slurm.time, t.slurm.account, tuple(t.slurm.args)),
-        KubernetesOptions(**t.kubernetes.model_dump()),
-    )
-
-
-def _backend(b: BackendConfig, name: str | None = None, toil: ToilSettings | None = None) -> Backend:
-    return Backend(
-        b.type,
-        b.parallel,
-        b.container,
-        b.url,
-        b.process,
-        b.requests_per_second,
-        b.timeout,
-        Auth(**b.auth.model_dump()),
-        name or b.name,
-        b.inputs,
-        toil,
-    )
+def _backend(section: dict[str, Any], where: str) -> BackendSettings:
+    try:
+        return registry.parse(section)
+    except ValidationError as err:
+        raise _section_error(where, err, registry.types()[section.get("type", registry.DEFAULT)]) from None
+    except InvalidConfig as err:
+        raise InvalidConfig(err.message.replace("backend", where, 1), hint=err.hint) from None
 
 
 def _windows(time: TimeConfig) -> tuple[Window, ...]:
@@ -392,7 +288,7 @@ def _read_yaml(path: Path) -> Any:
             f"config {path}: not a YAML text file", hint="give the path of a campaign YAML file"
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -409,35 +305,64 @@ def _read_yaml(path: Path) -> Any:
     return raw
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {
-    "time": TimeConfig,
-    "process": ProcessConfig,
-    "grid": CustomGridConfig,
-    "inputs": InputsConfig,
-    "backend": BackendConfig,
-    "auth": Auth,
-    "retries": RetryConfig,
-}
-_TYPE_TAGS = {"str", "int", "float", "bool", "date", "datetime", "dict", "list", "tuple", "none"}
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, keeping a date that is no real date (``2024-13-01``) as text, so the key that
+    holds it is named in the error instead of the loader failing with a bare ValueError."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "date", "datetime", "dict", "list", "tuple", "none", "literal"}
 
 
 def _config_error(path: Path, err: ValidationError) -> InvalidConfig:
+    message, hint = _explain(err, ConfigFile, ())
+    return InvalidConfig(f"config {path}: {message}", hint=hint)
+
+
+def _section_error(where: str, err: ValidationError, model: type[BaseModel]) -> InvalidConfig:
+    message, hint = _explain(err, model, (where,))
+    return InvalidConfig(message, hint=hint)
+
+
+def _explain(err: ValidationError, root: type[BaseModel], prefix: tuple[str, ...]) -> tuple[str, str]:
+    """The first problem pydantic found, as a message naming the key, and a hint listing the keys there."""
     errors = err.errors()
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     parts = [str(p) for p in first["loc"] if not _is_type_tag(str(p))]
-    loc = ".".join(parts)
+    loc = ".".join((*prefix, *parts))
     kind = first["type"]
-    model = _SECTIONS.get(parts[0], ConfigFile) if len(parts) > 1 else ConfigFile
     if kind == "extra_forbidden":
-        message = f"unknown key {loc!r}"
-        hint = f"the keys there are: {', '.join(model.model_fields)} (check the spelling)"
-    elif kind == "missing":
-        message = f"missing key {loc!r}"
-        hint = "see the example config in the README"
-    else:
-        message = f"{loc or 'config'}: {first['msg']} (got {first.get('input')!r})"
-        hint = "see the example config in the README"
-    return InvalidConfig(f"config {path}: {message}", hint=hint)
+        model = _model_at(root, parts[:-1])
+        return f"unknown key {loc!r}", f"the keys there are: {', '.join(model.model_fields)} (check the spelling)"
+    if kind == "missing":
+        return f"missing key {loc!r}", "see the example config in the README"
+    return f"{loc or 'config'}: {first['msg']} (got {first.get('input')!r})", "see the example config in the README"
+
+
+def _model_at(root: type[BaseModel], parts: list[str]) -> type[BaseModel]:
+    """The model of the section at ``parts`` below ``root`` (the innermost one the path reaches)."""
+    model = root
+    for part in parts:
+        field = model.model_fields.get(part)
+        inner = _models_in(field.annotation) if field is not None else []
+        if not inner:
+            break
+        model = inner[0]
+    return model
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _is_type_tag(part: str) -> bool:
@@ -445,5 +370,5 @@ def _is_type_tag(part: str) -> bool:
         part.lower() in _TYPE_TAGS
         or "[" in part
         or part.startswith(("function-", "union"))
-        or part in {m.__name__ for m in _SECTIONS.values()}
+        or part[:1].isupper()  # a model's name in a union's location
     )

@@ -14,10 +14,20 @@ Each carries a one-line message (what was wrong, and where) and a ``hint``
     │   └── InvalidRequest      an OGC API execute request the endpoint refuses (answered with 400)
     ├── StoreError              the job store cannot be used as asked
     │   └── StoreLocked         another process is already writing the store
-    └── BackendError            a backend refused or failed a call (``retryable`` says if trying again may help)
+    └── JobError                one job's trouble; it fails (or retries) that job and never ends a run
+        ├── BackendError        a backend refused or failed a call (``retryable`` says if trying again may help)
+        │   ├── BackPressure    the backend asks us to slow down: not the job's fault (backends.base)
+        │   ├── Unreachable     the backend could not be reached: the request never left (backends.base)
+        │   └── InDoubt         a submission whose answer was lost: it may have reached the backend (backends.base)
+        └── CollectError        a job succeeded but its outputs cannot be collected (collect)
+
+Whatever a lower library raises inside a call from the manager into a backend or the
+collector becomes a :class:`JobError` of that job in one place, :mod:`ogc_upscaler.boundary`.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class UpscalerError(Exception):
@@ -88,9 +98,34 @@ class StoreLocked(StoreError):
     """Another process holds the store's writer lock."""
 
 
-class BackendError(UpscalerError):
-    """A backend call failed; ``retryable`` tells whether the same call may succeed later."""
+class JobError(UpscalerError):
+    """Something went wrong with one job; ``retryable`` tells whether trying again may help.
 
-    def __init__(self, message: str, *, retryable: bool, hint: str | None = None) -> None:
+    ``trace`` holds the traceback when the error stands for an exception nobody expected.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, hint: str | None = None, trace: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable
+        self.trace = trace
+
+
+class BackendError(JobError):
+    """A backend call failed; ``retryable`` tells whether the same call may succeed later."""
+
+
+_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?:[^/\s@'\"]*@)?(?P<rest>[^\s?#'\"]*)(?:\?[^\s#'\"]*)?", re.I)
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's credentials and query string (presigned signatures, tokens) removed.
+
+    >>> redact("GET https://user:pw@bucket.s3.example.org/a.tif?X-Amz-Signature=abc failed")
+    'GET https://bucket.s3.example.org/a.tif?… failed'
+    """
+
+    def clean(match: re.Match[str]) -> str:
+        query = "?…" if "?" in match[0] else ""
+        return f"{match['scheme']}{match['rest']}{query}"
+
+    return _URL.sub(clean, text)

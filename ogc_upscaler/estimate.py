@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
-from ogc_upscaler.store import JobStore
+from ogc_upscaler.store import JobStore, State
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,14 @@ class Estimate:
 def estimate(store: JobStore, parallel: int) -> Estimate:
     """Median runtime (running or submitted → succeeded) of collected jobs; ETA of the jobs still to run."""
     per_job, per_km2 = [], []
-    for row in store.rows(("state", "submitted_at", "running_at", "succeeded_at", "area_km2")):
-        if row["succeeded_at"] is None or row["state"] not in ("succeeded", "collected"):
+    for job in store.jobs(State.SUCCEEDED, State.COLLECTED, with_tile=True):
+        ended, began = job.at(State.SUCCEEDED), job.at(State.RUNNING) or job.at(State.SUBMITTED)
+        if ended is None or began is None:
             continue
-        began = row["running_at"] or row["submitted_at"]
-        seconds = (_time(row["succeeded_at"]) - _time(began)).total_seconds()
+        seconds = (_time(ended) - _time(began)).total_seconds()
         per_job.append(seconds)
-        if row["area_km2"]:
-            per_km2.append(seconds / row["area_km2"])
+        if job.tile is not None and job.tile.area_km2:
+            per_km2.append(seconds / job.tile.area_km2)
     counts = {state: n for state, _, n in store.counts()}
     remaining = sum(counts.get(s, 0) for s in ("planned", "waiting", "submitted", "running"))
     if not per_job:

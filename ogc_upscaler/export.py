@@ -52,6 +52,7 @@ COLUMNS = (
     "waiting_at",
     "failed_at",
     "cancelled_at",
+    "in_doubt_at",
     "updated_at",
 )
 _JSON_COLUMNS = ("params", "inputs", "outputs")
@@ -140,7 +141,9 @@ def to_parquet(store: JobStore, path: Path) -> int:
 
 
 def _rows(store: JobStore) -> Iterator[dict[str, Any]]:
-    return store.rows((*COLUMNS, "footprint"))
+    for job in store.jobs(with_tile=True):
+        columns = job.columns()
+        yield {**{c: columns[c] for c in COLUMNS}, "footprint": columns["footprint"]}
 
 
 def _batches(store: JobStore, size: int) -> Iterator[list[dict[str, Any]]]:

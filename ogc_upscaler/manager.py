@@ -2,37 +2,54 @@
 
 The manager is the only writer of job state. Every transition is written
 before the manager acts on it: a job is ``submitted`` (with no remote id) before
-the backend is called, so a crash between the two leaves a job *in doubt* that
-resume reconciles through :meth:`Backend.find` instead of submitting it again.
-Its memory holds only the active jobs (at most the backend's slots).
+the backend is called, so a crash between the two leaves a job whose submission
+is looked up through :meth:`Backend.find` on resume instead of being sent again.
+A submission whose answer was lost is looked up the same way; one the backend cannot
+find or rule out is *in doubt*, and ``retries.on_doubt`` says what happens to it
+(by default it waits for a person: it is never paid for twice).
+
+Every call into the backend or the collector crosses one boundary,
+:func:`ogc_upscaler.boundary.job_errors`: whatever goes wrong there is that job's error,
+classified, with the traceback of an unexpected one in a file beside the run's log.
+
+Three kinds of follow-up are retried with back-off without re-running anything:
+looking up a submission in doubt, fetching and collecting a job that succeeded, and
+dismissing a job over its time limit (it is not rescheduled before the backend confirmed
+or the manager gave up, with a warning naming the remote job).
+Memory holds only the jobs in flight (at most the backend's slots).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
-from ogc_upscaler.backends.ogcapi import BackPressure
+from ogc_upscaler.backends.base import Backend, BackPressure, InDoubt, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.boundary import job_errors
 from ogc_upscaler.campaign import Retries
-from ogc_upscaler.collect import CollectError, collect
-from ogc_upscaler.errors import BackendError
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.collect import Collected, CollectError, collect
+from ogc_upscaler.errors import BackendError, JobError
+from ogc_upscaler.store import MOVES, Job, JobOutputs, JobStore, Move, State
 
 log = logging.getLogger("ogc_upscaler.manager")
 
 #: Polling backs off from the backend's poll interval by this factor while nothing changes.
 POLL_GROWTH = 1.5
-#: Fetching a succeeded job's results is tried this often before the attempt counts as failed.
-RESULT_FETCHES = 5
+#: Tries to fetch and collect a job that succeeded before it fails (it is never run again).
+FINISH_TRIES = 10
+#: Tries to dismiss a job over its time limit before giving up on stopping it.
+DISMISS_TRIES = 8
+#: Tries to look up a submission in doubt when the lookup itself fails, before it is in doubt.
+LOOKUP_TRIES = 5
+
+Collector = Callable[[Job, Outputs, Path, str], Collected]
 
 
 @dataclass
@@ -50,33 +67,56 @@ class Progress:
 
     @property
     def done(self) -> int:
-        """Jobs that reached a terminal state."""
-        return sum(self.counts[s] for s in ("collected", "failed", "cancelled", "no_inputs"))
+        """Jobs that reached a terminal state (or wait, in doubt, for a person)."""
+        return sum(self.counts[s] for s in ("collected", "failed", "cancelled", "no_inputs", "in_doubt"))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every job ended collected or with no inputs."""
+        return self.counts["collected"] + self.counts["no_inputs"] == self.total
 
     def moved(self, before: str, after: str) -> None:
         """Record one job's move between states."""
         self.counts[before] -= 1
         self.counts[after] += 1
-        if after in {"collected", "failed", "cancelled"}:
+        if after in {"collected", "failed", "cancelled", "in_doubt"}:
             self.finished_this_run += 1
 
 
 @dataclass(frozen=True)
 class Active:
-    """A job the backend holds."""
+    """A job the backend holds: since when it was submitted and, once seen running, since when it runs."""
 
     job_id: str
     remote_id: str
     attempt: int
     state: State
     submitted: float
+    started: float | None = None
+
+
+@dataclass
+class Later:
+    """A follow-up of one job retried with back-off: a lookup, a fetch-and-collect, or a dismissal."""
+
+    job_id: str
+    attempt: int
+    state: State
+    remote_id: str | None
+    due: float
+    since: float = 0.0  # when the submission began (lookups)
+    tries: int = 0
+    reason: str = ""  # why a dismissal was asked
+    log_path: str | None = None
+    raw_status: str = ""
 
 
 class Manager:
-    """Runs a planned campaign on one backend until every job is terminal, or until told to stop.
+    """Runs a planned campaign on one backend until every job is settled, or until told to stop.
 
-    ``collector(job, outputs, output, campaign)`` turns a succeeded job's outputs
-    into what the store records (by default: :func:`ogc_upscaler.collect.collect`).
+    ``collector(job, outputs, output, campaign)`` turns a succeeded job's outputs into its
+    STAC item (by default :func:`ogc_upscaler.collect.collect`). ``traces`` is the folder where
+    the traceback of an unexpected error is written, one file per job attempt.
     """
 
     def __init__(
@@ -89,7 +129,8 @@ class Manager:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.time,
-        collector: Callable[[dict[str, Any], Outputs, Path, str], dict[str, Any]] = collect,
+        collector: Collector = collect,
+        traces: Path | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -99,9 +140,12 @@ class Manager:
         self.on_progress = on_progress or (lambda _: None)
         self.clock = clock
         self.collector = collector
+        self.traces = traces
         self.paused_until = 0.0
-        self.result_failures: dict[str, int] = {}
         self.active: dict[str, Active] = {}
+        self.lookups: dict[str, Later] = {}
+        self.finishing: dict[str, Later] = {}
+        self.dismissing: dict[str, Later] = {}
         self.progress = Progress(Counter())
         for state, _, n in store.counts():
             self.progress.counts[state] += n
@@ -111,19 +155,19 @@ class Manager:
         stop = stop or threading.Event()
         self._resume()
         self._poll()  # learn where re-attached jobs are before submitting more (a pool balances on it)
-        self._collect_pending()
         poll_min = self.backend.poll_interval
         poll_every = poll_min
         last_poll = 0.0
         while not stop.is_set():
-            changed = self._fill(stop)
+            changed = self._follow_up()
+            changed |= self._fill(stop)
             if time.monotonic() - last_poll >= poll_every:
                 changed |= self._poll()
-                changed |= self._enforce_time_limit()
+                changed |= self._enforce_time_limits()
                 last_poll = time.monotonic()
                 poll_every = poll_min if changed else min(self.backend.poll_max, max(poll_every, 0.01) * POLL_GROWTH)
             self.on_progress(self.progress)
-            if not self.active and not self._work_left():
+            if not self._in_flight() and not self._work_left():
                 break
             if not changed:
                 stop.wait(self._idle_seconds(poll_every, last_poll))
@@ -133,84 +177,244 @@ class Manager:
     # -- resume -------------------------------------------------------------------------------
 
     def _resume(self) -> None:
-        """Re-attach jobs the store says the backend holds; reconcile those in doubt."""
-        for row in self.store.active():
-            if row["backend"] not in (None, self.backend.name):
+        """Re-attach jobs the store says the backend holds; look up those whose submission is unanswered;
+        finish those that succeeded but were not collected."""
+        now = self.clock()
+        for job in self.store.active():
+            if job.backend not in (None, self.backend.name):
                 continue
-            remote_id = row["remote_id"] or self.backend.find(row["job_id"], row["attempts"])
-            if remote_id is None:
-                log.info(
-                    "%s: submission of attempt %d never reached %s; back to waiting",
-                    row["job_id"],
-                    row["attempts"],
-                    self.backend.name,
-                )
-                self._to(
-                    row["job_id"],
-                    row["state"],
-                    State.WAITING,
-                    retry_at=_iso(self.clock()),
-                    error="the submission did not reach the backend (the manager stopped)",
-                    error_kind="lost",
-                )
+            submitted = _epoch(job.at(State.SUBMITTED)) or now
+            if job.remote_id is None:
+                self.lookups[job.job_id] = Later(job.job_id, job.attempts, job.state, None, now, since=submitted)
                 continue
-            if row["remote_id"] is None:
-                self.store.update(row["job_id"], state=State(row["state"]), remote_id=remote_id)
-            submitted = _epoch(row["submitted_at"]) if row["submitted_at"] else self.clock()
-            self.active[row["job_id"]] = Active(
-                row["job_id"], remote_id, row["attempts"], State(row["state"]), submitted
-            )
-        if self.active:
-            log.info("re-attached %d running jobs", len(self.active))
-
-    def _collect_pending(self) -> None:
-        """Collect jobs that succeeded but were not collected before the last stop."""
-        for row in list(self.store.rows(("*",), state=State.SUCCEEDED)):
-            recorded = json.loads(row["outputs"] or "{}")
-            catalog = Path(recorded["catalog"]) if recorded.get("catalog") else None
-            self._collect(row, Outputs(catalog, recorded.get("raw") or {}))
+            started = _epoch(job.at(State.RUNNING)) if job.state is State.RUNNING else None
+            self.active[job.job_id] = Active(job.job_id, job.remote_id, job.attempts, job.state, submitted, started)
+        for job in self.store.jobs(State.SUCCEEDED):
+            self.finishing[job.job_id] = Later(job.job_id, job.attempts, job.state, job.remote_id, now)
+        if self.active or self.lookups:
+            log.info("re-attached %d running jobs; %d submissions to look up", len(self.active), len(self.lookups))
 
     # -- submitting ---------------------------------------------------------------------------
 
     def _fill(self, stop: threading.Event) -> bool:
         if self.clock() < self.paused_until:
             return False
-        free = self.backend.slots - len(self.active)
+        free = self.backend.slots - len(self.active) - len(self.dismissing) - len(self.lookups)
         jobs = self.store.due(free, _iso(self.clock())) if free > 0 else []
         for job in jobs:
-            if stop.is_set():
+            if stop.is_set() or self.clock() < self.paused_until:
                 break
             self._submit(job)
         return bool(jobs)
 
-    def _submit(self, job: dict[str, Any]) -> None:
-        job_id, attempt, before = job["job_id"], job["attempts"] + 1, job["state"]
-        if not self.store.transition(job_id, State.SUBMITTED, backend=self.backend.name, remote_id=None):
+    def _submit(self, job: Job) -> None:
+        attempt = job.attempts + 1
+        if not self.store.move(job.job_id, Move.SUBMIT, backend=self.backend.name, remote_id=None):
             return
-        self.progress.moved(before, "submitted")
-        request = JobRequest(job_id, attempt, json.loads(job["inputs"]))
+        self.progress.moved(job.state.value, "submitted")
+        since = self.clock()
+        request = JobRequest(job.job_id, attempt, dict(job.inputs), self._memory_scale(job))
         try:
-            remote_id = self.backend.submit(request)
+            with job_errors(f"submitting job {job.job_id}"):
+                remote_id = self.backend.submit(request)
         except BackPressure as err:
             self.paused_until = self.clock() + err.retry_after
-            log.info("%s: %s; no submissions for %.0f s", job_id, err.message, err.retry_after)
-            self._to(
-                job_id,
-                "submitted",
-                State.WAITING,
+            log.info("%s: %s; no submissions for %.0f s", job.job_id, err.message, err.retry_after)
+            self._move(
+                job.job_id,
+                State.SUBMITTED,
+                Move.DEFER,
                 refund=True,
                 retry_at=_iso(self.paused_until),
                 error=err.message,
                 error_kind="backpressure",
             )
             return
-        except BackendError as err:
-            log.warning("%s: submission failed: %s", job_id, err.message)
-            self._failed(job_id, State.SUBMITTED, attempt, err.message, err.retryable, kind="submit")
+        except InDoubt as err:
+            log.warning("%s: %s; looking it up before anything is sent again", job.job_id, err.message)
+            self.lookups[job.job_id] = Later(
+                job.job_id, attempt, State.SUBMITTED, None, self.clock() + err.settle, since=since, reason=err.message
+            )
             return
-        self.store.update(job_id, state=State.SUBMITTED, remote_id=remote_id, backend_status="submitted")
-        self.active[job_id] = Active(job_id, remote_id, attempt, State.SUBMITTED, self.clock())
-        log.info("%s: attempt %d submitted to %s as %s", job_id, attempt, self.backend.name, remote_id)
+        except JobError as err:
+            log.warning("%s: submission failed: %s", job.job_id, err.message)
+            self._failed(job.job_id, State.SUBMITTED, attempt, err, kind="submit")
+            return
+        self.store.note(job.job_id, state=State.SUBMITTED, remote_id=remote_id, backend_status="submitted")
+        self.active[job.job_id] = Active(job.job_id, remote_id, attempt, State.SUBMITTED, since)
+        log.info("%s: attempt %d submitted to %s as %s", job.job_id, attempt, self.backend.name, remote_id)
+
+    def _memory_scale(self, job: Job) -> float:
+        """How much more memory than the package asks this attempt gets, after running out of it."""
+        kind = job.error_kind or ""
+        if not kind.startswith("run:out_of_memory:"):
+            return 1.0
+        return self.retries.oom_factor ** int(kind.rsplit(":", 1)[1])
+
+    # -- follow-ups ---------------------------------------------------------------------------
+
+    def _follow_up(self) -> bool:
+        """Do the lookups, fetches and dismissals that are due."""
+        now = self.clock()
+        changed = False
+        for later in [x for x in self.lookups.values() if x.due <= now]:
+            changed |= self._look_up(later)
+        for later in [x for x in self.finishing.values() if x.due <= now]:
+            changed |= self._finish(later)
+        for later in [x for x in self.dismissing.values() if x.due <= now]:
+            changed |= self._dismiss(later)
+        return changed
+
+    def _look_up(self, later: Later) -> bool:
+        """Find out whether a submission whose answer never came reached the backend."""
+        job = self.store.get(later.job_id)
+        if job is None or job.state is not State.SUBMITTED or job.attempts != later.attempt:
+            del self.lookups[later.job_id]
+            return True
+        request = JobRequest(job.job_id, later.attempt, dict(job.inputs))
+        try:
+            with job_errors(f"looking up the submission of job {job.job_id}"):
+                found = self.backend.find(request, later.since, self.store.knows_remote)
+        except JobError as err:
+            later.tries += 1
+            if later.tries < LOOKUP_TRIES:
+                later.due = self.clock() + self.retries.delay(later.tries)
+                log.warning("%s: looking up its submission failed (%s); trying again", job.job_id, err.message)
+                return False
+            found_reason = f"it could not be looked up ({err.message})"
+            del self.lookups[job.job_id]
+            self._doubt(job.job_id, later, found_reason)
+            return True
+        del self.lookups[job.job_id]
+        if found.remote_id is not None:
+            log.info("%s: its submission reached %s as %s", job.job_id, self.backend.name, found.remote_id)
+            self.store.note(job.job_id, state=State.SUBMITTED, remote_id=found.remote_id, backend_status="found")
+            self.active[job.job_id] = Active(job.job_id, found.remote_id, later.attempt, State.SUBMITTED, later.since)
+        elif found.certain:
+            log.info("%s: its submission never reached %s; it is sent again", job.job_id, self.backend.name)
+            self._move(
+                job.job_id,
+                State.SUBMITTED,
+                Move.DEFER,
+                refund=True,
+                attempt=later.attempt,
+                retry_at=_iso(self.clock()),
+                error="the submission did not reach the backend",
+                error_kind="lost",
+            )
+        else:
+            self._doubt(job.job_id, later, found.reason)
+        return True
+
+    def _doubt(self, job_id: str, later: Later, why: str) -> None:
+        """A submission that may or may not have reached the backend: what ``retries.on_doubt`` says."""
+        reason = f"in doubt: {later.reason or 'its submission was not answered'}; {why}"
+        policy = self.retries.on_doubt
+        log.warning("%s: %s (on_doubt: %s)", job_id, reason, policy)
+        if policy == "resubmit":
+            self._move(
+                job_id,
+                State.SUBMITTED,
+                Move.DEFER,
+                attempt=later.attempt,
+                retry_at=_iso(self.clock()),
+                error=reason,
+                error_kind="doubt:resubmitted",
+            )
+        elif policy == "fail":
+            self._move(
+                job_id, State.SUBMITTED, Move.FAIL, attempt=later.attempt, error=reason, error_kind="doubt:failed"
+            )
+        else:
+            self._move(
+                job_id,
+                State.SUBMITTED,
+                Move.DOUBT,
+                attempt=later.attempt,
+                error=reason + " (`ogc-upscaler retry CONFIG --in-doubt` sends it again)",
+                error_kind="doubt",
+            )
+
+    def _finish(self, later: Later) -> bool:
+        """Fetch a succeeded job's results (unless stored already) and collect them; retried, never re-run."""
+        job = self.store.get(later.job_id)
+        if job is None or job.state is not State.SUCCEEDED:
+            del self.finishing[later.job_id]
+            return True
+        try:
+            outputs = self._results(job, later)
+            with job_errors(f"collecting job {job.job_id}", CollectError):
+                collected = self.collector(job, outputs, self.output, self.campaign)
+        except BackPressure as err:
+            later.due = self.clock() + err.retry_after
+            return False
+        except JobError as err:
+            later.tries += 1
+            if err.retryable and later.tries < FINISH_TRIES:
+                later.due = self.clock() + self.retries.delay(later.tries)
+                log.warning("%s: %s; trying again (it is not run again)", job.job_id, err.message)
+                return False
+            del self.finishing[job.job_id]
+            self._trace(job.job_id, later.attempt, err)
+            kind = "collect" if isinstance(err, CollectError) else "results"
+            why = "permanent" if not err.retryable else f"{later.tries} tries"
+            log.error("%s: succeeded but could not be finished (%s): %s", job.job_id, why, err.message)
+            self._move(
+                job.job_id,
+                State.SUCCEEDED,
+                Move.FAIL,
+                error=f"{kind}: {err.message} (the job succeeded on {job.backend}; it was not run again)",
+                error_kind=f"{kind}:{'permanent' if not err.retryable else 'exhausted'}",
+            )
+            return True
+        del self.finishing[job.job_id]
+        recorded = JobOutputs(
+            catalog=str(outputs.catalog) if outputs.catalog else None,
+            raw=outputs.raw,
+            item=collected.item,
+            cog=collected.cog,
+            results=collected.results,
+        )
+        if self._move(job.job_id, State.SUCCEEDED, Move.COLLECT, outputs=recorded):
+            log.info("%s: collected %s", job.job_id, collected.item)
+        return True
+
+    def _results(self, job: Job, later: Later) -> Outputs:
+        """The job's outputs: as recorded when it succeeded, else fetched now (and recorded)."""
+        if job.outputs is not None:
+            return Outputs(Path(job.outputs.catalog) if job.outputs.catalog else None, dict(job.outputs.raw))
+        if job.remote_id is None:
+            raise BackendError(f"job {job.job_id} succeeded without a remote id to fetch it from", retryable=False)
+        with job_errors(f"fetching the results of job {job.job_id}"):
+            outputs = self.backend.results(job.remote_id)
+        kept = JobOutputs(catalog=str(outputs.catalog) if outputs.catalog else None, raw=outputs.raw)
+        self.store.note(job.job_id, state=State.SUCCEEDED, outputs=kept)
+        return outputs
+
+    def _dismiss(self, later: Later) -> bool:
+        """Cancel a job over its time limit; reschedule it once the backend confirmed, or after giving up."""
+        assert later.remote_id is not None
+        try:
+            with job_errors(f"dismissing job {later.job_id}"):
+                self.backend.cancel(later.remote_id)
+        except JobError as err:
+            later.tries += 1
+            if err.retryable and later.tries < DISMISS_TRIES:
+                later.due = self.clock() + self.retries.delay(later.tries)
+                log.warning("%s: dismissing %s failed (%s); trying again", later.job_id, later.remote_id, err.message)
+                return False
+            log.warning(
+                "%s: gave up dismissing remote job %s after %d tries (%s): it may still run there",
+                later.job_id,
+                later.remote_id,
+                later.tries,
+                err.message,
+            )
+            later.reason += f"; remote job {later.remote_id} could not be dismissed and may still run"
+        del self.dismissing[later.job_id]
+        error = BackendError(later.reason, retryable=True)
+        self._failed(later.job_id, later.state, later.attempt, error, kind="timeout")
+        return True
 
     # -- polling ------------------------------------------------------------------------------
 
@@ -219,156 +423,174 @@ class Manager:
             return False
         by_remote = {a.remote_id: a for a in self.active.values()}
         try:
-            statuses = self.backend.poll(list(by_remote))
-        except BackendError as err:
+            with job_errors(f"polling {self.backend.name}"):
+                statuses = self.backend.poll(list(by_remote))
+        except JobError as err:
             log.warning("polling %s failed (will retry): %s", self.backend.name, err.message)
             return False
         changed = False
         for remote_id, status in statuses.items():
             job = by_remote.get(remote_id)
-            if job is not None:
+            if job is not None and job.job_id in self.active:
                 changed |= self._apply(job, status)
         return changed
 
     def _apply(self, job: Active, status: RemoteStatus) -> bool:
         if status.state in (RemoteState.QUEUED, RemoteState.RUNNING):
             if job.state is State.SUBMITTED and status.state is RemoteState.RUNNING:
-                self._to(
+                self._move(
                     job.job_id,
-                    "submitted",
-                    State.RUNNING,
+                    job.state,
+                    Move.START,
                     attempt=job.attempt,
                     backend_status=status.raw,
                     log_path=status.log_path,
                 )
-                self.active[job.job_id] = Active(job.job_id, job.remote_id, job.attempt, State.RUNNING, job.submitted)
+                self.active[job.job_id] = replace(job, state=State.RUNNING, started=self.clock())
                 return True
             return False
         del self.active[job.job_id]
         if status.state is RemoteState.SUCCEEDED:
-            self._succeeded(job, status)
+            if self._move(
+                job.job_id,
+                job.state,
+                Move.SUCCEED,
+                attempt=job.attempt,
+                backend_status=status.raw,
+                log_path=status.log_path,
+            ):
+                later = Later(job.job_id, job.attempt, State.SUCCEEDED, job.remote_id, self.clock())
+                self.finishing[job.job_id] = later
+                self._finish(later)
         elif status.state is RemoteState.CANCELLED:
-            self._to(job.job_id, job.state.value, State.CANCELLED, attempt=job.attempt, backend_status=status.raw)
+            self._move(job.job_id, job.state, Move.CANCEL, attempt=job.attempt, backend_status=status.raw)
+        elif status.out_of_memory:
+            self._out_of_memory(job, status)
         else:
+            error = BackendError(status.error or status.raw, retryable=status.retryable)
             self._failed(
                 job.job_id,
                 job.state,
                 job.attempt,
-                status.error or status.raw,
-                status.retryable,
+                error,
                 kind="run",
                 backend_status=status.raw,
                 log_path=status.log_path,
             )
         return True
 
-    def _succeeded(self, job: Active, status: RemoteStatus) -> None:
-        try:
-            outputs = self.backend.results(job.remote_id)
-        except BackendError as err:
-            fetches = self.result_failures.get(job.job_id, 0) + 1
-            if err.retryable and fetches < RESULT_FETCHES:
-                # the job succeeded remotely: fetch its results again, never run it again
-                self.result_failures[job.job_id] = fetches
-                self.active[job.job_id] = job
-                log.warning("%s: fetching results failed (%s); trying again", job.job_id, err.message)
-                return
-            self.result_failures.pop(job.job_id, None)
-            self._failed(
-                job.job_id, job.state, job.attempt, err.message, err.retryable, kind="results", log_path=status.log_path
-            )
-            return
-        self.result_failures.pop(job.job_id, None)
-        recorded = {"catalog": str(outputs.catalog) if outputs.catalog else None, "raw": outputs.raw}
-        if not self._to(
-            job.job_id,
-            job.state.value,
-            State.SUCCEEDED,
-            attempt=job.attempt,
-            backend_status=status.raw,
-            outputs=recorded,
-            log_path=status.log_path,
-        ):
-            return
-        row = self.store.get(job.job_id)
-        assert row is not None
-        self._collect(row, outputs)
-
-    def _collect(self, row: dict[str, Any], produced: Outputs) -> None:
-        job_id = row["job_id"]
-        try:
-            outputs = self.collector(row, produced, self.output, self.campaign)
-        except CollectError as err:
-            log.error("%s: collecting failed: %s", job_id, err.message)
-            self._to(job_id, "succeeded", State.FAILED, error=f"collect: {err.message}", error_kind="collect")
-            return
-        outputs["catalog"] = str(produced.catalog) if produced.catalog else None
-        self._to(job_id, "succeeded", State.COLLECTED, outputs=outputs)
-        log.info("%s: collected %s", job_id, outputs.get("item", "its outputs"))
+    def _out_of_memory(self, job: Active, status: RemoteStatus) -> None:
+        """Retry with ``retries.oom_factor`` times the memory of the last attempt, or fail saying so."""
+        record = self.store.get(job.job_id)
+        kind = record.error_kind if record else None
+        ooms = int(kind.rsplit(":", 1)[1]) + 1 if kind and kind.startswith("run:out_of_memory:") else 1
+        message = status.error or f"out of memory ({status.raw})"
+        if self.retries.oom_factor <= 1.0:
+            message += "; retrying with the same memory would fail again: set retries.oom_factor (e.g. 1.5)"
+            error = BackendError(message, retryable=False)
+        else:
+            message += f"; the next attempt asks {self.retries.oom_factor**ooms:g}× the package's memory"
+            error = BackendError(message, retryable=True)
+        fields = {"backend_status": status.raw, "log_path": status.log_path}
+        self._failed(
+            job.job_id, job.state, job.attempt, error, kind="run", error_kind=f"run:out_of_memory:{ooms}", **fields
+        )
 
     def _failed(
-        self, job_id: str, current: State, attempt: int, error: str, retryable: bool, *, kind: str, **fields: Any
+        self,
+        job_id: str,
+        current: State,
+        attempt: int,
+        err: JobError,
+        *,
+        kind: str,
+        error_kind: str | None = None,
+        **fields: Any,
     ) -> None:
-        if retryable and attempt < self.retries.attempts:
+        self._trace(job_id, attempt, err)
+        if err.retryable and attempt < self.retries.attempts:
             delay = self.retries.delay(attempt)
-            log.warning("%s: attempt %d failed (%s); retry in %.0f s", job_id, attempt, error, delay)
-            self._to(
+            log.warning("%s: attempt %d failed (%s); retry in %.0f s", job_id, attempt, err.message, delay)
+            self._move(
                 job_id,
-                current.value,
-                State.WAITING,
+                current,
+                Move.DEFER,
                 attempt=attempt,
-                error=error,
-                error_kind=f"{kind}:retryable",
+                error=err.message,
+                error_kind=error_kind or f"{kind}:retryable",
                 retry_at=_iso(self.clock() + delay),
                 **fields,
             )
         else:
-            why = "permanent" if not retryable else f"no attempts left ({attempt} of {self.retries.attempts})"
-            log.error("%s: failed (%s): %s", job_id, why, error)
-            self._to(
+            why = "permanent" if not err.retryable else f"no attempts left ({attempt} of {self.retries.attempts})"
+            log.error("%s: failed (%s): %s", job_id, why, err.message)
+            self._move(
                 job_id,
-                current.value,
-                State.FAILED,
+                current,
+                Move.FAIL,
                 attempt=attempt,
-                error=error,
-                error_kind=f"{kind}:{'permanent' if not retryable else 'exhausted'}",
+                error=err.message,
+                error_kind=error_kind or f"{kind}:{'permanent' if not err.retryable else 'exhausted'}",
                 **fields,
             )
 
-    def _enforce_time_limit(self) -> bool:
+    def _enforce_time_limits(self) -> bool:
+        """Dismiss jobs queued longer than ``retries.queue_limit_s`` or running longer than ``time_limit_s``."""
         now = self.clock()
-        late = [a for a in self.active.values() if now - a.submitted > self.retries.time_limit_s]
-        for job in late:
-            log.warning("%s: over the time limit of %.0f s; cancelling", job.job_id, self.retries.time_limit_s)
-            self.backend.cancel(job.remote_id)
+        late = []
+        for job in self.active.values():
+            if job.started is not None and now - job.started > self.retries.time_limit_s:
+                late.append((job, f"running for more than the time limit of {self.retries.time_limit_s:.0f} s"))
+            elif job.started is None and now - job.submitted > self.retries.queue_limit_s:
+                late.append((job, f"queued for more than the queue limit of {self.retries.queue_limit_s:.0f} s"))
+        for job, reason in late:
+            log.warning("%s: %s; dismissing %s", job.job_id, reason, job.remote_id)
             del self.active[job.job_id]
-            self._failed(
-                job.job_id,
-                job.state,
-                job.attempt,
-                f"over the time limit of {self.retries.time_limit_s:.0f} s",
-                True,
-                kind="timeout",
-            )
+            self.dismissing[job.job_id] = Later(job.job_id, job.attempt, job.state, job.remote_id, now, reason=reason)
+            self._dismiss(self.dismissing[job.job_id])
         return bool(late)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
-    def _to(self, job_id: str, before: str, to: State, **fields: Any) -> bool:
-        moved = self.store.transition(job_id, to, **fields)
+    def _move(self, job_id: str, before: State, move: Move, **fields: Any) -> bool:
+        moved = self.store.move(job_id, move, **fields)
         if moved:
-            self.progress.moved(before, to.value)
+            self.progress.moved(before.value, MOVES[move].target.value)
         return moved
+
+    def _trace(self, job_id: str, attempt: int, err: JobError) -> None:
+        """Write the traceback of an unexpected error where the job's error message says it is."""
+        if err.trace is None:
+            return
+        log.error("%s: %s\n%s", job_id, err.message, err.trace)
+        if self.traces is None:
+            return
+        self.traces.mkdir(parents=True, exist_ok=True)
+        path = self.traces / f"{job_id}-attempt-{attempt}.txt"
+        path.write_text(err.trace)
+        err.message += f" (traceback: {path})"
+
+    def _in_flight(self) -> bool:
+        return bool(self.active or self.lookups or self.finishing or self.dismissing)
 
     def _work_left(self) -> bool:
         return self.progress.counts["planned"] > 0 or self.progress.counts["waiting"] > 0
 
     def _idle_seconds(self, poll_every: float, last_poll: float) -> float:
-        until_poll = max(0.0, poll_every - (time.monotonic() - last_poll))
-        next_retry = self.store.next_retry()
-        if next_retry is not None and len(self.active) < self.backend.slots:
-            return max(0.0, min(until_poll, _epoch(next_retry) - self.clock()))
-        return until_poll
+        now = self.clock()
+        waits = [max(0.0, poll_every - (time.monotonic() - last_poll))]
+        waits += [
+            later.due - now for queue in (self.lookups, self.finishing, self.dismissing) for later in queue.values()
+        ]
+        free = len(self.active) + len(self.dismissing) + len(self.lookups) < self.backend.slots
+        if free and self._work_left():
+            if now < self.paused_until:
+                waits.append(self.paused_until - now)  # never busy-loop while the backend asks us to wait
+            elif self.progress.counts["planned"] > 0:
+                waits.append(0.0)
+            elif (next_retry := self.store.next_retry()) is not None:
+                waits.append(_epoch(next_retry) - now)
+        return max(0.0, min(waits))
 
 
 def _iso(seconds: float) -> str:
@@ -376,5 +598,5 @@ def _iso(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def _epoch(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -21,7 +21,8 @@ import hashlib
 import json
 import re
 import string
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -60,6 +61,8 @@ class PlanReport:
     tile_area_km2: float
     aoi_area_km2: float
     no_inputs: int = 0
+    left: tuple[tuple[str, int], ...] = ()  # changed jobs --replan left as they were, per state
+    grown: int = 0  # jobs without inputs before that found some now
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -73,6 +76,10 @@ class PlanReport:
         ]
         if self.no_inputs:
             lines.append(f"inputs: {self.no_inputs:,} jobs found no input items and will not run (state no_inputs)")
+        if self.grown:
+            lines.append(f"inputs: {self.grown:,} jobs that found no input items before found some now")
+        for state, n in self.left:
+            lines.append(f"replan: {n:,} {state} jobs left as they are: {_LEFT_WHY[state]}")
         if self.stale:
             lines.append(
                 f"note: {self.stale:,} jobs in the store are no longer in the plan; they are kept "
@@ -155,37 +162,66 @@ class _InputsView:
         return self._items
 
 
-def plan(campaign: Campaign, store: JobStore, *, replan: bool = False, tiles: TileSet | None = None) -> PlanReport:
-    """Write the campaign's jobs to the store; see the module docstring for what is refused."""
+#: States of jobs that ``--replan`` may give a new spec: nothing of them runs, nothing was collected.
+REPLANNABLE = frozenset({State.PLANNED, State.NO_INPUTS, State.WAITING, State.FAILED, State.CANCELLED})
+_LEFT_WHY = {
+    State.SUBMITTED.value: "they run with the old config (cancel them first to run them with the new one)",
+    State.RUNNING.value: "they run with the old config (cancel them first to run them with the new one)",
+    State.IN_DOUBT.value: "they may run with the old config (`retry --in-doubt` or cancel them first)",
+    State.SUCCEEDED.value: "they ran with the old config and are being collected",
+    State.COLLECTED.value: "their outputs, made with the old config, are kept",
+}
+
+
+def plan(
+    campaign: Campaign,
+    store: JobStore,
+    *,
+    replan: bool = False,
+    tiles: TileSet | None = None,
+    check: Callable[[JobSpec], None] | None = None,
+) -> PlanReport:
+    """Write the campaign's jobs to the store; see the module docstring for what is refused.
+
+    ``check`` is called with every job that would run before anything is written: when it
+    raises, the store is left as it was. Jobs that found no inputs before and find some now
+    (the archive grew) are planned again without ``replan``: they never ran.
+    """
     tiles = campaign.grid.tiles(campaign.aoi) if tiles is None else tiles
     _check_grid(campaign, store, replan)
     source = None
     if campaign.inputs is not None:
         source = open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
-    existing = store.spec_hashes()
-    new, changed, unchanged, seen, no_inputs = [], [], 0, set(), 0
+    existing = store.specs()
+    new, grown, changed, unchanged, seen, no_inputs = [], [], [], 0, set(), 0
     for spec in job_specs(campaign, tiles, source):
         seen.add(spec.job_id)
         no_inputs += spec.state is State.NO_INPUTS
+        if check is not None and spec.state is State.PLANNED:
+            check(spec)
         old = existing.get(spec.job_id)
         if old is None:
             new.append(spec)
-        elif old != spec.spec_hash:
-            changed.append(spec)
-        else:
+        elif old[0] == spec.spec_hash:
             unchanged += 1
+        elif old[1] is State.NO_INPUTS:
+            grown.append(spec)
+        else:
+            changed.append(spec)
     if changed and not replan:
         raise PlanConflict(
             f"store {store.path}: {len(changed):,} jobs already planned would change (e.g. {changed[0].job_id}): "
             "the config changed since they were planned",
-            hint="run `ogc-upscaler plan CONFIG --replan` to reset them to planned with the new config, "
+            hint="run `ogc-upscaler plan CONFIG --replan` to give the jobs that are not running the new config, "
             "or use a new store",
         )
     stale = [job_id for job_id in existing if job_id not in seen]
     removed = store.delete(stale) if replan and stale else 0
     store.put_tiles(tile_records(tiles))
     added = store.insert(new)
-    replanned = store.replace_specs(changed) if changed else 0
+    grew = store.replace_specs(grown, only=(State.NO_INPUTS,)) if grown else 0
+    replanned = store.replace_specs(changed, only=REPLANNABLE) if changed else 0
+    left = Counter(existing[s.job_id][1].value for s in changed if existing[s.job_id][1] not in REPLANNABLE)
     _record(campaign, store)
     return PlanReport(
         tiles=len(tiles),
@@ -200,6 +236,8 @@ def plan(campaign: Campaign, store: JobStore, *, replan: bool = False, tiles: Ti
         tile_area_km2=tiles.area_km2,
         aoi_area_km2=campaign.aoi.area_km2,
         no_inputs=no_inputs,
+        left=tuple(sorted(left.items())),
+        grown=grew,
     )
 
 

@@ -8,6 +8,7 @@ re-attached.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -16,19 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ogc_upscaler.backends.base import Backend
-from ogc_upscaler.backends.cwltool import CwltoolBackend
-from ogc_upscaler.backends.ogcapi import OgcApiBackend
+from ogc_upscaler.backends.base import Backend, BuildContext
 from ogc_upscaler.backends.pool import Pool
-from ogc_upscaler.backends.toil import ToilBackend
-from ogc_upscaler.campaign import Backend as BackendSettings
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import write_collection
-from ogc_upscaler.cwl import Package, check_values, load_package
-from ogc_upscaler.errors import InvalidConfig, InvalidPackage
+from ogc_upscaler.cwl import Package, load_package
+from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.manager import Manager, Progress
 from ogc_upscaler.plan import PlanReport, is_planned, plan
 from ogc_upscaler.store import JobStore, State
+
+#: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
+EXIT_DONE = 0
+EXIT_FAILURES = 3  # it finished, but some jobs failed, are in doubt or were cancelled: `retry` or look at them
+EXIT_STOPPED = 75  # stopped by a signal (EX_TEMPFAIL): run again to resume
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,14 @@ class RunResult:
     log: Path
     stopped: bool
 
+    @property
+    def exit_code(self) -> int:
+        """0 when every job ended collected or with no inputs; :data:`EXIT_STOPPED` when stopped (resumable);
+        :data:`EXIT_FAILURES` when it finished with jobs failed, in doubt, cancelled or left unfinished."""
+        if self.stopped:
+            return EXIT_STOPPED
+        return EXIT_DONE if self.progress.complete else EXIT_FAILURES
+
 
 def package_of(campaign: Campaign) -> Package:
     """The campaign's application package, loaded and checked."""
@@ -54,54 +64,18 @@ def package_of(campaign: Campaign) -> Package:
 
 
 def make_backend(campaign: Campaign) -> Backend:
-    """The backend the config names; several endpoints become one :class:`Pool`."""
-    if len(campaign.backends) > 1:
-        return Pool([_endpoint(b, campaign.workdir / "jobs" / str(b.name)) for b in campaign.backends])
-    settings = campaign.backend
-    if settings.type == "ogcapi":
-        return _endpoint(settings, campaign.workdir / "jobs")
-    if settings.type == "toil":
-        assert settings.toil is not None
-        return ToilBackend(package_of(campaign), settings.toil, settings.parallel)
-    return CwltoolBackend(package_of(campaign), campaign.workdir / "jobs", settings.parallel, settings.container)
-
-
-def _endpoint(settings: BackendSettings, workdir: Path) -> OgcApiBackend:
-    assert settings.url and settings.process
-    return OgcApiBackend(
-        settings.url,
-        settings.process,
-        workdir,
-        slots=settings.parallel,
-        requests_per_second=settings.requests_per_second,
-        timeout=settings.timeout,
-        auth=settings.auth,
-        name=settings.name or "ogcapi",
-        inputs=settings.inputs,
-    )
+    """The backend the config names, built by its own settings; several become one :class:`Pool`."""
+    package = functools.cache(lambda: package_of(campaign))
+    jobs = campaign.workdir / "jobs"
+    if len(campaign.backends) == 1:
+        return campaign.backend.build(BuildContext(jobs, package))
+    return Pool([b.build(BuildContext(jobs / b.label, package)) for b in campaign.backends])
 
 
 def preflight(store: JobStore, backend: Backend) -> None:
     """Check every job still to run against the package or the process description, before anything runs."""
-    members = list(backend.members.values()) if isinstance(backend, Pool) else [backend]
-    if all(isinstance(m, OgcApiBackend) for m in members):
-        described = [(m, m.describe()) for m in members]  # type: ignore[attr-defined]
-
-        def check(job_id: str, values: dict) -> None:
-            for member, description in described:
-                member.check_inputs(description, values, job_id)
-    else:
-        package = backend.package  # type: ignore[attr-defined]
-
-        def check(job_id: str, values: dict) -> None:
-            try:
-                check_values(package, values)
-            except InvalidPackage as err:
-                raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
-
-    for state in (State.PLANNED, State.WAITING):
-        for row in store.rows(("job_id", "inputs"), state=state):
-            check(row["job_id"], json.loads(row["inputs"]))
+    for job in store.jobs(State.PLANNED, State.WAITING):
+        backend.check(job.job_id, dict(job.inputs))
 
 
 def run_campaign(
@@ -110,15 +84,30 @@ def run_campaign(
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
-    """Plan (unless the store holds this very plan), check, run and collect; resume whatever a stop left."""
+    """Plan (unless the store holds this very plan), check, run and collect; resume whatever a stop left.
+
+    Every job is checked against the backend before anything is written or run, so a refused
+    run leaves the store as it was and a corrected config plans without conflict.
+    """
     stop = stop or threading.Event()
     backend = make_backend(campaign)
     with JobStore.open(campaign.store) as store:
-        report = None if is_planned(campaign, store) else plan(campaign, store)
-        preflight(store, backend)
+        report = None
+        if is_planned(campaign, store):
+            preflight(store, backend)
+        else:
+            report = plan(campaign, store, check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)))
         log_path, handler = _log_file(campaign.workdir)
         try:
-            manager = Manager(store, backend, campaign.output, campaign.name, campaign.retries, on_progress=on_progress)
+            manager = Manager(
+                store,
+                backend,
+                campaign.output,
+                campaign.name,
+                campaign.retries,
+                on_progress=on_progress,
+                traces=campaign.workdir / "logs" / "traces",
+            )
             progress = manager.run(stop)
         finally:
             logging.getLogger("ogc_upscaler").removeHandler(handler)

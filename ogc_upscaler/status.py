@@ -32,6 +32,7 @@ RECORD_COLUMNS = (
     "succeeded_at",
     "collected_at",
     "failed_at",
+    "in_doubt_at",
     "updated_at",
 )
 
@@ -76,7 +77,8 @@ class Status:
     @staticmethod
     def records(store: JobStore, state: State | None = None) -> list[dict[str, Any]]:
         """One plain record per job (no geometry): ids, window, state, backend, attempts, error, times."""
-        return [_record(row) for row in store.rows(RECORD_COLUMNS, state=state)]
+        jobs = store.jobs(state) if state is not None else store.jobs()
+        return [_record(job.columns()) for job in jobs]
 
     @staticmethod
     def dataframe(store: JobStore, state: State | None = None) -> Any:
@@ -97,10 +99,12 @@ class Status:
         """Each tile's footprint and its state (its least advanced job's, failed first)."""
         footprints: dict[str, bytes] = {}
         ids, states = [], []
-        for row in store.rows(("tile_id", "state", "footprint")):
-            footprints.setdefault(row["tile_id"], row["footprint"])
-            ids.append(row["tile_id"])
-            states.append(row["state"])
+        for tile in store.tiles():
+            footprints[tile.tile_id] = tile.footprint
+        for job in store.jobs():
+            ids.append(job.tile_id)
+            states.append(job.state.value)
+        footprints = {t: footprints[t] for t in dict.fromkeys(ids)}  # the tiles that have jobs, in plan order
         per_tile = tile_states(ids, states)
         order = list(footprints)
         return shapely.from_wkb(np.array([footprints[t] for t in order], dtype=object)), [per_tile[t] for t in order]

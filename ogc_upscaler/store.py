@@ -2,8 +2,9 @@
 
 The store is the campaign's ledger. It is written by one process at a time
 (the planner or the manager), enforced by an exclusive ``flock`` on a lock file
-beside the database that the kernel releases when the process dies, even by
-SIGKILL. Readers (``status``, ``export``) never take the lock and read a
+beside the database (named after the resolved path, so a symlink cannot give a
+second writer a second lock) that the kernel releases when the process dies,
+even by SIGKILL. Readers (``status``, ``export``) never take the lock and read a
 consistent snapshot through SQLite's WAL.
 
 States (see DESIGN.md)::
@@ -11,11 +12,13 @@ States (see DESIGN.md)::
     planned → submitted → running → succeeded → collected
               ↘ waiting (back-off) → submitted …
               ↘ failed | cancelled                 (terminal)
+              ↘ in_doubt (the submission's answer was lost and could not be reconciled)
     no_inputs: planned with no input items found   (terminal, never run)
 
-A transition names its target state; it applies only if the job is in one of
-the target's allowed source states, so a late status can never move a job out
-of a terminal state.
+Jobs move only by the named :class:`Move` operations of :data:`MOVES`, each with its
+allowed source states, so a late status can never move a job out of a terminal state.
+The store hands out frozen :class:`Job` records; nothing outside this module reads a
+column by name.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -34,7 +37,7 @@ from typing import Any
 
 from ogc_upscaler.errors import StoreError, StoreLocked
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class State(StrEnum):
@@ -49,28 +52,60 @@ class State(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     NO_INPUTS = "no_inputs"
+    IN_DOUBT = "in_doubt"
 
 
 TERMINAL = frozenset({State.COLLECTED, State.FAILED, State.CANCELLED, State.NO_INPUTS})
+#: States in which the backend holds the job (or may: a submission not yet answered).
 ACTIVE = frozenset({State.SUBMITTED, State.RUNNING})
+#: States a campaign can end in without every job done: they need a person (``retry``).
+UNRESOLVED = frozenset({State.FAILED, State.IN_DOUBT})
 
-#: For each target state, the states a job may be in to move there.
-SOURCES: dict[State, frozenset[State]] = {
-    State.SUBMITTED: frozenset({State.PLANNED, State.WAITING}),
-    State.RUNNING: frozenset({State.SUBMITTED, State.RUNNING}),
-    State.SUCCEEDED: frozenset({State.SUBMITTED, State.RUNNING}),
-    State.WAITING: frozenset({State.SUBMITTED, State.RUNNING}),
-    State.FAILED: frozenset({State.SUBMITTED, State.RUNNING, State.WAITING, State.SUCCEEDED}),
-    State.CANCELLED: frozenset({State.PLANNED, State.WAITING, State.SUBMITTED, State.RUNNING}),
-    State.COLLECTED: frozenset({State.SUCCEEDED}),
+
+class Move(StrEnum):
+    """The named ways a job changes state; :data:`MOVES` gives each one's sources and target."""
+
+    SUBMIT = "submit"  # handed to a backend: counts an attempt
+    START = "start"  # the backend runs it
+    SUCCEED = "succeed"  # the backend says it succeeded
+    COLLECT = "collect"  # its outputs are in the catalog
+    DEFER = "defer"  # tried again after a back-off (or a lost submission found not to have arrived)
+    DOUBT = "doubt"  # the submission may or may not have reached the backend, and we cannot tell
+    FAIL = "fail"  # no more attempts, or a permanent error
+    CANCEL = "cancel"  # stopped by a person
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Where a move may start from and where it leads."""
+
+    sources: frozenset[State]
+    target: State
+
+
+MOVES: dict[Move, Rule] = {
+    Move.SUBMIT: Rule(frozenset({State.PLANNED, State.WAITING}), State.SUBMITTED),
+    Move.START: Rule(frozenset({State.SUBMITTED, State.RUNNING}), State.RUNNING),
+    Move.SUCCEED: Rule(frozenset({State.SUBMITTED, State.RUNNING}), State.SUCCEEDED),
+    Move.COLLECT: Rule(frozenset({State.SUCCEEDED}), State.COLLECTED),
+    Move.DEFER: Rule(frozenset({State.SUBMITTED, State.RUNNING, State.IN_DOUBT}), State.WAITING),
+    Move.DOUBT: Rule(frozenset({State.SUBMITTED}), State.IN_DOUBT),
+    Move.FAIL: Rule(
+        frozenset({State.SUBMITTED, State.RUNNING, State.WAITING, State.SUCCEEDED, State.IN_DOUBT}), State.FAILED
+    ),
+    Move.CANCEL: Rule(
+        frozenset({State.PLANNED, State.WAITING, State.SUBMITTED, State.RUNNING, State.IN_DOUBT}), State.CANCELLED
+    ),
 }
 
-#: Columns a transition may set besides the state and its timestamp.
+#: Columns a move (or :meth:`JobStore.note`) may set besides the state and its timestamp.
 MUTABLE = frozenset(
     {"backend", "remote_id", "backend_status", "retry_at", "error", "error_kind", "log_path", "outputs"}
 )
 
+_STATE_TIMES = ", ".join(f"{s.value}_at TEXT" for s in State)
 _SCHEMA = f"""
+BEGIN IMMEDIATE;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE tiles (
     tile_id   TEXT PRIMARY KEY,
@@ -99,23 +134,46 @@ CREATE TABLE jobs (
     error_kind     TEXT,
     log_path       TEXT,
     outputs        TEXT,
-    {", ".join(f"{s.value}_at TEXT" for s in State)},
+    {_STATE_TIMES},
     updated_at     TEXT NOT NULL
 );
 CREATE INDEX jobs_state ON jobs (state, backend);
 CREATE INDEX jobs_queue ON jobs (state, seq);
 CREATE INDEX jobs_tile ON jobs (tile_id);
+CREATE INDEX jobs_remote ON jobs (remote_id);
+INSERT INTO meta (key, value) VALUES ('created_at', json_quote(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
 PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
 """
 
-#: Statements that bring a store from version N (the key) to N + 1.
+#: Statements that bring a store from version N (the key) to N + 1, each one transaction.
 _MIGRATIONS = {
     1: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN no_inputs_at TEXT; "
     "CREATE INDEX jobs_queue ON jobs (state, seq); PRAGMA user_version = 2; COMMIT;",
+    2: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN in_doubt_at TEXT; "
+    "CREATE INDEX jobs_remote ON jobs (remote_id); PRAGMA user_version = 3; COMMIT;",
 }
 
 TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2")
 SPEC_COLUMNS = ("job_id", "tile_id", "window_start", "window_end", "params_name", "params", "inputs", "spec_hash")
+JOB_COLUMNS = (
+    "seq",
+    *SPEC_COLUMNS,
+    "state",
+    "backend",
+    "remote_id",
+    "backend_status",
+    "attempts",
+    "retry_at",
+    "error",
+    "error_kind",
+    "log_path",
+    "outputs",
+    *(f"{s.value}_at" for s in State),
+    "updated_at",
+)
+#: Every column of a job joined with its tile, in the order :meth:`Job.columns` gives them.
+COLUMNS = (*JOB_COLUMNS, *TILE_COLUMNS[1:])
 
 
 @dataclass(frozen=True)
@@ -161,6 +219,113 @@ class JobSpec:
         )
 
 
+@dataclass(frozen=True)
+class JobOutputs:
+    """What a job produced, as the store keeps it.
+
+    ``catalog`` and ``raw`` are the backend's (the STAC catalog the job wrote, the raw
+    output document); ``item``, ``cog`` and ``results`` are set once it is collected
+    (paths relative to the campaign's output folder).
+    """
+
+    catalog: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    item: str | None = None
+    cog: str | None = None
+    results: str | None = None
+
+    def to_json(self) -> str:
+        """The JSON text the store keeps."""
+        body = {"catalog": self.catalog, "raw": dict(self.raw), "item": self.item}
+        body.update({k: v for k, v in (("cog", self.cog), ("results", self.results)) if v is not None})
+        return json.dumps(body)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> JobOutputs | None:
+        """The outputs stored as ``text`` (None for none)."""
+        if not text:
+            return None
+        body = json.loads(text)
+        raw = body.get("raw")
+        return cls(
+            catalog=body.get("catalog"),
+            raw=raw if isinstance(raw, dict) else {},
+            item=body.get("item"),
+            cog=body.get("cog"),
+            results=body.get("results"),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job as the store holds it: its spec, its state and history, and (when asked for) its tile."""
+
+    seq: int
+    job_id: str
+    tile_id: str
+    window_start: str
+    window_end: str
+    params_name: str
+    params: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+    spec_hash: str
+    state: State
+    backend: str | None
+    remote_id: str | None
+    backend_status: str | None
+    attempts: int
+    retry_at: str | None
+    error: str | None
+    error_kind: str | None
+    log_path: str | None
+    outputs: JobOutputs | None
+    times: Mapping[State, str]
+    updated_at: str
+    tile: TileRecord | None = None
+
+    def at(self, state: State) -> str | None:
+        """When the job last entered ``state`` (ISO 8601), or None."""
+        return self.times.get(state)
+
+    def columns(self) -> dict[str, Any]:
+        """The job's columns by name, as stored (JSON columns as text), its tile's too when it has one."""
+        values: dict[str, Any] = {
+            "seq": self.seq,
+            "job_id": self.job_id,
+            "tile_id": self.tile_id,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "params_name": self.params_name,
+            "params": json.dumps(self.params, sort_keys=True),
+            "inputs": json.dumps(self.inputs, sort_keys=True),
+            "spec_hash": self.spec_hash,
+            "state": self.state.value,
+            "backend": self.backend,
+            "remote_id": self.remote_id,
+            "backend_status": self.backend_status,
+            "attempts": self.attempts,
+            "retry_at": self.retry_at,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "log_path": self.log_path,
+            "outputs": None if self.outputs is None else self.outputs.to_json(),
+            **{f"{s.value}_at": self.times.get(s) for s in State},
+            "updated_at": self.updated_at,
+        }
+        if self.tile is not None:
+            xmin, ymin, xmax, ymax = self.tile.bounds
+            values.update(
+                epsg=self.tile.epsg,
+                xmin=xmin,
+                ymin=ymin,
+                xmax=xmax,
+                ymax=ymax,
+                footprint=self.tile.footprint,
+                area_km2=self.tile.area_km2,
+            )
+        return values
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -180,9 +345,10 @@ class JobStore:
         path = Path(path)
         if path.parent and not path.parent.is_dir():
             raise StoreError(f"store {path}: folder {path.parent} does not exist", hint="create it or change `store:`")
-        lock_fd = _lock(path)
+        real = path.resolve()  # one file, one lock: whatever symlinks lead to it
+        lock_fd = _lock(real, shown=path)
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            db = sqlite3.connect(real, isolation_level=None, timeout=30.0)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             store = cls(path, db, lock_fd)
@@ -204,14 +370,18 @@ class JobStore:
         if not path.is_file():
             raise StoreError(f"store {path}: no such store", hint="run `ogc-upscaler plan CONFIG` first")
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
+            db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
             version = db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as err:
             raise StoreError(f"store {path}: not a SQLite job store ({err})") from None
         if version != SCHEMA_VERSION:
+            hint = (
+                "open it once for writing (`ogc-upscaler plan` or `run`) to migrate it"
+                if version < SCHEMA_VERSION
+                else "open it with the ogc-upscaler version that wrote it"
+            )
             raise StoreError(
-                f"store {path}: schema version {version}, this ogc-upscaler reads {SCHEMA_VERSION}",
-                hint="open it with the ogc-upscaler version that wrote it",
+                f"store {path}: schema version {version}, this ogc-upscaler reads {SCHEMA_VERSION}", hint=hint
             )
         return cls(path, db, None)
 
@@ -242,9 +412,9 @@ class JobStore:
 
     # -- the plan -----------------------------------------------------------------------------
 
-    def spec_hashes(self) -> dict[str, str]:
-        """Every job id with the hash of its spec."""
-        return dict(self._db.execute("SELECT job_id, spec_hash FROM jobs"))
+    def specs(self) -> dict[str, tuple[str, State]]:
+        """Every job id with the hash of its spec and its state."""
+        return {j: (h, State(s)) for j, h, s in self._db.execute("SELECT job_id, spec_hash, state FROM jobs")}
 
     def put_tiles(self, tiles: Iterable[TileRecord]) -> None:
         """Add tiles, or update the ones already known, in one transaction."""
@@ -256,7 +426,7 @@ class JobStore:
             )
 
     def insert(self, specs: Iterable[JobSpec]) -> int:
-        """Add new jobs in state ``planned``, in one transaction; returns how many."""
+        """Add new jobs in state ``planned`` (or ``no_inputs``), in one transaction; returns how many."""
         self._writer()
         stamp = now()
         columns = ", ".join((*SPEC_COLUMNS, "state", "planned_at", "updated_at"))
@@ -268,10 +438,12 @@ class JobStore:
             )
         return cursor.rowcount
 
-    def replace_specs(self, specs: Iterable[JobSpec]) -> int:
-        """Re-plan existing jobs: new spec, back to ``planned`` with no attempts, history cleared."""
+    def replace_specs(self, specs: Iterable[JobSpec], *, only: Iterable[State] = (State.PLANNED,)) -> int:
+        """Re-plan jobs still in one of the ``only`` states: new spec, back to ``planned`` (or ``no_inputs``)
+        with no attempts and their history cleared; returns how many were replaced."""
         self._writer()
         stamp = now()
+        allowed = sorted({s.value for s in only})
         sets = ", ".join(f"{c} = ?" for c in SPEC_COLUMNS[1:])
         cleared = ", ".join(
             f"{c} = NULL" for c in sorted(MUTABLE) + [f"{s.value}_at" for s in State if s != State.PLANNED]
@@ -279,8 +451,8 @@ class JobStore:
         with self._transaction():
             cursor = self._db.executemany(
                 f"UPDATE jobs SET {sets}, {cleared}, state = ?, attempts = 0, planned_at = ?, updated_at = ? "
-                "WHERE job_id = ?",
-                ((*s.row()[1:], s.state.value, stamp, stamp, s.job_id) for s in specs),
+                f"WHERE job_id = ? AND state IN ({', '.join('?' * len(allowed))})",
+                ((*s.row()[1:], s.state.value, stamp, stamp, s.job_id, *allowed) for s in specs),
             )
         return cursor.rowcount
 
@@ -293,50 +465,41 @@ class JobStore:
             )
         return cursor.rowcount
 
-    # -- transitions --------------------------------------------------------------------------
+    # -- moves --------------------------------------------------------------------------------
 
-    def transition(
-        self, job_id: str, to: State, *, attempt: int | None = None, refund: bool = False, **fields: Any
-    ) -> bool:
-        """Move one job to state ``to`` if it is in an allowed source state; True if it moved.
+    def move(self, job_id: str, move: Move, *, attempt: int | None = None, refund: bool = False, **fields: Any) -> bool:
+        """Apply ``move`` to one job if it is in one of the move's source states; True if it moved.
 
-        Moving to ``submitted`` counts an attempt. ``attempt``, when given, must
-        match the job's attempt count, so a status of an earlier attempt is ignored. ``refund``
-        gives back the attempt (a submission refused for back-pressure).
-        ``fields`` set other columns (see :data:`MUTABLE`); ``outputs`` is stored as JSON.
+        :attr:`Move.SUBMIT` counts an attempt. ``attempt``, when given, must match the
+        job's attempt count, so a status of an earlier attempt is ignored. ``refund`` gives
+        back the attempt (a submission refused for back-pressure). ``fields`` set other
+        columns (see :data:`MUTABLE`); ``outputs`` is a :class:`JobOutputs`.
         """
         self._writer()
-        if to not in SOURCES:
-            raise ValueError(f"no transition leads to {to.value!r}: jobs get there by planning only")
-        unknown = set(fields) - MUTABLE
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}; settable: {sorted(MUTABLE)}")
-        if "outputs" in fields and fields["outputs"] is not None:
-            fields["outputs"] = json.dumps(fields["outputs"])
+        rule = MOVES[move]
+        values = self._fields(fields)
         stamp = now()
-        sets = ["state = ?", f"{to.value}_at = ?", "updated_at = ?", *(f"{k} = ?" for k in fields)]
-        if to is State.SUBMITTED:
+        sets = ["state = ?", f"{rule.target.value}_at = ?", "updated_at = ?", *(f"{k} = ?" for k in values)]
+        if move is Move.SUBMIT:
             sets.append("attempts = attempts + 1")
         elif refund:  # the backend refused for load, not for the job: this attempt does not count
             sets.append("attempts = max(0, attempts - 1)")
-        sources = SOURCES[to]
+        sources = sorted(s.value for s in rule.sources)
         where = f"job_id = ? AND state IN ({', '.join('?' * len(sources))})"
-        args: list[Any] = [to.value, stamp, stamp, *fields.values(), job_id, *sorted(s.value for s in sources)]
+        args: list[Any] = [rule.target.value, stamp, stamp, *values.values(), job_id, *sources]
         if attempt is not None:
             where += " AND attempts = ?"
             args.append(attempt)
         cursor = self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args)
         return cursor.rowcount == 1
 
-    def update(self, job_id: str, *, state: State, **fields: Any) -> bool:
+    def note(self, job_id: str, *, state: State, **fields: Any) -> bool:
         """Set columns of a job that is still in ``state``, without moving it; True if it was."""
         self._writer()
-        unknown = set(fields) - MUTABLE
-        if unknown:
-            raise ValueError(f"update cannot set {sorted(unknown)}; settable: {sorted(MUTABLE)}")
-        sets = ", ".join([*(f"{k} = ?" for k in fields), "updated_at = ?"])
+        values = self._fields(fields)
+        sets = ", ".join([*(f"{k} = ?" for k in values), "updated_at = ?"])
         cursor = self._db.execute(
-            f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = ?", [*fields.values(), now(), job_id, state.value]
+            f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = ?", [*values.values(), now(), job_id, state.value]
         )
         return cursor.rowcount == 1
 
@@ -344,6 +507,8 @@ class JobStore:
         """Put jobs in ``states`` (failed, cancelled…) back to ``planned`` with fresh attempts; how many."""
         self._writer()
         chosen = sorted({s.value for s in states})
+        if State.IN_DOUBT.value in chosen:
+            raise ValueError("jobs in doubt may have run: give them back with resubmit_in_doubt, not requeue")
         cleared = ", ".join(f"{c} = NULL" for c in sorted(MUTABLE - {"log_path"}))
         with self._transaction():
             cursor = self._db.execute(
@@ -353,35 +518,43 @@ class JobStore:
             )
         return cursor.rowcount
 
+    def resubmit_in_doubt(self) -> int:
+        """Jobs in doubt become waiting, due now, keeping their attempts: the next run submits them again
+        (the person asking accepts that a job may then run twice); how many."""
+        self._writer()
+        stamp = now()
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE jobs SET state = 'waiting', waiting_at = ?, retry_at = ?, remote_id = NULL,"
+                " error_kind = 'doubt:resubmitted', updated_at = ? WHERE state = 'in_doubt'",
+                (stamp, stamp, stamp),
+            )
+        return cursor.rowcount
+
     # -- reading ------------------------------------------------------------------------------
 
-    def due(self, limit: int, at: str) -> list[dict[str, Any]]:
+    def due(self, limit: int, at: str) -> list[Job]:
         """Up to ``limit`` jobs to submit now, in plan order: planned ones and waiting ones whose back-off ended."""
         if limit <= 0:
             return []
-        columns = "seq, job_id, state, attempts, inputs"
+        columns = ", ".join(JOB_COLUMNS)
         cursor = self._db.execute(
             f"SELECT {columns} FROM ("
-            f" SELECT {columns} FROM (SELECT {columns} FROM jobs WHERE state = 'planned' ORDER BY seq LIMIT ?)"
+            f" SELECT * FROM (SELECT * FROM jobs WHERE state = 'planned' ORDER BY seq LIMIT ?)"
             f" UNION ALL"
-            f" SELECT {columns} FROM (SELECT {columns} FROM jobs WHERE state = 'waiting' AND retry_at <= ?"
-            f"  ORDER BY seq LIMIT ?)"
+            f" SELECT * FROM (SELECT * FROM jobs WHERE state = 'waiting' AND retry_at <= ? ORDER BY seq LIMIT ?)"
             ") ORDER BY seq LIMIT ?",
             (limit, at, limit, limit),
         )
-        return [_as_dict(cursor, row) for row in cursor.fetchall()]
+        return [_job(row) for row in cursor.fetchall()]
 
     def next_retry(self) -> str | None:
         """The earliest end of a back-off among waiting jobs, or None."""
         return self._db.execute("SELECT min(retry_at) FROM jobs WHERE state = 'waiting'").fetchone()[0]
 
-    def active(self) -> list[dict[str, Any]]:
-        """Jobs submitted or running, with what re-attaching them needs."""
-        cursor = self._db.execute(
-            "SELECT job_id, state, backend, remote_id, attempts, submitted_at FROM jobs "
-            "WHERE state IN ('submitted', 'running') ORDER BY seq"
-        )
-        return [_as_dict(cursor, row) for row in cursor.fetchall()]
+    def active(self) -> list[Job]:
+        """Jobs submitted or running, in plan order."""
+        return list(self.jobs(*ACTIVE))
 
     def counts(self) -> list[tuple[str, str | None, int]]:
         """Jobs per (state, backend)."""
@@ -391,22 +564,38 @@ class JobStore:
         """The number of jobs."""
         return self._db.execute("SELECT count(*) FROM jobs").fetchone()[0]
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        """One job's row, with its tile's columns, as a dict; or None."""
-        cursor = self._db.execute("SELECT * FROM jobs JOIN tiles USING (tile_id) WHERE job_id = ?", (job_id,))
+    def get(self, job_id: str) -> Job | None:
+        """One job with its tile, or None."""
+        cursor = self._db.execute(f"SELECT {_JOINED} FROM jobs JOIN tiles USING (tile_id) WHERE job_id = ?", (job_id,))
         row = cursor.fetchone()
-        return None if row is None else _as_dict(cursor, row)
+        return None if row is None else _job(row, with_tile=True)
 
-    def rows(self, columns: Iterable[str] = ("*",), *, state: State | None = None) -> Iterator[dict[str, Any]]:
-        """Jobs in plan order as dicts, with their tile's columns, streamed (memory stays flat)."""
-        names = ", ".join(_column(c) for c in columns)
-        sql, args = f"SELECT {names} FROM jobs JOIN tiles USING (tile_id)", ()
-        if state is not None:
-            sql, args = sql + " WHERE state = ?", (state.value,)
+    def jobs(self, *states: State, with_tile: bool = False) -> Iterator[Job]:
+        """Jobs in plan order (only those in ``states``, if given), streamed: memory stays flat."""
+        if with_tile:
+            sql = f"SELECT {_JOINED} FROM jobs JOIN tiles USING (tile_id)"
+        else:
+            sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
+        args: tuple[str, ...] = ()
+        if states:
+            args = tuple(sorted({s.value for s in states}))
+            sql += f" WHERE state IN ({', '.join('?' * len(args))})"
         cursor = self._db.execute(sql + " ORDER BY seq", args)
         while batch := cursor.fetchmany(1000):
             for row in batch:
-                yield _as_dict(cursor, row)
+                yield _job(row, with_tile=with_tile)
+
+    def tiles(self) -> Iterator[TileRecord]:
+        """Every tile, in id order."""
+        cursor = self._db.execute(f"SELECT {', '.join(TILE_COLUMNS)} FROM tiles ORDER BY tile_id")
+        while batch := cursor.fetchmany(1000):
+            for t in batch:
+                yield TileRecord(t[0], t[1], (t[2], t[3], t[4], t[5]), t[6], t[7])
+
+    def knows_remote(self, remote_id: str) -> bool:
+        """Whether any job of the store holds (or held last) this remote id."""
+        row = self._db.execute("SELECT 1 FROM jobs WHERE remote_id = ? LIMIT 1", (remote_id,)).fetchone()
+        return row is not None
 
     def check(self) -> str:
         """SQLite's integrity check: ``"ok"`` for an intact store."""
@@ -417,6 +606,14 @@ class JobStore:
     def _writer(self) -> None:
         if self._lock_fd is None:
             raise StoreError(f"store {self.path} was opened read-only", hint="open it with JobStore.open to write")
+
+    def _fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(fields) - MUTABLE
+        if unknown:
+            raise ValueError(f"a move cannot set {sorted(unknown)}; settable: {sorted(MUTABLE)}")
+        if isinstance(fields.get("outputs"), JobOutputs):
+            fields = {**fields, "outputs": fields["outputs"].to_json()}
+        return fields
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -430,15 +627,15 @@ class JobStore:
                     f"store {self.path}: a SQLite database that is not a job store",
                     hint="give a new file name for the store",
                 )
-            self._db.executescript(_SCHEMA)
-            self.set_meta("created_at", now())
-        elif version > SCHEMA_VERSION:
+            self._db.executescript(_SCHEMA)  # one transaction: a crash leaves an empty file, never half a schema
+            return
+        if version > SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.path}: schema version {version} is newer than this ogc-upscaler's ({SCHEMA_VERSION})",
                 hint="upgrade ogc-upscaler",
             )
-        for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-            self._db.executescript(_MIGRATIONS[step])  # each script is one transaction
+        for step in range(version, SCHEMA_VERSION):
+            self._db.executescript(_MIGRATIONS[step])
 
 
 class _Transaction:
@@ -454,32 +651,43 @@ class _Transaction:
         self._db.execute("ROLLBACK" if kind else "COMMIT")
 
 
-_COLUMNS = frozenset(
-    (
-        *SPEC_COLUMNS,
-        *TILE_COLUMNS,
-        "seq",
-        "state",
-        "attempts",
-        "updated_at",
-        *MUTABLE,
-        *(f"{s.value}_at" for s in State),
-        "*",
+_JOINED = ", ".join((*JOB_COLUMNS, *TILE_COLUMNS[1:]))
+_TIMES = [(i, s) for i, s in enumerate(State, start=JOB_COLUMNS.index("planned_at"))]
+_N = len(JOB_COLUMNS)
+
+
+def _job(row: tuple[Any, ...], *, with_tile: bool = False) -> Job:
+    tile = None
+    if with_tile:
+        t = row[_N:]
+        tile = TileRecord(row[2], t[0], (t[1], t[2], t[3], t[4]), t[5], t[6])
+    return Job(
+        seq=row[0],
+        job_id=row[1],
+        tile_id=row[2],
+        window_start=row[3],
+        window_end=row[4],
+        params_name=row[5],
+        params=json.loads(row[6]),
+        inputs=json.loads(row[7]),
+        spec_hash=row[8],
+        state=State(row[9]),
+        backend=row[10],
+        remote_id=row[11],
+        backend_status=row[12],
+        attempts=row[13],
+        retry_at=row[14],
+        error=row[15],
+        error_kind=row[16],
+        log_path=row[17],
+        outputs=JobOutputs.from_json(row[18]),
+        times={s: row[i] for i, s in _TIMES if row[i] is not None},
+        updated_at=row[_N - 1],
+        tile=tile,
     )
-)
 
 
-def _column(name: str) -> str:
-    if name not in _COLUMNS:
-        raise ValueError(f"no column {name!r} in the job store")
-    return name
-
-
-def _as_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
-
-
-def _lock(path: Path) -> int:
+def _lock(path: Path, *, shown: Path) -> int:
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -488,9 +696,20 @@ def _lock(path: Path) -> int:
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
         raise StoreLocked(
-            f"store {path} is being written by {holder}",
+            f"store {shown} is being written by {holder}",
             hint="wait for that run to end or stop it; read-only commands (status, export) work meanwhile",
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
     return fd
+
+
+def lock_holder(path: Path) -> tuple[int, str] | None:
+    """The pid and host recorded by the process holding (or that last held) the store's writer lock."""
+    try:
+        words = path.resolve().with_name(path.resolve().name + ".lock").read_text().split()
+    except OSError:
+        return None
+    if len(words) == 4 and words[0] == "pid" and words[1].isdigit() and words[2] == "on":
+        return int(words[1]), words[3]
+    return None

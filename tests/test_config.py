@@ -57,7 +57,14 @@ def test_custom_grid_parameter_sets_and_window_lists(tmp_path) -> None:
         ({"aoi": "nowhere.geojson"}, InvalidAOI, "no such file"),
         ({"name": "bad name!"}, InvalidConfig, "name"),
         ({"parameters": {"bad name": {}}}, InvalidConfig, "parameters"),
-        ({"backend": {"type": "ogcapi", "url": "http://127.0.0.1:1"}}, InvalidConfig, "needs url and process"),
+        ({"backend": {"type": "ogcapi", "url": "http://127.0.0.1:1"}}, InvalidConfig, "missing key 'backend.process'"),
+        ({"backend": {"type": "slurm"}}, InvalidConfig, "unknown backend type 'slurm'"),
+        ({"backend": [{"type": "cwltool", "name": "a"}, {"name": "a"}]}, InvalidConfig, "names repeat"),
+        ({"backend": {"type": "toil", "toil": {"batch_sytem": "slurm"}}}, InvalidConfig, "'backend.toil.batch_sytem'"),
+        ({"retries": {"on_doubt": "pray"}}, InvalidConfig, "retries.on_doubt"),
+        ({"retries": {"queue_limit": "two days"}}, InvalidConfig, "retries.queue_limit"),
+        ({"time": {"start": "2024-13-01", "end": "2025-01-01", "step": "P1M"}}, InvalidConfig, "time.start"),
+        ({"time": {"windows": [{"start": "2024-02-30", "end": "2024-03-01"}]}}, InvalidConfig, r"time.windows\[0\]"),
         (
             {"backend": {"type": "ogcapi", "url": "http://h", "process": "p", "auth": {"type": "bearer"}}},
             InvalidConfig,
@@ -107,3 +114,28 @@ def test_yaml_syntax_errors_give_the_line(tmp_path) -> None:
 def test_missing_config_file(tmp_path) -> None:
     with pytest.raises(InvalidConfig, match="no such file"):
         load_campaign(tmp_path / "none.yaml")
+
+
+def test_an_unknown_backend_key_lists_that_backends_keys(tmp_path) -> None:
+    path = write_config(tmp_path, backend={"type": "toil", "toil": {"batch_sytem": "slurm"}})
+    with pytest.raises(InvalidConfig) as err:
+        load_campaign(path)
+    assert "batch_system" in err.value.hint and "kubernetes" in err.value.hint
+
+
+def test_each_backend_type_parses_its_own_settings(tmp_path) -> None:
+    from ogc_upscaler.backends import registry
+
+    assert set(registry.types()) >= {"cwltool", "ogcapi", "toil"}
+    campaign = load_campaign(write_config(tmp_path, backend={"type": "toil", "parallel": 7}))
+    assert campaign.backend.type == "toil" and campaign.backend.parallel == 7
+    assert campaign.backend.toil.shared == (tmp_path / "test-runs" / "toil").resolve()
+    local = load_campaign(write_config(tmp_path))
+    assert local.backend.type == "cwltool" and local.backend.container == "none"
+
+
+def test_retries_take_a_queue_limit_apart_from_the_running_limit(tmp_path) -> None:
+    retries = {"time_limit": "PT2H", "queue_limit": "P1D", "on_doubt": "resubmit", "oom_factor": 2}
+    campaign = load_campaign(write_config(tmp_path, retries=retries))
+    assert campaign.retries.time_limit_s == 7200 and campaign.retries.queue_limit_s == 86400
+    assert campaign.retries.on_doubt == "resubmit" and campaign.retries.oom_factor == 2

@@ -13,7 +13,7 @@ from ogc_upscaler.config import load_campaign
 from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.export import export
 from ogc_upscaler.plan import plan
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.store import JobOutputs, JobStore, Move
 
 
 @pytest.fixture
@@ -21,12 +21,12 @@ def planned(config_path):
     campaign = load_campaign(config_path)
     with JobStore.open(campaign.store) as store:
         plan(campaign, store)
-        first = next(store.rows(("job_id",)))["job_id"]
-        store.transition(first, State.SUBMITTED, backend="local", remote_id="r-1")
-        store.transition(first, State.RUNNING)
-        store.transition(first, State.SUCCEEDED, outputs={"ndvi": "ndvi.tif"})
+        first = next(store.jobs()).job_id
+        store.move(first, Move.SUBMIT, backend="local", remote_id="r-1")
+        store.move(first, Move.START)
+        store.move(first, Move.SUCCEED, outputs=JobOutputs(catalog="out/catalog.json"))
     with JobStore.read(campaign.store) as store:
-        yield store, list(store.rows())
+        yield store, [job.columns() for job in store.jobs(with_tile=True)]
 
 
 def test_geojson_export(planned, tmp_path) -> None:
@@ -36,7 +36,7 @@ def test_geojson_export(planned, tmp_path) -> None:
     assert [f["id"] for f in features] == [r["job_id"] for r in rows]
     first = features[0]
     assert first["properties"]["epsg"] == rows[0]["epsg"] and first["properties"]["state"] == "succeeded"
-    assert first["properties"]["outputs"] == {"ndvi": "ndvi.tif"}
+    assert first["properties"]["outputs"]["catalog"] == "out/catalog.json"
     assert shapely.geometry.shape(first["geometry"]).equals_exact(shapely.from_wkb(rows[0]["footprint"]), 1e-9)
 
 

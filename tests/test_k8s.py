@@ -100,7 +100,8 @@ def test_the_campaign_config_in_the_configmap_makes_a_toil_campaign_on_kubernete
     campaign = resolve(ConfigFile.model_validate(yaml.safe_load(text)), tmp_path / "campaign.yaml")
     settings = campaign.backend.toil
     assert campaign.backend.type == "toil" and settings is not None and settings.batch_system == "kubernetes"
-    backend = ToilBackend(load_package(ROOT / "app_packages" / "ndvi" / "ndvi.cwl", validate=False), settings, 64)
+    backend = ToilBackend(load_package(ROOT / "app_packages" / "ndvi" / "ndvi.cwl", validate=False), campaign.backend)
+    assert backend.slots == campaign.backend.parallel
     batch = settings.shared / "batches" / "b1"
     options = backend.toil_options(batch)
     assert options[0] == "aws:eu-west-1:ogc-upscaler-jobstores-b1"

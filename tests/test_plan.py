@@ -10,7 +10,7 @@ import shapely
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
 from ogc_upscaler.plan import plan
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.store import JobStore, Move, State
 
 from .conftest import write_config
 
@@ -27,12 +27,12 @@ def test_plan_writes_tiles_times_windows_jobs(config_path) -> None:
     assert report.tiles == len(tiles) and report.windows == 3
     assert report.jobs == report.added == 3 * len(tiles)
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
-    assert [r["state"] for r in rows] == ["planned"] * report.jobs
-    first = rows[0]
-    assert first["job_id"] == f"{tiles.ids[0]}_20240101-20240201"
-    assert json.loads(first["inputs"]) == {"bbox": tiles[0].bbox, "epsg": int(tiles.epsg[0])}
-    assert shapely.from_wkb(first["footprint"]).equals_exact(tiles.footprints[0], 1e-9)
+        jobs = list(store.jobs(with_tile=True))
+    assert [j.state for j in jobs] == [State.PLANNED] * report.jobs
+    first = jobs[0]
+    assert first.job_id == f"{tiles.ids[0]}_20240101-20240201"
+    assert first.inputs == {"bbox": tiles[0].bbox, "epsg": int(tiles.epsg[0])}
+    assert shapely.from_wkb(first.tile.footprint).equals_exact(tiles.footprints[0], 1e-9)
 
 
 def test_planning_twice_adds_nothing(config_path) -> None:
@@ -45,8 +45,8 @@ def test_a_grown_aoi_adds_only_the_new_jobs(tmp_path) -> None:
     path = write_config(tmp_path)
     first, campaign = run_plan(path)
     with JobStore.open(campaign.store) as store:
-        some = next(store.rows(("job_id",)))["job_id"]
-        assert store.transition(some, State.SUBMITTED, backend="local", remote_id="r1")
+        some = next(store.jobs()).job_id
+        assert store.move(some, Move.SUBMIT, backend="local", remote_id="r1")
     bigger = {
         "type": "Polygon",
         "coordinates": [[[11.5, 47.6], [12.5, 47.6], [12.5, 48.3], [11.5, 48.3], [11.5, 47.6]]],
@@ -55,7 +55,7 @@ def test_a_grown_aoi_adds_only_the_new_jobs(tmp_path) -> None:
     second, _ = run_plan(path)
     assert second.unchanged == first.jobs and second.added == second.jobs - first.jobs > 0
     with JobStore.read(campaign.store) as store:
-        assert store.get(some)["state"] == "submitted"
+        assert store.get(some).state is State.SUBMITTED
 
 
 @pytest.mark.parametrize(
@@ -112,12 +112,12 @@ def test_parameter_sets_multiply_jobs_and_reach_templates(tmp_path) -> None:
     report, campaign = run_plan(path)
     assert report.jobs == report.tiles * report.windows * 2
     with JobStore.read(campaign.store) as store:
-        row = next(r for r in store.rows() if r["job_id"].endswith("_loose"))
-    inputs = json.loads(row["inputs"])
+        job = next(j for j in store.jobs(with_tile=True) if j.job_id.endswith("_loose"))
+    inputs = job.inputs
     assert inputs["t"] == 0.2
-    assert inputs["label"] == f"{row['tile_id']}/{row['job_id'].split('_')[1]}/test"
-    assert inputs["when"] == f"{row['window_start']}/{row['window_end']}"
-    assert inputs["nested"] == [{"crs": f"EPSG:{row['epsg']}"}]
+    assert inputs["label"] == f"{job.tile_id}/{job.job_id.split('_')[1]}/test"
+    assert inputs["when"] == f"{job.window_start}/{job.window_end}"
+    assert inputs["nested"] == [{"crs": f"EPSG:{job.tile.epsg}"}]
 
 
 def test_a_bad_template_is_reported_before_anything_is_written(tmp_path) -> None:
@@ -137,3 +137,82 @@ def test_the_fingerprint_tells_whether_the_store_holds_this_plan(tmp_path) -> No
     with JobStore.read(campaign.store) as store:
         assert is_planned(load_campaign(path), store)
         assert not is_planned(load_campaign(write_config(tmp_path, buffer=2)), store)
+
+
+def test_replan_leaves_running_and_collected_jobs_and_says_why(tmp_path) -> None:
+    """--replan used to reset running and collected jobs to planned, orphaning their remote executions."""
+    path = write_config(tmp_path)
+    first, campaign = run_plan(path)
+    with JobStore.open(campaign.store) as store:
+        ids = [j.job_id for j in store.jobs()]
+        store.move(ids[0], Move.SUBMIT, backend="ogcapi", remote_id="http://x/jobs/1")
+        store.move(ids[0], Move.START)
+        store.move(ids[1], Move.SUBMIT, backend="ogcapi", remote_id="http://x/jobs/2")
+        store.move(ids[1], Move.SUCCEED)
+        store.move(ids[1], Move.COLLECT)
+        store.move(ids[2], Move.SUBMIT, backend="ogcapi", remote_id="http://x/jobs/3")
+        store.move(ids[2], Move.FAIL, error="broken")
+    changed = write_config(tmp_path, buffer=3)
+    report, _ = run_plan(changed, replan=True)
+    assert dict(report.left) == {"collected": 1, "running": 1}
+    assert report.replanned == first.jobs - 2
+    assert "1 running jobs left as they are: they run with the old config" in report.summary()
+    with JobStore.read(campaign.store) as store:
+        assert store.get(ids[0]).state is State.RUNNING and store.get(ids[0]).remote_id == "http://x/jobs/1"
+        assert store.get(ids[1]).state is State.COLLECTED
+        assert store.get(ids[2]).state is State.PLANNED and store.get(ids[2]).attempts == 0
+
+
+def test_a_refused_check_writes_nothing_so_the_corrected_config_plans(tmp_path) -> None:
+    """A run refused by its pre-run check used to leave a planned store that blocked the corrected config."""
+    from ogc_upscaler.errors import InvalidPackage
+
+    path = write_config(tmp_path, process={"inputs": {"bbox": "{tile.bbox}", "epsg": "{tile.id}"}})
+
+    def check(spec) -> None:
+        if not isinstance(json.loads(spec.inputs)["epsg"], int):
+            raise InvalidPackage(f"job {spec.job_id}: epsg takes an int")
+
+    campaign = load_campaign(path)
+    with JobStore.open(campaign.store) as store:
+        with pytest.raises(InvalidPackage, match="epsg takes an int"):
+            plan(campaign, store, check=check)
+        assert store.count() == 0
+    report, _ = run_plan(write_config(tmp_path), check=check)
+    assert report.added == report.jobs > 0
+
+
+def test_jobs_without_inputs_are_planned_again_when_the_archive_grew(tmp_path, demo_archive) -> None:
+    """no_inputs was not part of a job's fingerprint: a grown archive then conflicted."""
+    import shutil
+
+    import pystac
+
+    archive = tmp_path / "archive"
+    shutil.copytree(demo_archive.parent, archive)
+    catalog = pystac.Catalog.from_file(str(archive / "catalog.json"))
+    may = [i for i in catalog.get_items(recursive=True) if i.datetime and i.datetime.month == 5]
+    assert may, "the demo archive has May items"
+    removed = {}
+    for item in may:
+        parent = item.get_parent()
+        removed[item.id] = (parent, item)
+        parent.remove_item(item.id)
+    catalog.save()
+    path = write_config(
+        tmp_path,
+        aoi="11.9,47.8,12.1,47.95",
+        grid="utm-20km",
+        time={"start": "2024-05-01", "end": "2024-06-01", "step": "P1M"},
+        inputs={"stac": str(archive / "catalog.json")},
+        process={"inputs": {"items": "{inputs.stac_items}"}},
+    )
+    first, campaign = run_plan(path)
+    assert first.no_inputs == first.jobs > 0
+    for parent, item in removed.values():
+        parent.add_item(item)
+    catalog.save()
+    second, _ = run_plan(path)
+    assert second.grown == first.jobs and second.no_inputs == 0
+    with JobStore.read(campaign.store) as store:
+        assert all(j.state is State.PLANNED and j.inputs["items"] for j in store.jobs())

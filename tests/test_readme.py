@@ -32,10 +32,10 @@ def test_the_campaign_config_example_parses(tmp_path) -> None:
 def test_the_ogcapi_backend_example_is_a_valid_backend_config() -> None:
     import yaml
 
-    from ogc_upscaler.config import BackendConfig
+    from ogc_upscaler.backends import registry
 
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "type: ogcapi" in b]
-    backend = BackendConfig.model_validate(yaml.safe_load(block)["backend"])
+    backend = registry.parse(yaml.safe_load(block)["backend"])
     assert backend.type == "ogcapi" and backend.auth.type == "bearer" and backend.requests_per_second == 5
 
 
@@ -60,8 +60,8 @@ def test_the_production_server_command_is_what_prepare_only_prints(tmp_path) -> 
 def test_the_hpc_backend_example_is_a_valid_backend_config() -> None:
     import yaml
 
-    from ogc_upscaler.config import BackendConfig
+    from ogc_upscaler.backends import registry
 
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "type: toil" in b]
-    backend = BackendConfig.model_validate(yaml.safe_load(block)["backend"])
+    backend = registry.parse(yaml.safe_load(block)["backend"])
     assert backend.toil is not None and backend.toil.batch_system == "slurm" and backend.toil.slurm.time == "02:00:00"

@@ -54,12 +54,12 @@ def test_a_manager_killed_mid_run_resumes_without_losing_or_repeating_a_job(tmp_
     second = subprocess.run([EXE, "run", str(config)], capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
-    assert len(rows) == tiles(campaign) and all(r["state"] == "collected" for r in rows)
-    for row in rows:
-        assert row["attempts"] == 1, row["job_id"]
-        assert (tmp_path / "state" / f"{row['tile_id']}.count").read_text() == "1", "the tool ran exactly once"
-        runs = list((campaign.workdir / "jobs" / row["job_id"]).iterdir())
+        jobs = list(store.jobs())
+    assert len(jobs) == tiles(campaign) and all(j.state.value == "collected" for j in jobs)
+    for job in jobs:
+        assert job.attempts == 1, job.job_id
+        assert (tmp_path / "state" / f"{job.tile_id}.count").read_text() == "1", "the tool ran exactly once"
+        runs = list((campaign.workdir / "jobs" / job.job_id).iterdir())
         assert [p.name for p in runs] == ["attempt-1"]
         assert (runs[0] / "exit_code").read_text().strip() == "0"
 
@@ -113,12 +113,12 @@ def test_retry_puts_failed_jobs_back_and_run_runs_them_again(tmp_path) -> None:
     retried = subprocess.run([EXE, "retry", str(config), "--failed"], capture_output=True, text=True)
     assert retried.returncode == 0 and "1 jobs back to planned" in retried.stdout
     with JobStore.read(campaign.store) as store:
-        row = next(store.rows())
-    assert row["state"] == "planned" and row["attempts"] == 0 and row["error"] is None
+        job = next(store.jobs())
+    assert job.state.value == "planned" and job.attempts == 0 and job.error is None
     subprocess.run([EXE, "run", str(config)], capture_output=True, text=True, timeout=300)
     assert (tmp_path / "state" / "UTM20KM-32N-E720N5300.count").read_text() == "2"
     with JobStore.read(campaign.store) as store:
-        assert next(store.rows())["attempts"] == 1
+        assert next(store.jobs()).attempts == 1
 
 
 def test_a_campaign_run_from_a_relative_config_path(tmp_path) -> None:

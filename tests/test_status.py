@@ -5,15 +5,15 @@ from __future__ import annotations
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.plan import plan
 from ogc_upscaler.status import RECORD_COLUMNS, Status
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.store import JobStore, Move, State
 
 
 def test_records_and_dataframe(config_path) -> None:
     campaign = load_campaign(config_path)
     with JobStore.open(campaign.store) as store:
         report = plan(campaign, store)
-        first = next(store.rows(("job_id",)))["job_id"]
-        store.transition(first, State.SUBMITTED, backend="cwltool", remote_id="r")
+        first = next(store.jobs()).job_id
+        store.move(first, Move.SUBMIT, backend="cwltool", remote_id="r")
     with JobStore.read(campaign.store) as store:
         records = Status.records(store)
         frame = Status.dataframe(store)

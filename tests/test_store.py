@@ -1,7 +1,8 @@
-"""The job store: transitions, terminal states, the writer lock, and crash safety under SIGKILL."""
+"""The job store: named moves, terminal states, typed records, the writer lock, and crash safety under SIGKILL."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -14,7 +15,7 @@ import shapely
 
 from ogc_upscaler import store as store_module
 from ogc_upscaler.errors import StoreError, StoreLocked
-from ogc_upscaler.store import ACTIVE, SOURCES, TERMINAL, JobSpec, JobStore, State, TileRecord
+from ogc_upscaler.store import ACTIVE, MOVES, TERMINAL, JobOutputs, JobSpec, JobStore, Move, State, TileRecord
 
 FOOTPRINT = shapely.to_wkb(shapely.box(11, 47, 11.1, 47.1))
 
@@ -38,60 +39,90 @@ def store(tmp_path):
 
 
 def test_the_happy_path_records_every_state_time_and_attempt(store) -> None:
-    assert store.transition("job-000000", State.SUBMITTED, backend="local", remote_id="r-1")
-    assert store.transition("job-000000", State.RUNNING, backend_status="running")
-    assert store.transition("job-000000", State.SUCCEEDED, outputs={"cog": "a.tif"})
-    assert store.transition("job-000000", State.COLLECTED)
-    row = store.get("job-000000")
-    assert row["state"] == "collected" and row["attempts"] == 1 and row["remote_id"] == "r-1"
-    assert row["outputs"] == '{"cog": "a.tif"}'
-    assert all(row[f"{s}_at"] for s in ("planned", "submitted", "running", "succeeded", "collected"))
+    assert store.move("job-000000", Move.SUBMIT, backend="local", remote_id="r-1")
+    assert store.move("job-000000", Move.START, backend_status="running")
+    assert store.move("job-000000", Move.SUCCEED, outputs=JobOutputs(catalog="out/catalog.json"))
+    assert store.move("job-000000", Move.COLLECT, outputs=JobOutputs(item="items/a.json", cog="items/a.tif"))
+    job = store.get("job-000000")
+    assert job.state is State.COLLECTED and job.attempts == 1 and job.remote_id == "r-1"
+    assert job.outputs == JobOutputs(item="items/a.json", cog="items/a.tif")
+    assert all(job.at(s) for s in (State.PLANNED, State.SUBMITTED, State.RUNNING, State.SUCCEEDED, State.COLLECTED))
+    assert job.tile is not None and job.tile.epsg == 32632 and job.inputs == {"i": 0}
+
+
+def test_records_are_frozen() -> None:
+    record = JobOutputs(item="a")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.item = "b"  # type: ignore[misc]
 
 
 def test_retry_goes_through_waiting_and_counts_attempts(store) -> None:
-    store.transition("job-000001", State.SUBMITTED)
-    assert store.transition(
-        "job-000001", State.WAITING, error="HTTP 503", error_kind="retryable", retry_at="2030-01-01T00:00:00Z"
+    store.move("job-000001", Move.SUBMIT)
+    assert store.move(
+        "job-000001", Move.DEFER, error="HTTP 503", error_kind="retryable", retry_at="2030-01-01T00:00:00Z"
     )
-    assert store.transition("job-000001", State.SUBMITTED)
-    assert store.get("job-000001")["attempts"] == 2
+    assert store.move("job-000001", Move.SUBMIT)
+    assert store.get("job-000001").attempts == 2
 
 
-@pytest.mark.parametrize("terminal", sorted(TERMINAL - {State.NO_INPUTS}))
+@pytest.mark.parametrize("terminal", [Move.COLLECT, Move.FAIL, Move.CANCEL])
 def test_a_late_status_never_leaves_a_terminal_state(store, terminal) -> None:
     job = "job-000002"
-    store.transition(job, State.SUBMITTED)
-    store.transition(job, State.RUNNING)
-    if terminal == State.COLLECTED:
-        store.transition(job, State.SUCCEEDED)
-    assert store.transition(job, terminal)
-    for late in set(SOURCES) - {terminal}:
-        assert not store.transition(job, late, backend_status="late")
-    with pytest.raises(ValueError, match="planning only"):
-        store.transition(job, State.PLANNED)
-    assert store.get(job)["state"] == terminal and store.get(job)["backend_status"] is None
+    store.move(job, Move.SUBMIT)
+    store.move(job, Move.START)
+    if terminal is Move.COLLECT:
+        store.move(job, Move.SUCCEED)
+    assert store.move(job, terminal)
+    assert MOVES[terminal].target in TERMINAL
+    for late in set(Move) - {terminal}:
+        assert not store.move(job, late, backend_status="late"), late
+    assert store.get(job).state is MOVES[terminal].target and store.get(job).backend_status is None
+
+
+def test_every_move_has_its_sources_in_one_table() -> None:
+    assert set(MOVES) == set(Move)
+    assert all(MOVES[m].sources and not (MOVES[m].sources & TERMINAL) for m in Move)
+    assert MOVES[Move.DOUBT].sources == {State.SUBMITTED} and MOVES[Move.DOUBT].target is State.IN_DOUBT
 
 
 def test_a_status_of_an_earlier_attempt_is_ignored(store) -> None:
     job = "job-000003"
-    store.transition(job, State.SUBMITTED)
-    store.transition(job, State.WAITING)
-    store.transition(job, State.SUBMITTED)
-    assert not store.transition(job, State.SUCCEEDED, attempt=1)
-    assert store.transition(job, State.SUCCEEDED, attempt=2)
+    store.move(job, Move.SUBMIT)
+    store.move(job, Move.DEFER)
+    store.move(job, Move.SUBMIT)
+    assert not store.move(job, Move.SUCCEED, attempt=1)
+    assert store.move(job, Move.SUCCEED, attempt=2)
 
 
-def test_transitions_refuse_unknown_columns(store) -> None:
+def test_moves_refuse_unknown_columns(store) -> None:
     with pytest.raises(ValueError, match="cannot set"):
-        store.transition("job-000004", State.SUBMITTED, state="collected")
+        store.move("job-000004", Move.SUBMIT, state="collected")
 
 
 def test_counts_group_by_state_and_backend(store) -> None:
-    store.transition("job-000005", State.SUBMITTED, backend="a")
-    store.transition("job-000006", State.SUBMITTED, backend="b")
+    store.move("job-000005", Move.SUBMIT, backend="a")
+    store.move("job-000006", Move.SUBMIT, backend="b")
     assert sorted(store.counts(), key=str) == sorted(
         [("planned", None, 8), ("submitted", "a", 1), ("submitted", "b", 1)], key=str
     )
+
+
+def test_jobs_in_doubt_are_sent_again_only_when_asked(store) -> None:
+    store.move("job-000007", Move.SUBMIT, backend="ogcapi")
+    assert store.move("job-000007", Move.DOUBT, error="in doubt: the answer was lost")
+    with pytest.raises(ValueError, match="in doubt"):
+        store.requeue({State.IN_DOUBT})
+    assert store.requeue({State.FAILED}) == 0 and store.get("job-000007").state is State.IN_DOUBT
+    assert store.resubmit_in_doubt() == 1
+    job = store.get("job-000007")
+    assert job.state is State.WAITING and job.attempts == 1 and job.error_kind == "doubt:resubmitted"
+    assert store.due(10, "2100-01-01T00:00:00Z")[0].job_id == "job-000000"
+    assert "job-000007" in [j.job_id for j in store.due(10, "2100-01-01T00:00:00Z")]
+
+
+def test_remote_ids_are_known_to_the_store(store) -> None:
+    store.move("job-000008", Move.SUBMIT, backend="ogcapi", remote_id="http://x/jobs/1")
+    assert store.knows_remote("http://x/jobs/1") and not store.knows_remote("http://x/jobs/2")
 
 
 def test_a_second_writer_is_refused_while_readers_still_read(store) -> None:
@@ -101,7 +132,7 @@ def test_a_second_writer_is_refused_while_readers_still_read(store) -> None:
     with JobStore.read(store.path) as reader:
         assert reader.count() == 10
         with pytest.raises(StoreError, match="read-only"):
-            reader.transition("job-000000", State.SUBMITTED)
+            reader.move("job-000000", Move.SUBMIT)
 
 
 def test_a_writer_in_another_process_locks_the_store_until_it_dies(tmp_path) -> None:
@@ -156,15 +187,15 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path) -> None:
 WORKER = textwrap.dedent(
     """
     import sys
-    from ogc_upscaler.store import JobStore, State
+    from ogc_upscaler.store import MOVES, JobStore, Move
     path = sys.argv[1]
-    steps = [State.SUBMITTED, State.RUNNING, State.SUCCEEDED, State.COLLECTED]
+    steps = [Move.SUBMIT, Move.START, Move.SUCCEED, Move.COLLECT]
     with JobStore.open(path) as store:
-        ids = [r["job_id"] for r in store.rows(("job_id",))]
+        ids = [job.job_id for job in store.jobs()]
         for job in ids:
-            for to in steps:
-                assert store.transition(job, to, backend="local", remote_id=job)
-                print(job, to.value, flush=True)
+            for move in steps:
+                assert store.move(job, move, backend="local", remote_id=job)
+                print(job, MOVES[move].target.value, flush=True)
     """
 )
 ORDER = ["planned", "submitted", "running", "succeeded", "collected"]
@@ -186,23 +217,23 @@ def test_a_writer_killed_mid_transitions_leaves_a_consistent_store(tmp_path, kil
 
     with JobStore.open(path) as s:  # the lock died with the worker
         assert s.check() == "ok"
-        rows = {r["job_id"]: r for r in s.rows()}
-    assert len(rows) == 1000
+        jobs = {j.job_id: j for j in s.jobs()}
+    assert len(jobs) == 1000
     for job, state in reported.items():
-        assert ORDER.index(rows[job]["state"]) >= ORDER.index(state), job
-    for row in rows.values():
-        reached = ORDER[: ORDER.index(row["state"]) + 1]
-        assert all(row[f"{s}_at"] for s in reached)
-        assert all(row[f"{s}_at"] is None for s in ORDER[len(reached) :])
-        assert row["attempts"] == (0 if row["state"] == "planned" else 1)
+        assert ORDER.index(jobs[job].state) >= ORDER.index(state), job
+    for job in jobs.values():
+        reached = ORDER[: ORDER.index(job.state) + 1]
+        assert all(job.at(State(s)) for s in reached)
+        assert all(job.at(State(s)) is None for s in ORDER[len(reached) :])
+        assert job.attempts == (0 if job.state is State.PLANNED else 1)
     # the worker ran on while we read its output, so compare with the store's own order:
     # collected jobs, then at most one job in flight, then untouched jobs
-    states = [rows[j]["state"] for j in sorted(rows)]
+    states = [jobs[j].state.value for j in sorted(jobs)]
     done = states.index("planned") if "planned" in states else len(states)
     in_flight = [s for s in states[:done] if s != "collected"]
     assert len(in_flight) <= 1 and (not in_flight or states[done - 1] == in_flight[0])
     assert set(states[done:]) <= {"planned"}
-    assert all(r["state"] not in ACTIVE or r["remote_id"] for r in rows.values())
+    assert all(j.state not in ACTIVE or j.remote_id for j in jobs.values())
 
 
 def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
@@ -210,15 +241,53 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
     db = sqlite3.connect(path)
     v1 = (
         store_module._SCHEMA.replace(", no_inputs_at TEXT", "")
+        .replace(", in_doubt_at TEXT", "")
         .replace("CREATE INDEX jobs_queue ON jobs (state, seq);", "")
-        .replace("user_version = 2", "user_version = 1")
+        .replace("CREATE INDEX jobs_remote ON jobs (remote_id);", "")
+        .replace(f"user_version = {store_module.SCHEMA_VERSION}", "user_version = 1")
     )
     db.executescript(v1)
     db.close()
     with JobStore.open(path) as s:
         fill(s, 3)
-        assert s.get("job-000000")["no_inputs_at"] is None
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+        s.move("job-000000", Move.SUBMIT, remote_id="r")
+        assert s.move("job-000000", Move.DOUBT) and s.get("job-000000").at(State.IN_DOUBT)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+
+
+def test_an_older_store_read_only_says_how_to_migrate_it(tmp_path) -> None:
+    path = tmp_path / "old.sqlite"
+    JobStore.open(path).close()
+    sqlite3.connect(path).execute("PRAGMA user_version = 2").connection.commit()
+    with pytest.raises(StoreError, match="schema version 2") as err:
+        JobStore.read(path)
+    assert "migrate" in err.value.hint
+
+
+def test_a_symlinked_path_shares_the_lock_of_the_file_it_names(tmp_path) -> None:
+    real = tmp_path / "real" / "jobs.sqlite"
+    real.parent.mkdir()
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(real)
+    with JobStore.open(real), pytest.raises(StoreLocked, match=r"link\.sqlite"):
+        JobStore.open(link)
+    with JobStore.open(link) as via_link:
+        with pytest.raises(StoreLocked):
+            JobStore.open(real)
+        assert via_link.count() == 0
+
+
+def test_schema_creation_is_one_transaction(tmp_path) -> None:
+    """A writer killed while it creates the schema leaves a file the next writer starts afresh in."""
+    path = tmp_path / "jobs.sqlite"
+    statements = store_module._SCHEMA.replace("COMMIT;", "")  # as if killed just before the commit
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(statements)
+    db.close()  # closing without commit rolls the transaction back
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    with JobStore.open(path) as s:
+        fill(s, 2)
+        assert s.count() == 2 and s.get_meta("created_at")
 
 
 def test_jobs_without_inputs_are_planned_terminal_and_never_move(tmp_path) -> None:
@@ -237,5 +306,5 @@ def test_jobs_without_inputs_are_planned_terminal_and_never_move(tmp_path) -> No
             State.NO_INPUTS,
         )
         s.insert([empty])
-        assert not any(s.transition("job-x", to) for to in SOURCES)
-        assert s.get("job-x")["state"] == "no_inputs"
+        assert not any(s.move("job-x", move) for move in Move)
+        assert s.get("job-x").state is State.NO_INPUTS

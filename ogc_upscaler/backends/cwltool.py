@@ -17,13 +17,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 from ogc_upscaler.backends import containers, runner
-from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.base import (
+    NOT_THERE,
+    Backend,
+    BackendSettings,
+    BuildContext,
+    Found,
+    JobRequest,
+    Outputs,
+    RemoteState,
+    RemoteStatus,
+)
 from ogc_upscaler.backends.runner import alive, descendants, process_start
-from ogc_upscaler.cwl import Package, write_job_file
+from ogc_upscaler.cwl import Package, check_values, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
 
 #: The runner is started as a file, not with ``-m``: importing the package would cost it a second or more.
@@ -43,11 +54,24 @@ FINAL_STATUS = re.compile(r"Final process status is (\w+)")
 TOOL_EXIT = re.compile(r"\[job [^\]]*\] exited with status: (-?\d+)")
 
 
+class Settings(BackendSettings):
+    """``type: cwltool``: each job's package run by cwltool on this machine, without a container or in
+    the image its DockerRequirement names."""
+
+    type: Literal["cwltool"] = "cwltool"
+    container: Literal["none", "docker", "podman", "singularity"] = "none"
+
+    def build(self, context: BuildContext) -> CwltoolBackend:
+        return CwltoolBackend(context.package(), context.jobs, self.parallel, self.container, name=self.label)
+
+
 class CwltoolBackend(Backend):
     """Runs application packages with cwltool on this machine, ``slots`` at a time."""
 
-    def __init__(self, package: Package, workdir: Path, slots: int = 2, container: str = "none") -> None:
-        self.name = "cwltool"
+    def __init__(
+        self, package: Package, workdir: Path, slots: int = 2, container: str = "none", *, name: str = "cwltool"
+    ) -> None:
+        self.name = name
         self.package = package
         self.workdir = workdir.resolve()
         self.slots = slots
@@ -107,12 +131,24 @@ class CwltoolBackend(Backend):
         stop_tree(Path(remote_id) / "runner.pid")
         containers.stop_left(Path(remote_id), self.container)
 
-    def find(self, job_id: str, attempt: int) -> str | None:
+    def check(self, job_id: str, inputs: dict[str, Any]) -> None:
+        """The job's inputs against the package's."""
+        try:
+            check_values(self.package, inputs)
+        except InvalidPackage as err:
+            raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
+
+    def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """This attempt's folder once its job file is written: from then on the runner may have started.
 
         A folder whose runner never wrote its pid reads as starting for a minute,
         then as lost (retryable), so an attempt is never started twice.
         """
+        folder = self.started(job.job_id, job.attempt)
+        return Found(folder) if folder else NOT_THERE
+
+    def started(self, job_id: str, attempt: int) -> str | None:
+        """The folder of this attempt if it was started (its job file written), else None."""
         folder = self._folder(job_id, attempt)
         return str(folder) if (folder / "job.yml").exists() else None
 

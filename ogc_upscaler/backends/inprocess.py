@@ -13,7 +13,16 @@ import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ogc_upscaler.backends.base import Backend, BackPressure, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.base import (
+    NOT_THERE,
+    Backend,
+    BackPressure,
+    Found,
+    JobRequest,
+    Outputs,
+    RemoteState,
+    RemoteStatus,
+)
 from ogc_upscaler.errors import BackendError
 
 PERMANENT = (ValueError, TypeError)
@@ -73,6 +82,7 @@ class InProcessBackend(Backend):
         self._outputs.pop(remote_id, None)
         self._by_job.pop(self._job_of.pop(remote_id, ("", 0)), None)
 
-    def find(self, job_id: str, attempt: int) -> str | None:
+    def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """Submissions of this process only."""
-        return self._by_job.get((job_id, attempt))
+        remote_id = self._by_job.get((job.job_id, job.attempt))
+        return Found(remote_id) if remote_id else NOT_THERE

@@ -1,21 +1,40 @@
 """Several backends as one: a campaign spread over several OGC API endpoints.
 
 Each job goes to the member with the most free slots (relative to its own limit) that
-is not asking us to slow down; a member answering 429/503 is paused alone while the
-others go on, and only when every member is full or paused does the pool itself ask
-the manager to wait. Remote ids are ``<member>|<member's id>``, so a resumed run routes
-every poll, result and cancel to the member that holds the job.
+is not paused. A member is paused alone when it asks us to slow down (429/503, for as long
+as it asks) or cannot be reached at all (for a back-off that grows while it stays
+unreachable), and the others take the work; only when every member is full or paused does
+the pool itself ask the manager to wait. Remote ids are ``<member>|<member's id>``, so a
+resumed run routes every poll, result and cancel to the member that holds the job; an id
+naming no member (one removed from the config) is lost for its job alone.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from ogc_upscaler.backends.base import FINISHED, Backend, BackPressure, JobRequest, Outputs, RemoteStatus
+from ogc_upscaler.backends.base import (
+    FINISHED,
+    NOT_THERE,
+    Backend,
+    BackPressure,
+    Found,
+    JobRequest,
+    Outputs,
+    RemoteState,
+    RemoteStatus,
+    Unreachable,
+)
 from ogc_upscaler.errors import BackendError, InvalidConfig
 
+log = logging.getLogger(__name__)
 SEPARATOR = "|"
+#: First pause of an unreachable member, in seconds; it doubles while the member stays unreachable.
+UNREACHABLE_PAUSE = 10.0
+UNREACHABLE_MAX = 300.0
 
 
 class Pool(Backend):
@@ -36,6 +55,7 @@ class Pool(Backend):
         self.clock = clock
         self.held: dict[str, set[str]] = {n: set() for n in names}
         self.paused: dict[str, float] = {}
+        self._unreachable: dict[str, float] = {}  # the member's current pause length
 
     def submit(self, job: JobRequest) -> str:
         """Submit to the least loaded member that takes it."""
@@ -47,20 +67,35 @@ class Pool(Backend):
             except BackPressure as err:
                 self.paused[member.name] = now + err.retry_after
                 continue
+            except Unreachable as err:
+                pause = min(UNREACHABLE_MAX, 2 * self._unreachable.get(member.name, UNREACHABLE_PAUSE / 2))
+                self._unreachable[member.name] = pause
+                self.paused[member.name] = now + pause
+                log.warning("%s is unreachable (%s); the others take its work for %.0f s", member.name, err, pause)
+                continue
+            self._unreachable.pop(member.name, None)
             self.held[member.name].add(remote_id)
             return member.name + SEPARATOR + remote_id
         waits = [until - now for until in self.paused.values() if until > now]
         raise BackPressure("every backend of the pool is full or asks to slow down", max(0.5, min(waits, default=1.0)))
 
     def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
-        """Each member polled once for its own jobs."""
+        """Each member polled once for its own jobs; one member's failure leaves only its jobs unread."""
         grouped: dict[str, list[str]] = {}
-        for rid in remote_ids:
-            member, remote = self._split(rid)
-            grouped.setdefault(member, []).append(remote)
         statuses: dict[str, RemoteStatus] = {}
+        for rid in remote_ids:
+            member, _, remote = rid.partition(SEPARATOR)
+            if member in self.members and remote:
+                grouped.setdefault(member, []).append(remote)
+            else:
+                statuses[rid] = RemoteStatus(RemoteState.LOST, "no such backend", _stale(rid, self.members), False)
         for member, remotes in grouped.items():
-            for remote, status in self.members[member].poll(remotes).items():
+            try:
+                answered = self.members[member].poll(remotes)
+            except BackendError as err:
+                log.warning("polling %s failed (will retry): %s", member, err.message)
+                continue
+            for remote, status in answered.items():
                 held = self.held[member]
                 held.discard(remote) if status.state in FINISHED else held.add(remote)
                 statuses[member + SEPARATOR + remote] = status
@@ -75,12 +110,22 @@ class Pool(Backend):
         self.members[member].cancel(remote)
         self.held[member].discard(remote)
 
-    def find(self, job_id: str, attempt: int) -> str | None:
+    def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
+        """Asks every member: found where one found it; in doubt where one cannot tell; else not there."""
+        doubts = []
         for name, member in self.members.items():
-            remote = member.find(job_id, attempt)
-            if remote is not None:
-                return name + SEPARATOR + remote
-        return None
+            found = member.find(job, since, lambda rid, name=name: known(name + SEPARATOR + rid))
+            if found.remote_id is not None:
+                self.held[name].add(found.remote_id)
+                return Found(name + SEPARATOR + found.remote_id)
+            if not found.certain:
+                doubts.append(f"{name}: {found.reason}")
+        return Found(None, certain=False, reason="; ".join(doubts)) if doubts else NOT_THERE
+
+    def check(self, job_id: str, inputs: dict[str, Any]) -> None:
+        """Every member must take the job: any of them may get it."""
+        for member in self.members.values():
+            member.check(job_id, inputs)
 
     def close(self) -> None:
         for member in self.members.values():
@@ -89,9 +134,12 @@ class Pool(Backend):
     def _split(self, remote_id: str) -> tuple[str, str]:
         member, sep, remote = remote_id.partition(SEPARATOR)
         if not sep or member not in self.members:
-            raise BackendError(
-                f"job id {remote_id!r} names no backend of this pool ({', '.join(self.members)})",
-                retryable=False,
-                hint="a backend was renamed or removed from the config while its jobs ran; restore it",
-            )
+            raise BackendError(_stale(remote_id, self.members), retryable=False, hint=STALE_HINT)
         return member, remote
+
+
+STALE_HINT = "a backend was renamed or removed from the config while its jobs ran; restore it"
+
+
+def _stale(remote_id: str, members: dict[str, Backend]) -> str:
+    return f"job id {remote_id!r} names no backend of this pool ({', '.join(members)}); {STALE_HINT}"

@@ -23,27 +23,46 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    """Run the command; forward SIGTERM/SIGINT to it; record its exit code."""
-    folder, command = Path(argv[0]), argv[2:]
-    (folder / "runner.pid").write_text(record(os.getpid()) + "\n")
-    with (folder / "stdout").open("wb") as out, (folder / "stderr.log").open("ab") as err:
-        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=folder)
+    """Run the command; forward SIGTERM/SIGINT to it; record its exit code.
 
-        def forward(signum: int, _frame: object) -> None:
+    The handlers are in place before the command starts, so a stop that arrives while it
+    starts is passed on (or, before it started, keeps it from starting); the pid file is
+    written atomically, so a reader never sees it empty.
+    """
+    folder, command = Path(argv[0]), argv[2:]
+    child: subprocess.Popen[bytes] | None = None
+    stopped: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        if child is not None:
             child.send_signal(signum)
 
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        code = child.wait()
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    write_atomically(folder / "runner.pid", record(os.getpid()) + "\n")
+    with (folder / "stdout").open("wb") as out, (folder / "stderr.log").open("ab") as err:
+        if stopped:
+            code = -stopped[0]
+        else:
+            child = subprocess.Popen(command, stdout=out, stderr=err, cwd=folder)
+            if stopped:  # a signal came while it started: it never saw it
+                child.send_signal(stopped[0])
+            code = child.wait()
     record_exit(folder, code)
     return 0
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` so that a reader sees the old content or the new, never a part of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def record_exit(folder: Path, code: int) -> None:
     """Write ``folder/exit_code`` atomically: it is the last file a run writes."""
-    tmp = folder / "exit_code.tmp"
-    tmp.write_text(f"{code}\n")
-    tmp.replace(folder / "exit_code")
+    write_atomically(folder / "exit_code", f"{code}\n")
 
 
 def process_start(pid: int) -> str:

@@ -39,8 +39,9 @@ STATES = {
     "BOOT_FAIL": RemoteState.FAILED,
     "DEADLINE": RemoteState.FAILED,
 }
-#: Failures that may pass when the job runs again (elsewhere, or after the node recovers).
-TRANSIENT = frozenset({"NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY"})
+#: Failures that may pass when the job runs again (elsewhere, or after the node recovers). Running out of
+#: memory is not one: the manager retries it with more memory, or fails it (``retries.oom_factor``).
+TRANSIENT = frozenset({"NODE_FAIL", "BOOT_FAIL"})
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,13 @@ class SlurmJob:
 
     @property
     def retryable(self) -> bool:
-        """Whether running it again may help."""
+        """Whether running it again (as it was) may help."""
         return self.state in TRANSIENT or self.state == "PREEMPTED"
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Whether SLURM killed it for its memory limit (running again needs more)."""
+        return self.state.startswith("OUT_OF_MEMORY")
 
 
 def states(ids: Sequence[str]) -> dict[str, SlurmJob]:

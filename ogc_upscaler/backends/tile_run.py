@@ -66,7 +66,7 @@ class Started:
             return None
 
     def write(self, folder: Path) -> None:
-        (folder / "started").write_text(f"{self.host} {self.pid} {self.start} {self.slurm_id or '-'}\n")
+        runner.write_atomically(folder / "started", f"{self.host} {self.pid} {self.start} {self.slurm_id or '-'}\n")
 
     def alive(self) -> bool:
         """Whether this run is still going: its SLURM job is queued or running, or its process lives."""

@@ -33,19 +33,30 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ogc_upscaler.backends import kubernetes, runner
 from ogc_upscaler.backends import slurm as slurm_cli
-from ogc_upscaler.backends.base import Backend, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.base import (
+    NOT_THERE,
+    Backend,
+    BackendSettings,
+    BuildContext,
+    Found,
+    JobRequest,
+    Outputs,
+    RemoteState,
+    RemoteStatus,
+)
 from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, stop_tree
 from ogc_upscaler.backends.runner import alive, descendants
 from ogc_upscaler.backends.tile_run import Started, unit_name
-from ogc_upscaler.campaign import ToilSettings
-from ogc_upscaler.cwl import Package, write_job_file
-from ogc_upscaler.errors import BackendError, InvalidPackage
+from ogc_upscaler.cwl import Package, check_values, write_job_file
+from ogc_upscaler.errors import BackendError, InvalidConfig, InvalidPackage
 
 log = logging.getLogger(__name__)
 RUNNER = runner.__file__
@@ -53,16 +64,110 @@ RUNNER = runner.__file__
 LINGER = 15.0
 #: How often a batch's leader is started again after it vanished before giving its tiles up.
 LEADER_RESTARTS = 3
+#: A tile's file holding the factor by which its memory grows (after an attempt ran out of it).
+MEMORY_SCALE = "memory_scale"
+
+
+class SlurmOptions(BaseModel):
+    """What Toil passes to sbatch for each tile: partition, time limit, account, extra arguments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partition: str | None = None
+    time: str | None = Field(default=None, pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+    account: str | None = None
+    args: tuple[str, ...] = ()
+
+
+class KubernetesOptions(BaseModel):
+    """Where Toil's Kubernetes batch system runs tiles: namespace, an S3 job store, the appliance image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = "default"
+    job_store: str | None = Field(default=None, pattern=r"^aws:[a-z0-9-]+:[a-z0-9-]+$")  # pods cannot reach file:
+    image: str | None = None  # the Toil appliance image with ogc-upscaler and the packages' tools installed
+    service_account: str | None = None
+    host_path: str | None = None
+
+
+#: Tiles per batch on Kubernetes: 3 Toil jobs each keep Toil's job numbers within 4 digits.
+K8S_BATCH_MAX = 2_000
+
+
+class ToilOptions(BaseModel):
+    """The ``toil:`` section: batch system, shared path (job stores, work, logs), tiles per leader."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_system: Literal["single_machine", "slurm", "kubernetes"] = "single_machine"
+    shared: Path | None = Field(default=None, description="shared by the leader and every node; default WORKDIR/toil")
+    batch_size: int = Field(default=50, ge=1, le=10_000)
+    staging: Literal["shared", "jobstore"] | None = Field(
+        default=None,
+        description="how tiles reach the nodes: the shared path, or Toil's job store (default: jobstore on kubernetes)",
+    )
+    slurm: SlurmOptions = Field(default_factory=SlurmOptions)
+    kubernetes: KubernetesOptions = Field(default_factory=KubernetesOptions)
+
+    @model_validator(mode="after")
+    def _store(self) -> ToilOptions:
+        if self.batch_system == "kubernetes" and not self.kubernetes.job_store:
+            raise ValueError("kubernetes needs kubernetes.job_store (aws:REGION:NAME): pods cannot reach a file store")
+        if self.batch_system == "kubernetes" and self.staging == "shared":
+            raise ValueError(
+                "kubernetes needs staging: jobstore: Toil mounts no shared volume into the tile pods"
+                " (remove staging, or set it to jobstore)"
+            )
+        if self.batch_system == "kubernetes" and self.batch_size > K8S_BATCH_MAX:
+            raise ValueError(
+                f"kubernetes takes at most {K8S_BATCH_MAX} tiles per batch: Toil's job names"
+                " (owner, run id and job number) must fit Kubernetes' 63 characters"
+            )
+        return self
+
+
+class Settings(BackendSettings):
+    """``type: toil``: tiles in batches through Toil, on one machine, SLURM or Kubernetes."""
+
+    type: Literal["toil"] = "toil"
+    container: Literal["none", "docker", "podman", "singularity"] = "none"
+    toil: ToilOptions = Field(default_factory=ToilOptions)
+
+    @model_validator(mode="after")
+    def _container(self) -> Settings:
+        if self.toil.batch_system == "kubernetes" and self.container != "none":
+            raise ValueError(
+                f"container: {self.container} cannot run inside Toil's unprivileged tile pods; on kubernetes"
+                " each tile already runs in a pod of kubernetes.image: set container: none and install the"
+                " package's tool in that image"
+            )
+        return self
+
+    def resolve(self, base_dir: Path, workdir: Path) -> Self:
+        """``toil.shared`` made absolute (relative to the config, default ``WORKDIR/toil``), staging chosen."""
+        t = self.toil
+        shared = (base_dir / t.shared if t.shared else workdir / "toil").resolve()
+        staging = t.staging or ("jobstore" if t.batch_system == "kubernetes" else "shared")
+        return self.model_copy(update={"toil": t.model_copy(update={"shared": shared, "staging": staging})})
+
+    def build(self, context: BuildContext) -> ToilBackend:
+        return ToilBackend(context.package(), self)
 
 
 class ToilBackend(Backend):
     """Runs application packages through Toil, ``slots`` tiles at a time, in batches."""
 
-    def __init__(self, package: Package, settings: ToilSettings, slots: int = 2) -> None:
-        self.name = "toil"
+    def __init__(self, package: Package, settings: Settings) -> None:
+        self.name = settings.label
         self.package = package
-        self.settings = settings
-        self.shared = settings.shared.resolve()
+        self.options = settings.toil
+        self.container = settings.container
+        if self.options.shared is None:
+            raise InvalidConfig("backend.toil.shared is not resolved", hint="build the backend from a loaded campaign")
+        self.shared = Path(self.options.shared).resolve()
+        self.staging = self.options.staging or ("jobstore" if self.options.batch_system == "kubernetes" else "shared")
+        slots = settings.parallel
         self.slots = slots
         self.poll_interval = 1.0
         self.poll_max = 10.0
@@ -81,11 +186,13 @@ class ToilBackend(Backend):
             shutil.rmtree(folder)
         (folder / "tmp").mkdir(parents=True)
         try:
-            write_job_file(self.package, job.inputs, folder, carry_assets=self.settings.container != "none")
+            write_job_file(self.package, job.inputs, folder, carry_assets=self.container != "none")
         except InvalidPackage as err:
             raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
         except (OSError, ValueError) as err:
             raise BackendError(f"job {job.job_id}: staging the inputs failed: {err}", retryable=True) from None
+        if job.memory_scale != 1.0:  # the last attempt ran out of memory
+            (folder / MEMORY_SCALE).write_text(f"{job.memory_scale}\n")
         self._queue([folder])
         return str(folder)
 
@@ -96,7 +203,7 @@ class ToilBackend(Backend):
         self.flush(force=False)
         leading: set[Path] = set()  # batches whose leader was seen alive in this poll: looked up once
         statuses = {str(f): self._status(f, leading) for f in folders}
-        if self.settings.batch_system == "slurm":
+        if self.options.batch_system == "slurm":
             self._check_slurm(statuses)
         return statuses
 
@@ -107,7 +214,7 @@ class ToilBackend(Backend):
         """Mark the tile cancelled (its Toil job skips it) and stop it where it runs."""
         folder = Path(remote_id)
         (folder / "cancelled").write_text("cancelled\n")
-        if self.settings.batch_system == "kubernetes":
+        if self.options.batch_system == "kubernetes":
             try:
                 self._end_cancelled_batch(folder)
             except BackendError as err:  # cancelling is best effort, as for every backend
@@ -115,7 +222,7 @@ class ToilBackend(Backend):
             return
         started = Started.read(folder)
         if started is None:
-            if self.settings.batch_system == "slurm" and (folder / "staged").exists():  # it runs on a node
+            if self.options.batch_system == "slurm" and (folder / "staged").exists():  # it runs on a node
                 running = slurm_cli.live_jobs_named("_" + unit_name(folder))
                 slurm_cli.cancel([job.id for job in running])
             return
@@ -126,9 +233,17 @@ class ToilBackend(Backend):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGTERM)
 
-    def find(self, job_id: str, attempt: int) -> str | None:
-        folder = self.shared / "tiles" / job_id / f"attempt-{attempt}"
-        return str(folder) if (folder / "job.yml").exists() else None
+    def check(self, job_id: str, inputs: dict[str, Any]) -> None:
+        """The job's inputs against the package's."""
+        try:
+            check_values(self.package, inputs)
+        except InvalidPackage as err:
+            raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
+
+    def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
+        """The tile's folder once its job file is written (from then on a batch may run it)."""
+        folder = self.shared / "tiles" / job.job_id / f"attempt-{job.attempt}"
+        return Found(str(folder)) if (folder / "job.yml").exists() else NOT_THERE
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -138,7 +253,7 @@ class ToilBackend(Backend):
         Unless forced, a part-full batch waits (up to ``linger`` seconds) while another batch
         runs, so that tiles freed one by one still travel in batches.
         """
-        size = self.settings.batch_size
+        size = self.options.batch_size
         while len(self.pending) >= size:
             tiles, self.pending = self.pending[:size], self.pending[size:]
             self._start_batch(tiles)
@@ -154,12 +269,12 @@ class ToilBackend(Backend):
         if folders and not self.pending:
             self._oldest = time.monotonic()
         self.pending += folders
-        if len(self.pending) >= self.settings.batch_size:
+        if len(self.pending) >= self.options.batch_size:
             self.flush(force=False)
 
     def toil_options(self, batch: Path, restart: bool = False) -> list[str]:
         """The leader's Toil command-line options for ``batch``."""
-        s = self.settings
+        s = self.options
         store = f"file:{batch / 'jobstore'}"
         if s.batch_system == "kubernetes" and s.kubernetes.job_store:
             store = f"{s.kubernetes.job_store}-{batch.name}"
@@ -210,8 +325,8 @@ class ToilBackend(Backend):
             "HOME": str(batch),
             "TMPDIR": str(batch / "tmp"),
         }
-        k = self.settings.kubernetes
-        if self.settings.batch_system == "kubernetes":
+        k = self.options.kubernetes
+        if self.options.batch_system == "kubernetes":
             env["TOIL_KUBERNETES_OWNER"] = kubernetes.owner(batch.name)
             if k.image:
                 env["TOIL_APPLIANCE_SELF"] = k.image
@@ -230,17 +345,18 @@ class ToilBackend(Backend):
                     {
                         "folder": str(t),
                         "command": [
-                            *cwltool_command(t, self.settings.container),
+                            *cwltool_command(t, self.container),
                             self.package.entry,
                             str(t / "job.yml"),
                         ],
+                        "memory": f"{round(self.package.ram_mib * _memory_scale(t))}Mi",
                     }
                     for t in tiles
                 ],
-                "staging": self.settings.staging,
+                "staging": self.staging,
                 "package": str(self.package.path),
                 "workflow": self.package.workflow,
-                "container": self.settings.container,
+                "container": self.container,
                 "cores": self.package.cores,
                 "memory": f"{self.package.ram_mib}Mi",
                 "disk": "2Gi",
@@ -316,12 +432,12 @@ class ToilBackend(Backend):
                 retryable=True,
                 log_path=log,
             )
-        if self.settings.batch_system == "kubernetes":
+        if self.options.batch_system == "kubernetes":
             try:  # its pods run on without it (Toil issue #3498): clear them, the new leader issues them again
-                kubernetes.delete_batch_jobs(self.kubernetes_api(), self.settings.kubernetes.namespace, batch.name)
+                kubernetes.delete_batch_jobs(self.kubernetes_api(), self.options.kubernetes.namespace, batch.name)
             except BackendError as err:
                 return RemoteStatus(RemoteState.QUEUED, f"leader gone; {err.message}", log_path=log)
-        if self.settings.batch_system == "slurm" and self._orphans_on_slurm(batch):
+        if self.options.batch_system == "slurm" and self._orphans_on_slurm(batch):
             waiting = "waiting for the SLURM jobs of a vanished leader"
             return RemoteStatus(RemoteState.QUEUED, waiting, log_path=str(batch / "leader.log"))
         count_file.write_text(str(count + 1))
@@ -348,7 +464,7 @@ class ToilBackend(Backend):
         if any(not (t / "cancelled").exists() and not (t / "exit_code").exists() for t in tiles):
             return
         stop_tree(batch / "runner.pid")  # the runner, the leader and its local jobs
-        kubernetes.delete_batch_jobs(self.kubernetes_api(), self.settings.kubernetes.namespace, batch.name)
+        kubernetes.delete_batch_jobs(self.kubernetes_api(), self.options.kubernetes.namespace, batch.name)
 
     def _orphans_on_slurm(self, batch: Path) -> bool:
         """Whether the vanished leader of ``batch`` left tile jobs on SLURM; the queued ones are cancelled.
@@ -385,7 +501,16 @@ class ToilBackend(Backend):
                     f"SLURM job {slurm_id} ended {job.state} ({job.reason}) before the tile finished",
                     retryable=job.retryable,
                     log_path=str(Path(rid) / "stderr.log"),
+                    out_of_memory=job.out_of_memory,
                 )
+
+
+def _memory_scale(folder: Path) -> float:
+    """How much more memory than the package asks this tile's attempt gets (after running out of it)."""
+    try:
+        return max(1.0, float((folder / MEMORY_SCALE).read_text()))
+    except (OSError, ValueError):
+        return 1.0
 
 
 def _tail(path: Path, lines: int = 3) -> str:

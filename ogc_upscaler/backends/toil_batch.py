@@ -104,8 +104,9 @@ class StageOut(Job):
 def build(spec: dict[str, Any]) -> Job:
     """The batch's root job: one child per tile (three when staged), with the tile's cores and memory."""
     root = Job(cores=0.1, memory="50Mi", disk="10Mi")  # it only issues the tiles
-    needs = {"cores": spec.get("cores", 1), "memory": spec.get("memory", "1Gi"), "disk": spec.get("disk", "1Gi")}
+    batch_needs = {"cores": spec.get("cores", 1), "memory": spec.get("memory", "1Gi"), "disk": spec.get("disk", "1Gi")}
     for tile in spec["tiles"]:
+        needs = {**batch_needs, "memory": tile.get("memory", batch_needs["memory"])}  # more after running out
         if spec.get("staging") == "jobstore":
             stage_in = root.addChild(StageIn(tile["folder"], spec["package"]))
             name = tile_run.unit_name(Path(tile["folder"]))  # scancel finds the run by it (its files are on the node)

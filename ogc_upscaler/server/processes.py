@@ -132,7 +132,7 @@ class PackageProcessor(JobProcessor):
                 self._check_assets(staged, parameter.id)
                 cwl_values[parameter.id] = str(staged)
         backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container)
-        remote = backend.find(job_id, 1) or backend.submit(JobRequest(job_id, 1, cwl_values))
+        remote = backend.started(job_id, 1) or backend.submit(JobRequest(job_id, 1, cwl_values))
         report(10, "running the package with cwltool")
         while True:
             status = backend.poll([remote])[remote]
@@ -147,7 +147,7 @@ class PackageProcessor(JobProcessor):
 
     def dismiss(self, job_id: str, folder: Path) -> None:
         backend = CwltoolBackend(self.package, folder / "run", slots=1)
-        remote = backend.find(job_id, 1)
+        remote = backend.started(job_id, 1)
         if remote:
             backend.cancel(remote)
 
@@ -264,8 +264,8 @@ class UpscaleProcessor(JobProcessor):
         with JobStore.open(campaign.store) as store:
             if not is_planned(campaign, store):
                 plan(campaign, store)
-            for row in store.rows(("inputs",)):
-                for value in json.loads(row["inputs"]).values():
+            for job in store.jobs():
+                for value in job.inputs.values():
                     if isinstance(value, list):
                         hrefs.update(v for v in value if isinstance(v, str))
         for href in sorted(hrefs):

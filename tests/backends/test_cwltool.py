@@ -77,7 +77,7 @@ def assert_ran_in_image(log: Path) -> None:
 
 def rows_by_tile(campaign) -> dict[str, dict]:
     with JobStore.read(campaign.store) as store:
-        return {r["tile_id"]: r for r in store.rows()}
+        return {r["tile_id"]: r for r in (j.columns() for j in store.jobs(with_tile=True))}
 
 
 def test_a_tool_that_fails_twice_then_succeeds(tmp_path) -> None:

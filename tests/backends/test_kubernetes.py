@@ -12,7 +12,8 @@ import pytest
 from kubernetes import client
 
 from ogc_upscaler.backends import kubernetes
-from ogc_upscaler.config import K8S_BATCH_MAX, load_campaign
+from ogc_upscaler.backends.toil import K8S_BATCH_MAX
+from ogc_upscaler.config import load_campaign
 from ogc_upscaler.errors import BackendError
 from ogc_upscaler.run import make_backend
 

@@ -34,7 +34,7 @@ def test_a_campaign_of_executions_against_a_process_we_did_not_write(tmp_path, p
     campaign = load_campaign(hello_config(tmp_path, pygeoapi_server))
     result = run_campaign(campaign)
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
+        rows = list(j.columns() for j in store.jobs(with_tile=True))
     assert rows and all(r["state"] == "collected" for r in rows)
     assert all(r["remote_id"].startswith(pygeoapi_server + "/jobs/") for r in rows)
     collection = pystac.Collection.from_file(str(result.catalog))
@@ -67,7 +67,7 @@ def test_inputs_are_checked_against_the_process_description_before_anything_is_s
         run_campaign(campaign)
     if campaign.store.exists():
         with JobStore.read(campaign.store) as store:
-            assert all(r["state"] == "planned" and r["attempts"] == 0 for r in store.rows())
+            assert all(j.state.value == "planned" and j.attempts == 0 for j in store.jobs())
 
 
 def test_a_campaign_survives_a_server_that_misbehaves(tmp_path, monkeypatch) -> None:
@@ -98,7 +98,7 @@ def test_a_campaign_survives_a_server_that_misbehaves(tmp_path, monkeypatch) -> 
     finally:
         server.stop()
     with JobStore.read(campaign.store) as store:
-        rows = {r["tile_id"]: r for r in store.rows()}
+        rows = {r["tile_id"]: r for r in (j.columns() for j in store.jobs(with_tile=True))}
     assert set(rows) == set(tiles), "no job lost"
     for tile, row in rows.items():
         if tile == stuck:
@@ -152,7 +152,7 @@ def run_against(tmp_path: Path, server: FaultyServer, auth: dict) -> tuple[list[
     finally:
         server.stop()
     with JobStore.read(campaign.store) as store:
-        return list(store.rows()), tmp_path
+        return list(j.columns() for j in store.jobs(with_tile=True)), tmp_path
 
 
 def assert_secret_absent(folder: Path, secret: str) -> None:
@@ -199,7 +199,7 @@ def test_a_server_that_only_runs_synchronously(tmp_path, pygeoapi_sync_server) -
     campaign = load_campaign(hello_config(tmp_path, pygeoapi_sync_server))
     run_campaign(campaign)
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
+        rows = list(j.columns() for j in store.jobs(with_tile=True))
     assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
     assert all(r["remote_id"].startswith("sync:") for r in rows)
     item = next(pystac.Collection.from_file(str(campaign.output / "collection.json")).get_items())

@@ -44,7 +44,7 @@ def test_two_endpoints_share_a_campaign_and_every_job_runs_once(tmp_path) -> Non
         calm.stop()
         moody.stop()
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
+        rows = list(j.columns() for j in store.jobs(with_tile=True))
     assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
     placed = Counter(r["remote_id"].split("|")[0] for r in rows)
     assert set(placed) == {"calm", "moody"}, placed
@@ -78,7 +78,7 @@ def test_an_endpoint_whose_inputs_differ_is_refused_before_anything_runs(tmp_pat
     ("backends", "message"),
     [
         ([], "the list is empty"),
-        ([{"type": "cwltool"}, endpoint("a", "http://127.0.0.1:9")], "may only hold ogcapi endpoints"),
+        ([{"type": "cwltool", "name": "a"}, endpoint("a", "http://127.0.0.1:9")], "names repeat"),
         ([endpoint("a", "http://127.0.0.1:9"), endpoint("a", "http://127.0.0.1:8")], "names repeat"),
     ],
 )

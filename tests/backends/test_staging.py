@@ -30,7 +30,7 @@ def staged_tile(tmp_path: Path, archive: Path) -> tuple[Path, object]:
     campaign = load_campaign(demo_config(tmp_path / "campaign", archive))
     with JobStore.open(campaign.store) as store:
         plan(campaign, store)
-        row = next(r for r in store.rows() if r["state"] == "planned")
+        row = next(r for r in (j.columns() for j in store.jobs(with_tile=True)) if r["state"] == "planned")
     package = package_of(campaign)
     folder = tmp_path / "shared" / "tiles" / row["job_id"] / "attempt-1"
     folder.mkdir(parents=True)

@@ -43,7 +43,7 @@ def toil_backend(batch_system: str, **toil) -> dict:
 
 def check_collected(campaign) -> list[dict]:
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
+        rows = list(j.columns() for j in store.jobs(with_tile=True))
     assert len(rows) == 13 and all(r["state"] == "collected" for r in rows), [(r["state"], r["error"]) for r in rows]
     collection = pystac.Collection.from_file(str(campaign.output / "collection.json"))
     assert len(list(collection.get_items())) == 13
@@ -170,7 +170,7 @@ def test_a_failing_tile_on_slurm_is_retried_then_failed_with_its_log(tmp_path) -
     campaign = load_campaign(config)
     run_campaign(campaign)
     with JobStore.read(campaign.store) as store:
-        rows = {r["tile_id"]: r for r in store.rows()}
+        rows = {r["tile_id"]: r for r in (j.columns() for j in store.jobs(with_tile=True))}
     assert rows[broken]["state"] == "failed" and rows[broken]["attempts"] == 2
     assert f"flaky: tile {broken} is broken (attempt 2)" in rows[broken]["error"]
     assert f"tile {broken} is broken" in Path(rows[broken]["log_path"]).read_text()
@@ -191,7 +191,7 @@ def test_the_manager_killed_mid_run_resumes_the_campaign_on_slurm(tmp_path) -> N
         if not campaign.store.exists():
             return False
         with JobStore.read(campaign.store) as store:
-            return any(Path(r["remote_id"] or "/nonexistent", "started").exists() for r in store.rows())
+            return any(Path(j.remote_id or "/nonexistent", "started").exists() for j in store.jobs())
 
     wait_for(some_running, 180)
     os.kill(first.pid, signal.SIGKILL)
@@ -199,7 +199,7 @@ def test_the_manager_killed_mid_run_resumes_the_campaign_on_slurm(tmp_path) -> N
     second = subprocess.run([exe, "run", str(config)], capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
+        rows = list(j.columns() for j in store.jobs(with_tile=True))
     assert rows and all(r["state"] == "collected" and r["attempts"] == 1 for r in rows)
     for row in rows:
         assert (tmp_path / "state" / f"{row['tile_id']}.count").read_text() == "1", "each tile ran once"
@@ -234,7 +234,7 @@ def test_a_restarted_leader_waits_for_the_tiles_its_predecessor_left_running_on_
     assert manager.returncode == 0, stderr
     assert (batch / "restarts").read_text() == "1", "the vanished leader was restarted on its job store"
     with JobStore.read(campaign.store) as store:
-        rows = list(store.rows())
+        rows = list(j.columns() for j in store.jobs(with_tile=True))
     assert len(rows) > 2, "enough tiles that some wait in SLURM's queue when the leader dies"
     assert all(r["state"] == "collected" and r["attempts"] == 1 for r in rows), [(r["state"], r["error"]) for r in rows]
     for row in rows:
@@ -273,7 +273,7 @@ def test_the_toil_command_line_for_slurm_and_kubernetes(tmp_path, demo_archive) 
     env = backend.leader_environment(batch)
     assert env["TOIL_APPLIANCE_SELF"] == "registry.example.org/up:1" and env["KUBERNETES_NAMESPACE"] == "eo"
     assert env["TOIL_KUBERNETES_OWNER"] == "ogc-batch"
-    assert backend.settings.staging == "jobstore", "pods get no shared volume from Toil: tiles go through the job store"
+    assert backend.staging == "jobstore", "pods get no shared volume from Toil: tiles go through the job store"
 
 
 def test_a_staged_tile_whose_leader_ended_without_its_outcome_is_lost_not_running_for_ever(
