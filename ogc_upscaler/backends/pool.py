@@ -49,18 +49,22 @@ class Pool(Backend):
             )
         self.name = name
         self.members = {m.name: m for m in members}
-        self.slots = sum(m.slots for m in members)
         self.poll_interval = min(m.poll_interval for m in members)
         self.poll_max = min(m.poll_max for m in members)
         self.clock = clock
         self.held: dict[str, set[str]] = {n: set() for n in names}
         self.paused: dict[str, float] = {}
         self._unreachable: dict[str, float] = {}  # the member's current pause length
+        self.excluded: dict[str, str] = {}  # members that could not be checked, and why: no jobs for them
 
     def submit(self, job: JobRequest) -> str:
         """Submit to the least loaded member that takes it."""
         now = self.clock()
-        ready = [m for n, m in self.members.items() if self.paused.get(n, 0.0) <= now and len(self.held[n]) < m.slots]
+        ready = [
+            m
+            for n, m in self.members.items()
+            if n not in self.excluded and self.paused.get(n, 0.0) <= now and len(self.held[n]) < m.slots
+        ]
         for member in sorted(ready, key=lambda m: len(self.held[m.name]) / m.slots):
             try:
                 remote_id = member.submit(job)
@@ -77,7 +81,17 @@ class Pool(Backend):
             self.held[member.name].add(remote_id)
             return member.name + SEPARATOR + remote_id
         waits = [until - now for until in self.paused.values() if until > now]
-        raise BackPressure("every backend of the pool is full or asks to slow down", max(0.5, min(waits, default=1.0)))
+        if len(waits) < len(self.members) - len(self.excluded):  # some are only full: a slot frees soon
+            raise BackPressure("every backend of the pool that takes jobs now is full", 1.0)
+        raise BackPressure("every backend of the pool asks to slow down", max(0.5, min(waits, default=1.0)))
+
+    @property
+    def slots(self) -> int:  # type: ignore[override]
+        """Jobs the pool may hold now: each member that takes jobs its own slots, each paused or excluded one
+        the jobs it holds already (so the manager offers no job that only a paused member could take)."""
+        now = self.clock()
+        taking = {n for n in self.members if n not in self.excluded and self.paused.get(n, 0.0) <= now}
+        return sum(m.slots if n in taking else len(self.held[n]) for n, m in self.members.items())
 
     def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
         """Each member polled once for its own jobs; one member's failure leaves only its jobs unread."""
@@ -123,9 +137,22 @@ class Pool(Backend):
         return Found(None, certain=False, reason="; ".join(doubts)) if doubts else NOT_THERE
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:
-        """Every member must take the job: any of them may get it."""
-        for member in self.members.values():
-            member.check(job_id, inputs)
+        """Every member must take the job: any of them may get it.
+
+        A member that cannot be asked (unreachable, failing) takes no jobs in this run, with a
+        warning; the others go on. When none can be asked, the run cannot start.
+        """
+        for name, member in self.members.items():
+            if name in self.excluded:
+                continue
+            try:
+                member.check(job_id, inputs)
+            except BackendError as err:
+                self.excluded[name] = err.message
+                log.warning("%s cannot be checked (%s): it takes no jobs in this run", name, err.message)
+        if len(self.excluded) == len(self.members):
+            reasons = "; ".join(f"{n}: {why}" for n, why in self.excluded.items())
+            raise BackendError(f"no backend of the pool can take jobs: {reasons}", retryable=True)
 
     def close(self) -> None:
         for member in self.members.values():

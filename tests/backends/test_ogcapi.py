@@ -8,8 +8,9 @@ from pathlib import Path
 import pystac
 import pytest
 
+from ogc_upscaler.backends.base import JobRequest
 from ogc_upscaler.config import load_campaign
-from ogc_upscaler.errors import InvalidConfig
+from ogc_upscaler.errors import BackendError, InvalidConfig
 from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore
 
@@ -136,7 +137,7 @@ def test_without_the_token_the_run_stops_before_submitting(tmp_path, monkeypatch
     assert not server.executions
 
 
-def run_against(tmp_path: Path, server: FaultyServer, auth: dict) -> tuple[list[dict], Path]:
+def run_against(tmp_path: Path, server: FaultyServer, auth: dict, stop: bool = True) -> tuple[list[dict], Path]:
     """A small campaign of `echo` executions on ``server`` with ``auth``; its rows and its folder."""
     path = write_config(
         tmp_path,
@@ -150,7 +151,8 @@ def run_against(tmp_path: Path, server: FaultyServer, auth: dict) -> tuple[list[
     try:
         run_campaign(campaign)
     finally:
-        server.stop()
+        if stop:
+            server.stop()
     with JobStore.read(campaign.store) as store:
         return list(j.columns() for j in store.jobs(with_tile=True)), tmp_path
 
@@ -225,3 +227,95 @@ def test_outputs_given_as_a_stac_catalog_are_fetched_and_collected(tmp_path) -> 
         data = item.assets["data"]
         assert data.media_type == pystac.MediaType.COG and item.properties["proj:code"] == "EPSG:32632"
         assert Path(data.get_absolute_href()).stat().st_size == data.extra_fields["file:size"]
+
+
+def test_credentials_go_to_the_endpoints_origin_only(tmp_path, monkeypatch) -> None:
+    """They used to go to every host an output link named (and broke S3 presigned URLs)."""
+    monkeypatch.setenv("UPSCALER_TEST_TOKEN", "t0ken-" + "for-the-endpoint")
+    outputs = FaultyServer(faults=False, stac_results=True).start()
+    server = FaultyServer(token="t0ken-for-the-endpoint", faults=False, run_seconds=0.2, stac_results=True,
+                          stac_url=outputs.url).start()  # fmt: skip
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    try:
+        rows, _ = run_against(tmp_path / "a", server, {"type": "bearer", "token_env": "UPSCALER_TEST_TOKEN"}, False)
+        assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
+        assert outputs.authorizations and set(outputs.authorizations) == {""}, "no credentials to another host"
+        assert set(server.authorizations) <= {""} and server.unauthorised == 0
+        outputs.authorizations.clear()
+        server.jobs.clear()
+        auth = {"type": "bearer", "token_env": "UPSCALER_TEST_TOKEN", "send_to": [outputs.url]}
+        rows, _ = run_against(tmp_path / "b", server, auth)
+        assert rows and all(r["state"] == "collected" for r in rows)
+        assert set(outputs.authorizations) == {"Bearer t0ken-for-the-endpoint"}, "unless the config allows it"
+    finally:
+        outputs.stop()
+
+
+def test_a_presigned_signature_never_reaches_the_store_or_the_logs(tmp_path) -> None:
+    signature = "X-Amz-Signature=" + "0123456789abcdef"
+    outputs = FaultyServer(faults=False, stac_results=True, stac_query="X-Amz-Expires=1").start()  # refuses ours
+    server = FaultyServer(faults=False, run_seconds=0.2, stac_results=True, stac_url=outputs.url,
+                          stac_query=signature).start()  # fmt: skip
+    try:
+        rows, folder = run_against(tmp_path, server, {"type": "none"})
+    finally:
+        outputs.stop()
+    assert rows and all(r["state"] == "failed" for r in rows)
+    assert all("HTTP 403" in r["error"] and "?…" in r["error"] for r in rows), rows[0]["error"]
+    assert_secret_absent(folder, "0123456789abcdef")
+
+
+def test_a_download_cut_half_way_is_fetched_again_and_the_job_never_runs_again(tmp_path) -> None:
+    server = FaultyServer(faults=False, run_seconds=0.2, stac_results=True, cut_downloads=True).start()
+    rows, folder = run_against(tmp_path, server, {"type": "none"})
+    assert rows and all(r["state"] == "collected" for r in rows), [r["error"] for r in rows]
+    assert len(server.cut) == len(rows) and set(server.executions.values()) == {1}
+    collection = pystac.Collection.from_file(str(folder / "test-catalog" / "collection.json"))
+    for item in collection.get_items():
+        data = item.assets["data"]
+        assert Path(data.get_absolute_href()).stat().st_size == data.extra_fields["file:size"] > 0
+
+
+def test_an_oidc_answer_without_a_token_fails_the_jobs_not_the_run(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("UPSCALER_TEST_CLIENT_SECRET", "s")
+    server = FaultyServer(oidc=("upscaler", "s"), faults=False, broken_tokens=True).start()
+    auth = {"type": "oidc", "token_url": f"{server.url}/token", "client_id": "upscaler",
+            "client_secret_env": "UPSCALER_TEST_CLIENT_SECRET"}  # fmt: skip
+    path = write_config(
+        tmp_path,
+        aoi="11.9,47.8,12.1,47.95",
+        time={"start": "2024-01-01", "end": "2024-02-01", "step": "P1M"},
+        process={"inputs": {"name": "{tile.id}"}},
+        backend={"type": "ogcapi", "url": server.url, "process": "echo", "auth": auth},
+        retries={"attempts": 2, "backoff": 0.05},
+    )
+    try:
+        with pytest.raises(BackendError, match="without an access_token"):  # the description is read first
+            run_campaign(load_campaign(path))
+    finally:
+        server.stop()
+    assert not server.executions
+
+
+def test_one_server_error_on_the_process_description_is_asked_again(tmp_path) -> None:
+    server = FaultyServer(faults=False, run_seconds=0.2, describe_failures=2).start()
+    rows, _ = run_against(tmp_path, server, {"type": "none"})
+    assert rows and all(r["state"] == "collected" for r in rows)
+
+
+def test_a_dismissal_that_fails_raises_so_it_is_tried_again(tmp_path) -> None:
+    from ogc_upscaler.backends.ogcapi import OgcApiBackend
+
+    server = FaultyServer(faults=False, stuck=("x",), delete_failures=3).start()  # beyond the HTTP retries
+    try:
+        backend = OgcApiBackend(server.url, "echo", tmp_path)
+        remote = backend.submit(JobRequest("job", 1, {"name": "x"}))
+        with pytest.raises(BackendError, match="502") as err:
+            backend.cancel(remote)
+        assert err.value.retryable and server.jobs
+        backend.cancel(remote)
+        assert not server.jobs and server.dismissed == ["x"]
+        backend.cancel(remote)  # gone already: confirmed
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore
 
-from ..conftest import write_config
+from ..conftest import free_port, write_config
 from ..servers.faulty import FaultyServer
 
 pytestmark = pytest.mark.slow
@@ -85,3 +85,77 @@ def test_an_endpoint_whose_inputs_differ_is_refused_before_anything_runs(tmp_pat
 def test_pools_that_cannot_work_are_refused(tmp_path, backends, message) -> None:
     with pytest.raises(InvalidConfig, match=message):
         load_campaign(write_config(tmp_path, backend=backends))
+
+
+def test_an_unreachable_endpoint_takes_no_jobs_and_the_others_do_them(tmp_path) -> None:
+    """A pool with one unreachable member used to fail every job."""
+    calm = FaultyServer(faults=False, run_seconds=0.2).start()
+    try:
+        path = write_config(
+            tmp_path,
+            aoi="11.9,47.8,12.1,47.95",
+            time={"start": "2024-01-01", "end": "2024-03-01", "step": "P1M"},
+            process={"inputs": {"name": "{tile.id}-{window.key}"}},
+            backend=[endpoint("down", f"http://127.0.0.1:{free_port()}"), endpoint("calm", calm.url)],
+            retries={"attempts": 2, "backoff": 0.2, "time_limit": 30},
+        )
+        result = run_campaign(load_campaign(path))
+    finally:
+        calm.stop()
+    assert result.progress.complete and result.exit_code == 0
+    with JobStore.read(load_campaign(path).store) as store:
+        jobs = list(store.jobs())
+    assert {j.remote_id.split("|")[0] for j in jobs} == {"calm"} and {j.attempts for j in jobs} == {1}
+
+
+def test_an_endpoint_that_goes_down_during_a_run_is_paused_while_the_others_go_on(tmp_path) -> None:
+    from ogc_upscaler.backends.ogcapi import OgcApiBackend
+    from ogc_upscaler.backends.pool import Pool
+    from ogc_upscaler.campaign import Retries
+    from ogc_upscaler.collect import Collected
+    from ogc_upscaler.manager import Manager
+
+    from ..test_store import fill
+
+    calm = FaultyServer(faults=False, run_seconds=0.1).start()
+    down = OgcApiBackend(f"http://127.0.0.1:{free_port()}", "echo", tmp_path / "down", slots=3, name="down")
+    pool = Pool([down, OgcApiBackend(calm.url, "echo", tmp_path / "calm", slots=2, name="calm")])
+    try:
+        with JobStore.open(tmp_path / "jobs.sqlite") as store:
+            fill(store, 9)
+            retries = Retries(attempts=1, backoff_s=0.05)
+            Manager(store, pool, tmp_path, "t", retries, collector=lambda *_: Collected("x")).run()
+            jobs = list(store.jobs())
+    finally:
+        calm.stop()
+    assert all(j.state.value == "collected" and j.attempts == 1 for j in jobs), [j.error for j in jobs]
+    assert {j.remote_id.split("|")[0] for j in jobs} == {"calm"} and "down" in pool.paused
+
+
+def test_a_job_held_by_a_backend_no_longer_in_the_config_is_lost_alone(tmp_path) -> None:
+    calm = FaultyServer(faults=False, run_seconds=0.1).start()
+    path = write_config(
+        tmp_path,
+        aoi="11.9,47.8,12.1,47.95",
+        time={"start": "2024-01-01", "end": "2024-02-01", "step": "P1M"},
+        process={"inputs": {"name": "{tile.id}"}},
+        backend=[endpoint("a", calm.url), endpoint("b", calm.url)],
+        retries={"attempts": 1, "backoff": 0.1},
+    )
+    campaign = load_campaign(path)
+    from ogc_upscaler.plan import plan
+    from ogc_upscaler.store import Move
+
+    with JobStore.open(campaign.store) as store:
+        plan(campaign, store)
+        first = next(store.jobs()).job_id
+        store.move(first, Move.SUBMIT, backend="pool", remote_id="removed|http://gone/jobs/1")
+    try:
+        result = run_campaign(campaign)
+    finally:
+        calm.stop()
+    with JobStore.read(campaign.store) as store:
+        lost = store.get(first)
+        others = [j for j in store.jobs() if j.job_id != first]
+    assert lost.state.value == "failed" and "names no backend of this pool" in lost.error
+    assert others and all(j.state.value == "collected" for j in others) and result.exit_code == 3

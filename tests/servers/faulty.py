@@ -11,6 +11,13 @@ a fixed schedule per request kind, so a run is reproducible:
   every 11th drops the connection, every 13th answers after 3 s (past the client's timeout);
 - ``GET /jobs/{id}/results``: the first answer for each job is a 500.
 
+Further faults, each off unless asked for: ``describe_failures`` (the first answers to the process
+description are 500), ``delete_failures`` (the first dismissals answer 502), ``cut_downloads`` (the
+first download of each job's COG stops half way), ``stac_url`` (results link STAC documents on
+another server, with ``stac_query`` appended to every link, as a presigned URL has one),
+``broken_tokens`` (the token endpoint answers without an ``access_token``). ``authorizations``
+records the Authorization header of every request for a STAC document or COG.
+
 With a ``token``, every request must carry ``Authorization: Bearer <token>`` (else 401). With
 ``basic=(user, password)``, HTTP basic credentials. With ``oidc=(client_id, secret)``, a bearer token
 from ``POST /token`` (OAuth2 client credentials) valid ``token_lifetime`` seconds; with
@@ -48,7 +55,20 @@ class FaultyServer:
         revoke_every: int = 0,
         input_name: str = "name",
         stac_results: bool = False,
+        describe_failures: int = 0,
+        delete_failures: int = 0,
+        cut_downloads: bool = False,
+        stac_url: str | None = None,
+        stac_query: str = "",
+        broken_tokens: bool = False,
     ) -> None:
+        self.describe_failures = describe_failures
+        self.delete_failures = delete_failures
+        self.cut_downloads = cut_downloads
+        self.stac_query = stac_query
+        self.broken_tokens = broken_tokens
+        self.authorizations: list[str] = []
+        self.cut: set[str] = set()
         self.stac_results = stac_results  # results as a link to a STAC catalog whose item has a COG
         self.input_name = input_name  # another deployment of `echo` may call its input otherwise
         self.token = token
@@ -73,6 +93,7 @@ class FaultyServer:
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.stac_url = stac_url or self.url
 
     def start(self) -> FaultyServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -133,15 +154,26 @@ class FaultyServer:
                     return self._send(400, {"error": "unsupported_grant_type"})
                 if form.get("client_secret", [""])[0] != server.oidc[1]:
                     return self._send(401, {"error": "invalid_client"})
+                if server.broken_tokens:
+                    return self._send(200, {"token_type": "Bearer", "expires_in": 300})
                 token = uuid.uuid4().hex
                 server.issued[token] = time.time() + server.token_lifetime
                 server.tokens.append(token)
                 self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": server.token_lifetime})
 
             def do_GET(self) -> None:
+                path = self.path.split("?")[0].rstrip("/")
+                parts = path.split("/")
+                if parts[1:2] == ["stac"] and server.stac_results:
+                    server.authorizations.append(self.headers.get("Authorization", ""))
+                    if server.stac_query and server.stac_query not in self.path:
+                        return self._send(403, {"description": "the signature is missing"})
+                    return self._stac(parts[2], parts[3])
                 if not self._authorised():
                     return
-                path = self.path.split("?")[0].rstrip("/")
+                if path == "/processes/echo" and server.describe_failures > 0:
+                    server.describe_failures -= 1
+                    return self._send(500, {"description": "the process registry is restarting"})
                 if path == "/processes/echo":
                     return self._send(
                         200,
@@ -153,9 +185,6 @@ class FaultyServer:
                             "outputs": {"echo": {"schema": {"type": "string"}}},
                         },
                     )
-                parts = path.split("/")
-                if parts[1:2] == ["stac"] and server.stac_results:
-                    return self._stac(parts[2], parts[3])
                 if path == "/jobs":
                     return self._list()
                 if len(parts) >= 3 and parts[1] == "jobs":
@@ -163,13 +192,29 @@ class FaultyServer:
                 self._send(404, {"code": "NotFound"})
 
             def _stac(self, job_id: str, name: str) -> None:
+                query = f"?{server.stac_query}" if server.stac_query else ""
                 documents = {
                     "catalog.json": {"type": "Catalog", "id": job_id, "stac_version": "1.0.0", "description": "x",
-                                     "links": [{"rel": "item", "href": "./item.json"}]},
+                                     "links": [{"rel": "item", "href": f"./item.json{query}"}]},
                     "item.json": {"type": "Feature", "id": job_id, "stac_version": "1.0.0", "links": [],
-                                  "assets": {"data": {"href": "data.tif", "type": "image/tiff; application=geotiff"}}},
+                                  "assets": {"data": {"href": f"data.tif{query}",
+                                                      "type": "image/tiff; application=geotiff"}}},
                 }  # fmt: skip
                 if name == "data.tif":
+                    with server.lock:
+                        cut = server.cut_downloads and job_id not in server.cut
+                        server.cut.add(job_id)
+                    if cut:  # promise the whole file, send half of it, hang up
+                        data = _cog()
+                        self.send_response(200)
+                        self.send_header("Content-Type", "image/tiff")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return None
                     return self._send(200, raw=_cog())
                 return self._send(200, documents[name]) if name in documents else self._send(404, {})
 
@@ -206,7 +251,9 @@ class FaultyServer:
                     if not done:
                         return self._send(404, {"code": "result-not-ready"})
                     if server.stac_results:
-                        link = {"href": f"{server.url}/stac/{job_id}/catalog.json", "type": "application/json"}
+                        query = f"?{server.stac_query}" if server.stac_query else ""
+                        href = f"{server.stac_url}/stac/{job_id}/catalog.json{query}"
+                        link = {"href": href, "type": "application/json"}
                         return self._send(200, {"result": link})
                     return self._send(200, {"echo": {"value": f"echo {job['name']}"}})
                 n = next(server.counters["status"]) if server.faults else 1
@@ -245,6 +292,9 @@ class FaultyServer:
             def do_DELETE(self) -> None:
                 if not self._authorised():
                     return
+                if server.delete_failures > 0:
+                    server.delete_failures -= 1
+                    return self._send(502, {"description": "bad gateway"})
                 job_id = self.path.split("?")[0].rstrip("/").split("/")[-1]
                 job = server.jobs.pop(job_id, None)
                 if job is None:

@@ -26,7 +26,7 @@ from ogc_upscaler.backends.ogcapi.http import mapped, public, retry_after
 from ogc_upscaler.errors import BackendError, redact
 
 #: Tries of a patient read, with back-off from :data:`PATIENT_BACKOFF` seconds, doubling.
-PATIENT_TRIES = 5
+PATIENT_TRIES = 4
 PATIENT_BACKOFF = 1.0
 
 

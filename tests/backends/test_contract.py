@@ -1,0 +1,124 @@
+"""The backend contract (tests/backends/contract.py) run against every backend that can run here:
+in-process, cwltool, Toil on one machine, and OGC API – Processes on pygeoapi and on our endpoint."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ogc_upscaler.backends.base import Backend, JobRequest
+from ogc_upscaler.backends.cwltool import CwltoolBackend
+from ogc_upscaler.backends.inprocess import InProcessBackend
+from ogc_upscaler.backends.registry import parse
+from ogc_upscaler.backends.toil import ToilBackend
+from ogc_upscaler.cwl import Package, load_package
+
+from ..conftest import PACKAGES
+from .contract import Contract, Harness
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def flaky() -> Package:
+    return load_package(PACKAGES / "flaky.cwl")
+
+
+class InProcess(Harness):
+    """A Python function called at submission; the manager's own process is the backend, so a "restart"
+    of the manager within that process keeps it."""
+
+    runs_detached = False
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.instance = InProcessBackend(self._work, slots=4)
+
+    def _work(self, job: JobRequest) -> None:
+        self.calls[job.job_id] += 1
+        time.sleep(job.inputs["seconds"])
+        if job.inputs["broken"]:
+            raise ValueError(f"job {job.job_id} is broken")
+
+    def backend(self) -> Backend:
+        return self.instance
+
+    def request(self, job_id: str, attempt: int = 1, *, seconds: float = 0.0, broken: bool = False) -> JobRequest:
+        return JobRequest(job_id, attempt, {"seconds": seconds, "broken": broken})
+
+    def executions(self, job_id: str) -> int:
+        return self.calls[job_id]
+
+    def running(self, job_id: str) -> bool:
+        return False
+
+
+class FlakyPackage(Harness):
+    """tests/packages/flaky.cwl: it counts its runs per tile in ``state`` and sleeps as asked."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.state = folder / "state"
+
+    def request(self, job_id: str, attempt: int = 1, *, seconds: float = 0.0, broken: bool = False) -> JobRequest:
+        inputs = {
+            "tile_id": job_id,
+            "bbox": "not,a,bbox,at all" if broken else "600000,5300000,600640,5300640",
+            "epsg": 32632,
+            "state_dir": str(self.state),
+            "fail_times": 0,
+            "broken_tile": "none",
+            "seconds": float(seconds),
+        }
+        return JobRequest(job_id, attempt, inputs)
+
+    def executions(self, job_id: str) -> int:
+        counter = self.state / f"{job_id}.count"
+        return int(counter.read_text()) if counter.exists() else 0
+
+    def running(self, job_id: str) -> bool:
+        found = subprocess.run(["pgrep", "-f", f"flaky.py {job_id} "], capture_output=True, text=True)
+        return bool(found.stdout.strip())
+
+
+class Cwltool(FlakyPackage):
+    def __init__(self, folder: Path, package: Package) -> None:
+        super().__init__(folder)
+        self.package = package
+
+    def backend(self) -> Backend:
+        return CwltoolBackend(self.package, self.folder / "jobs", slots=4)
+
+
+class ToilSingleMachine(FlakyPackage):
+    def __init__(self, folder: Path, package: Package) -> None:
+        super().__init__(folder)
+        self.package = package
+        self.settings = parse({"type": "toil", "parallel": 4, "toil": {"batch_size": 4}}).resolve(folder, folder)
+
+    def backend(self) -> Backend:
+        backend = ToilBackend(self.package, self.settings)
+        backend.linger = 0.0  # a lone tile starts its batch at once
+        return backend
+
+
+class TestInProcess(Contract):
+    @pytest.fixture
+    def harness(self) -> Harness:
+        return InProcess()
+
+
+class TestCwltool(Contract):
+    @pytest.fixture
+    def harness(self, tmp_path, flaky) -> Harness:
+        return Cwltool(tmp_path, flaky)
+
+
+class TestToilSingleMachine(Contract):
+    @pytest.fixture
+    def harness(self, tmp_path, flaky) -> Harness:
+        return ToilSingleMachine(tmp_path, flaky)
