@@ -134,6 +134,7 @@ class Contract:
             pytest.skip("this backend runs a job within its submission: there is nothing to cancel while it runs")
         backend = harness.backend()
         remote = backend.submit(harness.request("slow", seconds=120))
+
         def started() -> bool:
             backend.poll([remote])  # as a manager would: some backends start queued work when polled
             return harness.running("slow") and harness.executions("slow") == 1
