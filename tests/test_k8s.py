@@ -137,3 +137,16 @@ def test_the_dockerfile_installs_what_the_manifests_run() -> None:
     assert 'pip install --no-cache-dir ".[server,toil]" /opt/app_packages/ndvi' in text
     assert {"server", "toil"} <= set(declared)
     assert "FROM python:3.11" in text and "USER 1000" in text and 'ENTRYPOINT ["ogc-upscaler"]' in text
+
+
+def test_the_campaign_job_restarts_only_what_a_restart_can_finish() -> None:
+    """`run`'s exit codes drive the Job's pod failure policy: stopped (resumable) is restarted, finished with
+    failures or a bad config is not (with restartPolicy OnFailure the failures were retried for ever)."""
+    from ogc_upscaler.run import EXIT_FAILURES, EXIT_STOPPED
+
+    spec = load("job.yaml")["spec"]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    rules = {rule["action"]: rule for rule in spec["podFailurePolicy"]["rules"] if "onExitCodes" in rule}
+    assert set(rules["FailJob"]["onExitCodes"]["values"]) == {2, EXIT_FAILURES}
+    assert rules["Ignore"]["onExitCodes"]["values"] == [EXIT_STOPPED]
+    assert all(r["onExitCodes"]["containerName"] == "manager" for r in rules.values())

@@ -71,9 +71,9 @@ def test_sigterm_stops_the_run_cleanly_and_run_resumes(tmp_path) -> None:
     wait_for(lambda: campaign.store.exists() and states(campaign).get("running", 0) >= 1)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=30)
-    assert run.returncode == 0 and "stopped:" in out and "SIGTERM" in err
+    assert run.returncode == 75 and "stopped:" in out and "SIGTERM" in err, "stopped, resumable: not 0"
     again = subprocess.run([EXE, "run", str(config)], capture_output=True, text=True, timeout=300)
-    assert f"done: {tiles(campaign)} collected" in again.stdout
+    assert f"done: {tiles(campaign)} collected" in again.stdout and again.returncode == 0
 
 
 def test_a_background_run_stops_when_told_and_resumes(tmp_path) -> None:
@@ -110,6 +110,7 @@ def test_retry_puts_failed_jobs_back_and_run_runs_them_again(tmp_path) -> None:
     campaign = load_campaign(config)
     first = subprocess.run([EXE, "run", str(config)], capture_output=True, text=True, timeout=300)
     assert "1 failed" in first.stdout and "retry --failed" in first.stderr
+    assert first.returncode == 3, "finished with failures: not 0"
     retried = subprocess.run([EXE, "retry", str(config), "--failed"], capture_output=True, text=True)
     assert retried.returncode == 0 and "1 jobs back to planned" in retried.stdout
     with JobStore.read(campaign.store) as store:
@@ -126,3 +127,28 @@ def test_a_campaign_run_from_a_relative_config_path(tmp_path) -> None:
     result = subprocess.run([EXE, "run", "campaign.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "done: 1 collected" in result.stdout
+
+
+def test_cancel_never_signals_a_manager_on_another_host(tmp_path) -> None:
+    """The lock records the writer's host: on a store shared by NFS a pid names a process elsewhere."""
+    import sys
+
+    from ogc_upscaler.cancel import stop_running_manager
+    from ogc_upscaler.errors import StoreLocked
+
+    path = tmp_path / "jobs.sqlite"
+    JobStore.open(path).close()
+    script = (
+        f"from ogc_upscaler.store import JobStore; s = JobStore.open({str(path)!r}); "
+        "import os; os.pwrite(s._lock_fd, b'pid 1 on compute-node-7 ', 0); print('open', flush=True); "
+        "import time; time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLocked, match="pid 1 on compute-node-7, not on this host") as err:
+            stop_running_manager(path, timeout=5)
+        assert "compute-node-7" in err.value.hint and holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()

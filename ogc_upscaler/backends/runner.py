@@ -93,10 +93,16 @@ def is_alive(recorded: str) -> bool:
 
 def alive(pid_file: Path) -> bool:
     """Whether the runner that wrote ``pid_file`` still runs."""
+    text = recorded(pid_file)
+    return text is not None and is_alive(text)
+
+
+def recorded(pid_file: Path) -> str | None:
+    """What ``pid_file`` records (see :func:`record`), or None while it is not written."""
     try:
-        return is_alive(pid_file.read_text())
+        return pid_file.read_text()
     except OSError:
-        return False
+        return None
 
 
 def descendants(pid: int) -> list[int]:

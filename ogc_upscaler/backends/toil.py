@@ -53,7 +53,7 @@ from ogc_upscaler.backends.base import (
     RemoteStatus,
 )
 from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, stop_tree
-from ogc_upscaler.backends.runner import alive, descendants
+from ogc_upscaler.backends.runner import descendants
 from ogc_upscaler.backends.tile_run import Started, unit_name
 from ogc_upscaler.cwl import Package, check_values, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidConfig, InvalidPackage
@@ -257,7 +257,7 @@ class ToilBackend(Backend):
         while len(self.pending) >= size:
             tiles, self.pending = self.pending[:size], self.pending[size:]
             self._start_batch(tiles)
-        self._batches = [b for b in self._batches if alive(b / "runner.pid") or not (b / "runner.pid").exists()]
+        self._batches = [b for b in self._batches if _leader_live_or_starting(b)]
         idle = not self._batches
         if self.pending and (force or idle or time.monotonic() - self._oldest >= self.linger):
             tiles, self.pending = self.pending, []
@@ -333,6 +333,31 @@ class ToilBackend(Backend):
             env["KUBERNETES_NAMESPACE"] = k.namespace
         return env
 
+    def batch_spec(self, tiles: list[Path]) -> dict[str, Any]:
+        """What a batch's leader runs (``batch.json``): each tile's folder, command and memory (more for a
+        tile whose last attempt ran out of it), and the batch's staging, package and resources."""
+        return {
+            "tiles": [
+                {
+                    "folder": str(t),
+                    "command": [
+                        *cwltool_command(t, self.container),
+                        self.package.entry,
+                        str(t / "job.yml"),
+                    ],
+                    "memory": f"{round(self.package.ram_mib * _memory_scale(t))}Mi",
+                }
+                for t in tiles
+            ],
+            "staging": self.staging,
+            "package": str(self.package.path),
+            "workflow": self.package.workflow,
+            "container": self.container,
+            "cores": self.package.cores,
+            "memory": f"{self.package.ram_mib}Mi",
+            "disk": "2Gi",
+        }
+
     def _start_batch(self, tiles: list[Path], batch: Path | None = None, restart: bool = False) -> None:
         self._oldest = 0.0 if not self.pending else self._oldest
         if batch is None:
@@ -340,27 +365,7 @@ class ToilBackend(Backend):
             self._batches.append(batch)
             (batch / "tmp").mkdir(parents=True)
             (batch / "logs").mkdir()
-            spec = {
-                "tiles": [
-                    {
-                        "folder": str(t),
-                        "command": [
-                            *cwltool_command(t, self.container),
-                            self.package.entry,
-                            str(t / "job.yml"),
-                        ],
-                        "memory": f"{round(self.package.ram_mib * _memory_scale(t))}Mi",
-                    }
-                    for t in tiles
-                ],
-                "staging": self.staging,
-                "package": str(self.package.path),
-                "workflow": self.package.workflow,
-                "container": self.container,
-                "cores": self.package.cores,
-                "memory": f"{self.package.ram_mib}Mi",
-                "disk": "2Gi",
-            }
+            spec = self.batch_spec(tiles)
             (batch / "batch.json").write_text(json.dumps(spec, indent=1))
             for tile in tiles:
                 (tile / "batch").write_text(str(batch) + "\n")
@@ -398,7 +403,8 @@ class ToilBackend(Backend):
         if not batch_file.exists():
             return RemoteStatus(RemoteState.QUEUED, "queued for a batch", log_path=log)
         batch = Path(batch_file.read_text().strip())
-        if batch not in leading and alive(batch / "runner.pid"):
+        recorded = None if batch in leading else runner.recorded(batch / "runner.pid")  # read once: see below
+        if recorded is not None and runner.is_alive(recorded):
             leading.add(batch)
         if batch in leading:
             if (folder / "started").exists():
@@ -416,7 +422,7 @@ class ToilBackend(Backend):
                 retryable=True,
                 log_path=str(batch / "leader.log"),
             )
-        if not (batch / "runner.pid").exists():
+        if recorded is None:  # not written when it was read: the leader is starting (never restart it then)
             return RemoteStatus(RemoteState.QUEUED, "leader starting", log_path=str(batch / "leader.log"))
         return self._restart_leader(batch, log)
 
@@ -503,6 +509,11 @@ class ToilBackend(Backend):
                     log_path=str(Path(rid) / "stderr.log"),
                     out_of_memory=job.out_of_memory,
                 )
+
+
+def _leader_live_or_starting(batch: Path) -> bool:
+    recorded = runner.recorded(batch / "runner.pid")
+    return recorded is None or runner.is_alive(recorded)
 
 
 def _memory_scale(folder: Path) -> float:

@@ -318,3 +318,24 @@ def test_bad_toil_settings_are_refused(tmp_path, toil, message) -> None:
 
     with pytest.raises(InvalidConfig, match=message):
         load_campaign(flaky_config(tmp_path, backend={"type": "toil", "toil": toil}))
+
+
+def test_a_tile_that_ran_out_of_memory_asks_for_more_in_its_next_batch(tmp_path, demo_archive) -> None:
+    from ogc_upscaler.backends.base import JobRequest
+
+    campaign = load_campaign(demo_config(tmp_path, demo_archive, backend=toil_backend("single_machine")))
+    backend = make_backend(campaign)
+    backend.flush = lambda force=True: None  # queue only: no leader is started here
+    with JobStore.open(campaign.store) as store:
+        from ogc_upscaler.plan import plan
+
+        plan(campaign, store)
+        first, second = list(store.jobs())[:2]
+    tiles = [
+        Path(backend.submit(JobRequest(first.job_id, 1, dict(first.inputs)))),
+        Path(backend.submit(JobRequest(second.job_id, 2, dict(second.inputs), memory_scale=2.25))),
+    ]
+    spec = backend.batch_spec(tiles)
+    ram = backend.package.ram_mib
+    assert [t["memory"] for t in spec["tiles"]] == [f"{ram}Mi", f"{round(ram * 2.25)}Mi"]
+    assert spec["memory"] == f"{ram}Mi"
