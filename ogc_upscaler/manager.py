@@ -31,7 +31,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ogc_upscaler.backends.base import Backend, BackPressure, InDoubt, JobRequest, Outputs, RemoteState, RemoteStatus
+from ogc_upscaler.backends.base import (
+    Backend,
+    BackPressure,
+    InDoubt,
+    JobRequest,
+    Outputs,
+    RemoteState,
+    RemoteStatus,
+    Submission,
+)
 from ogc_upscaler.boundary import job_errors
 from ogc_upscaler.campaign import Retries
 from ogc_upscaler.collect import Collected, CollectError, collect
@@ -48,6 +57,8 @@ FINISH_TRIES = 10
 DISMISS_TRIES = 8
 #: Tries to look up a submission in doubt when the lookup itself fails, before it is in doubt.
 LOOKUP_TRIES = 5
+#: Seconds of recorded submissions before the earliest unanswered one that a backend is told of on resume.
+HISTORY = 600.0
 
 Collector = Callable[[Job, Outputs, Path, str], Collected]
 
@@ -191,6 +202,12 @@ class Manager:
             self.active[job.job_id] = Active(job.job_id, job.remote_id, job.attempts, job.state, submitted, started)
         for job in self.store.jobs(State.SUCCEEDED):
             self.finishing[job.job_id] = Later(job.job_id, job.attempts, job.state, job.remote_id, now)
+        if self.lookups:  # the backend places each unanswered submission among those the store recorded
+            earliest = min(later.since for later in self.lookups.values()) - HISTORY
+            recorded = self.store.submitted_since(self.backend.name, _iso(earliest))
+            self.backend.remember(
+                [Submission(j.job_id, j.attempts, _epoch(j.at(State.SUBMITTED)) or now, j.remote_id) for j in recorded]
+            )
         if self.active or self.lookups:
             log.info("re-attached %d running jobs; %d submissions to look up", len(self.active), len(self.lookups))
 

@@ -141,6 +141,7 @@ CREATE INDEX jobs_state ON jobs (state, backend);
 CREATE INDEX jobs_queue ON jobs (state, seq);
 CREATE INDEX jobs_tile ON jobs (tile_id);
 CREATE INDEX jobs_remote ON jobs (remote_id);
+CREATE TABLE remotes (remote_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES ('created_at', json_quote(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
@@ -151,7 +152,10 @@ _MIGRATIONS = {
     1: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN no_inputs_at TEXT; "
     "CREATE INDEX jobs_queue ON jobs (state, seq); PRAGMA user_version = 2; COMMIT;",
     2: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN in_doubt_at TEXT; "
-    "CREATE INDEX jobs_remote ON jobs (remote_id); PRAGMA user_version = 3; COMMIT;",
+    "CREATE INDEX jobs_remote ON jobs (remote_id); "
+    "CREATE TABLE remotes (remote_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL) WITHOUT ROWID; "
+    "INSERT OR IGNORE INTO remotes SELECT remote_id, job_id, attempts FROM jobs WHERE remote_id IS NOT NULL; "
+    "PRAGMA user_version = 3; COMMIT;",
 }
 
 TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2")
@@ -491,6 +495,8 @@ class JobStore:
             where += " AND attempts = ?"
             args.append(attempt)
         cursor = self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args)
+        if cursor.rowcount == 1 and values.get("remote_id"):
+            self._remember(job_id, values["remote_id"])
         return cursor.rowcount == 1
 
     def note(self, job_id: str, *, state: State, **fields: Any) -> bool:
@@ -501,6 +507,8 @@ class JobStore:
         cursor = self._db.execute(
             f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = ?", [*values.values(), now(), job_id, state.value]
         )
+        if cursor.rowcount == 1 and values.get("remote_id"):
+            self._remember(job_id, values["remote_id"])
         return cursor.rowcount == 1
 
     def requeue(self, states: Iterable[State]) -> int:
@@ -593,15 +601,31 @@ class JobStore:
                 yield TileRecord(t[0], t[1], (t[2], t[3], t[4], t[5]), t[6], t[7])
 
     def knows_remote(self, remote_id: str) -> bool:
-        """Whether any job of the store holds (or held last) this remote id."""
-        row = self._db.execute("SELECT 1 FROM jobs WHERE remote_id = ? LIMIT 1", (remote_id,)).fetchone()
-        return row is not None
+        """Whether any attempt of any job of the store ever held this remote id."""
+        return self._db.execute("SELECT 1 FROM remotes WHERE remote_id = ?", (remote_id,)).fetchone() is not None
+
+    def submitted_since(self, backend: str, since: str) -> list[Job]:
+        """The jobs last submitted to ``backend`` since ``since``, in the order they were submitted (answered
+        ones with their remote id), so a backend can place an unanswered submission among them."""
+        cursor = self._db.execute(
+            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE backend = ? AND submitted_at >= ?"
+            " ORDER BY submitted_at, seq",
+            (backend, since),
+        )
+        return [_job(row) for row in cursor.fetchall()]
 
     def check(self) -> str:
         """SQLite's integrity check: ``"ok"`` for an intact store."""
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _remember(self, job_id: str, remote_id: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO remotes (remote_id, job_id, attempt) SELECT ?, job_id, attempts FROM jobs"
+            " WHERE job_id = ?",
+            (remote_id, job_id),
+        )
 
     def _writer(self) -> None:
         if self._lock_fd is None:

@@ -120,9 +120,23 @@ def test_jobs_in_doubt_are_sent_again_only_when_asked(store) -> None:
     assert "job-000007" in [j.job_id for j in store.due(10, "2100-01-01T00:00:00Z")]
 
 
-def test_remote_ids_are_known_to_the_store(store) -> None:
+def test_every_remote_id_a_job_ever_held_is_known_to_the_store(store) -> None:
     store.move("job-000008", Move.SUBMIT, backend="ogcapi", remote_id="http://x/jobs/1")
     assert store.knows_remote("http://x/jobs/1") and not store.knows_remote("http://x/jobs/2")
+    store.move("job-000008", Move.DEFER)
+    store.move("job-000008", Move.SUBMIT, remote_id=None)
+    store.note("job-000008", state=State.SUBMITTED, remote_id="http://x/jobs/3")
+    assert store.get("job-000008").remote_id == "http://x/jobs/3"
+    assert store.knows_remote("http://x/jobs/1"), "an earlier attempt's job is still ours"
+
+
+def test_submissions_are_listed_in_the_order_they_were_made(store) -> None:
+    for job in ("job-000009", "job-000002", "job-000005"):
+        store.move(job, Move.SUBMIT, backend="ogcapi", remote_id=None if job == "job-000002" else f"r-{job}")
+    store.move("job-000001", Move.SUBMIT, backend="other")
+    listed = store.submitted_since("ogcapi", "2000-01-01T00:00:00Z")
+    assert [j.job_id for j in listed] == ["job-000009", "job-000002", "job-000005"]
+    assert [j.remote_id for j in listed] == ["r-job-000009", None, "r-job-000005"]
 
 
 def test_a_second_writer_is_refused_while_readers_still_read(store) -> None:
@@ -244,6 +258,8 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
         .replace(", in_doubt_at TEXT", "")
         .replace("CREATE INDEX jobs_queue ON jobs (state, seq);", "")
         .replace("CREATE INDEX jobs_remote ON jobs (remote_id);", "")
+        .replace(store_module._SCHEMA.split("CREATE TABLE remotes")[1].split(";")[0], "")
+        .replace("CREATE TABLE remotes;", "")
         .replace(f"user_version = {store_module.SCHEMA_VERSION}", "user_version = 1")
     )
     db.executescript(v1)

@@ -68,6 +68,16 @@ class Found:
 NOT_THERE = Found(None)
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One job's last submission as the campaign recorded it: when it began, and its remote id once answered."""
+
+    job_id: str
+    attempt: int
+    at: float
+    remote_id: str | None
+
+
 class RemoteState(StrEnum):
     """A backend's status of one job, in our words (the raw status is kept beside it)."""
 
@@ -155,6 +165,10 @@ class Backend(ABC):
         ``known(remote_id)`` tells whether the campaign already holds a remote id, so a
         backend that looks submissions up in its job list never adopts another job's.
         """
+
+    def remember(self, submissions: Sequence[Submission]) -> None:  # noqa: B027 - optional hook
+        """Learn the campaign's recent submissions to this backend, in the order they were made, before
+        :meth:`find` is asked about the unanswered ones among them (after a restart)."""
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Refuse, before anything runs, inputs this backend could never run (raise InvalidInput)."""

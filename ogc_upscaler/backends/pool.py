@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ogc_upscaler.backends.base import (
@@ -26,6 +27,7 @@ from ogc_upscaler.backends.base import (
     Outputs,
     RemoteState,
     RemoteStatus,
+    Submission,
     Unreachable,
 )
 from ogc_upscaler.errors import BackendError, InvalidConfig
@@ -135,6 +137,18 @@ class Pool(Backend):
             if not found.certain:
                 doubts.append(f"{name}: {found.reason}")
         return Found(None, certain=False, reason="; ".join(doubts)) if doubts else NOT_THERE
+
+    def remember(self, submissions: Sequence[Submission]) -> None:
+        """Each member its own answered submissions; an unanswered one may be any member's, so all hear of it."""
+        for name, member in self.members.items():
+            prefix = name + SEPARATOR
+            member.remember(
+                [
+                    replace(s, remote_id=s.remote_id.removeprefix(prefix) if s.remote_id else None)
+                    for s in submissions
+                    if s.remote_id is None or s.remote_id.startswith(prefix)
+                ]
+            )
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:
         """Every member must take the job: any of them may get it.

@@ -43,6 +43,7 @@ from ogc_upscaler.backends.base import (
     Outputs,
     RemoteState,
     RemoteStatus,
+    Submission,
 )
 from ogc_upscaler.backends.ogcapi import lookup
 from ogc_upscaler.backends.ogcapi.auth import Auth
@@ -289,6 +290,12 @@ class OgcApiBackend(Backend):
         if found.remote_id is not None:
             self.ledger.resolve(job.job_id, job.attempt, found.remote_id)
         return found
+
+    def remember(self, submissions: Sequence[Submission]) -> None:
+        """The campaign's recorded order of submissions, where this process has none of its own (a restart)."""
+        if not self.ledger.sent:
+            for s in submissions:
+                self.ledger.add(lookup.Sent(s.job_id, s.attempt, s.at, s.at, s.remote_id))
 
     def close(self) -> None:
         """Close the HTTP session."""
