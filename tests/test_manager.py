@@ -180,21 +180,26 @@ class CountingStore(JobStore):
 
 
 def test_the_manager_sleeps_while_the_backend_asks_it_to_wait(tmp_path) -> None:
+    """A job due again while the backend asked for a pause made the manager spin (121,998 store queries and
+    2 s of CPU in a pause of 2.6 s, measured on the code before the fix)."""
     with CountingStore.open(tmp_path / "jobs.sqlite") as store:
-        fill(store, 3)
-        refusals: Counter[str] = Counter()
+        fill(store, 2)
+        seen: Counter[str] = Counter()
 
-        def busy(job: JobRequest) -> None:
-            if refusals[job.job_id] < 1:
-                refusals[job.job_id] += 1
+        def busy(job: JobRequest) -> None:  # the first job fails once (due again at once), the second is refused
+            seen[job.job_id] += 1
+            if job.job_id == "job-000000" and seen[job.job_id] == 1:
+                raise RuntimeError("flaky")
+            if job.job_id == "job-000001" and seen[job.job_id] == 1:
                 raise BackPressure("HTTP 429", retry_after=1.0)
 
         CountingStore.queries = 0
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         manager(store, busy).run()
         elapsed = time.monotonic() - start
-        assert states(store) == {"collected": 3} and elapsed >= 1.0
-        assert CountingStore.queries < 200, f"{CountingStore.queries} store queries in {elapsed:.1f} s"
+        assert states(store) == {"collected": 2} and elapsed >= 1.0
+        assert CountingStore.queries < 100, f"{CountingStore.queries} store queries in {elapsed:.1f} s"
+        assert time.process_time() - cpu < 0.5
 
 
 # -- the boundary: whatever a backend or the collector raises is one job's error ----------------
