@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from ogc_upscaler.backends.base import Backend, JobRequest
 from ogc_upscaler.backends.cwltool import CwltoolBackend
 from ogc_upscaler.backends.inprocess import InProcessBackend
+from ogc_upscaler.backends.ogcapi import OgcApiBackend
 from ogc_upscaler.backends.registry import parse
 from ogc_upscaler.backends.toil import ToilBackend
 from ogc_upscaler.cwl import Package, load_package
@@ -35,6 +39,7 @@ class InProcess(Harness):
     runs_detached = False
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: Counter[str] = Counter()
         self.instance = InProcessBackend(self._work, slots=4)
 
@@ -61,6 +66,7 @@ class FlakyPackage(Harness):
     """tests/packages/flaky.cwl: it counts its runs per tile in ``state`` and sleeps as asked."""
 
     def __init__(self, folder: Path) -> None:
+        super().__init__()
         self.folder = folder
         self.state = folder / "state"
 
@@ -122,3 +128,54 @@ class TestToilSingleMachine(Contract):
     @pytest.fixture
     def harness(self, tmp_path, flaky) -> Harness:
         return ToilSingleMachine(tmp_path, flaky)
+
+
+@pytest.fixture(scope="module")
+def counting_pygeoapi(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """pygeoapi 0.21 with the ``count`` process (tests/servers/counting.py) on loopback: its URL and ledger."""
+    from ..servers.counting import counting_pygeoapi as serving
+
+    folder = tmp_path_factory.mktemp("counting-pygeoapi")
+    with serving(folder / "server", folder / "ledger.txt") as url:
+        yield url, folder / "ledger.txt"
+
+
+class Pygeoapi(Harness):
+    """OGC API – Processes Part 1 on pygeoapi 0.21: its jobs (threads of the server) count their runs in a
+    ledger. Its dismiss forgets a job but does not stop it (a known limit of pygeoapi), and a failed
+    execution says nothing of whether trying again may help."""
+
+    cancel_stops = False
+    failure_retryable = True
+    shared: ClassVar[set[str]] = set()  # one campaign store for the module: the server's other jobs are ours
+
+    def __init__(self, url: str, ledger: Path, folder: Path) -> None:
+        super().__init__()
+        self.known = self.shared
+        self.url, self.ledger, self.folder = url, ledger, folder
+        self.prefix = uuid.uuid4().hex[:8]
+
+    def backend(self) -> Backend:
+        return OgcApiBackend(self.url, "count", self.folder / "jobs", slots=4)
+
+    def request(self, job_id: str, attempt: int = 1, *, seconds: float = 0.0, broken: bool = False) -> JobRequest:
+        name = f"{self.prefix}-{job_id}"
+        return JobRequest(job_id, attempt, {"name": "two\nlines" if broken else name, "seconds": float(seconds)})
+
+    def executions(self, job_id: str) -> int:
+        from ..servers.counting import read_ledger, started_ledger
+
+        return read_ledger(started_ledger(self.ledger))[f"{self.prefix}-{job_id}"]
+
+    def running(self, job_id: str) -> bool:
+        from ..servers.counting import read_ledger, started_ledger
+
+        name = f"{self.prefix}-{job_id}"
+        return read_ledger(started_ledger(self.ledger))[name] > read_ledger(self.ledger)[name]
+
+
+class TestOgcApiOnPygeoapi(Contract):
+    @pytest.fixture
+    def harness(self, tmp_path, counting_pygeoapi) -> Harness:
+        url, ledger = counting_pygeoapi
+        return Pygeoapi(url, ledger, tmp_path)

@@ -3,7 +3,7 @@
 - :class:`CountingProcessor`: a pygeoapi processor, process ``count`` (inputs ``name``, a
   string, and ``seconds``, optional), asynchronous or synchronous: it sleeps ``seconds``, appends
   one line ``name`` to the ledger (``O_APPEND``, one ``write``: concurrent runs never mix their
-  lines) and returns ``{"id": "name", "value": name}``. The ledger's path comes from the
+  lines; one more line, at the start, to ``LEDGER.started``) and returns ``{"id": "name", "value": name}``. The ledger's path comes from the
   processor definition (``ledger:``) or the environment (``COUNTING_LEDGER``). pygeoapi loads
   it by dotted path (``processor: {name: counting.CountingProcessor}``: ``load_plugin``
   imports the module before the last dot), so this folder must be on the server's PYTHONPATH.
@@ -87,6 +87,7 @@ class CountingProcessor(BaseProcessor):
             raise ProcessorExecuteError(f"seconds: give a number from 0 to {MAX_SECONDS:.0f}")
         if not self.ledger:
             raise ProcessorExecuteError(f"no ledger: set `ledger` in the processor definition or ${LEDGER_ENV}")
+        append_line(started_ledger(Path(self.ledger)), name)
         time.sleep(float(seconds))
         append_line(Path(self.ledger), name)
         return "application/json", {"id": "name", "value": name}
@@ -102,6 +103,11 @@ def append_line(ledger: Path, line: str) -> None:
         os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
+
+
+def started_ledger(ledger: Path) -> Path:
+    """The ledger of executions that started (one line each, written before the sleep)."""
+    return ledger.with_name(ledger.name + ".started")
 
 
 def read_ledger(ledger: Path) -> Counter[str]:
@@ -201,7 +207,7 @@ def _serving(command: list[str], url: str, state: Path, env: dict[str, str]) -> 
         _stop_group(server)
 
 
-def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
