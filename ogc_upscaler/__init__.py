@@ -18,6 +18,7 @@ from ogc_upscaler.errors import (
     InvalidGrid,
     InvalidInput,
     InvalidPackage,
+    JobError,
     PlanConflict,
     StoreError,
     StoreLocked,
@@ -28,7 +29,7 @@ from ogc_upscaler.grid import FileGrid, Grid, ProjectedGrid, Tile, TileSet, UTMG
 from ogc_upscaler.plan import PlanReport, job_specs, plan
 from ogc_upscaler.run import BackgroundRun, RunResult, rebuild_catalog, run_campaign
 from ogc_upscaler.status import Status
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.store import Job, JobStore, Move, State
 from ogc_upscaler.windows import Window, windows_from_range
 
 __all__ = [
@@ -43,7 +44,10 @@ __all__ = [
     "InvalidGrid",
     "InvalidInput",
     "InvalidPackage",
+    "Job",
+    "JobError",
     "JobStore",
+    "Move",
     "ParameterSet",
     "PlanConflict",
     "PlanReport",

@@ -82,3 +82,25 @@ def test_a_changed_config_is_refused_with_exit_code_2(tmp_path) -> None:
     refused = run("plan", str(config))
     assert refused.returncode == 2 and "--replan" in refused.stderr
     assert run("plan", str(config), "--replan").returncode == 0
+
+
+def test_retry_in_doubt_sends_those_jobs_again_and_only_them(tmp_path) -> None:
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.plan import plan
+    from ogc_upscaler.store import JobStore, Move, State
+
+    config = write_config(tmp_path)
+    campaign = load_campaign(config)
+    with JobStore.open(campaign.store) as store:
+        plan(campaign, store)
+        first, second = [j.job_id for j in store.jobs()][:2]
+        store.move(first, Move.SUBMIT, backend="ogcapi")
+        store.move(first, Move.DOUBT, error="in doubt: the answer was lost")
+        store.move(second, Move.SUBMIT, backend="ogcapi", remote_id="r")
+        store.move(second, Move.FAIL, error="broken")
+    result = run("retry", str(config), "--in-doubt")
+    assert result.returncode == 0 and "1 jobs in doubt will be sent again" in result.stdout, result.stderr
+    with JobStore.read(campaign.store) as store:
+        assert store.get(first).state is State.WAITING and store.get(second).state is State.FAILED
+    listed = run("status", str(config), "--jobs", "failed")
+    assert second in listed.stdout and "broken" in listed.stdout
