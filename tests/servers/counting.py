@@ -1,12 +1,13 @@
 """Servers that count, per job, how often they really ran it: a ledger file with one line per execution.
 
-- :class:`CountingProcessor`: a pygeoapi processor, process ``count`` (inputs ``name``, a
-  string, and ``seconds``, optional), asynchronous or synchronous: it sleeps ``seconds``, appends
-  one line ``name`` to the ledger (``O_APPEND``, one ``write``: concurrent runs never mix their
-  lines; one more line, at the start, to ``LEDGER.started``) and returns
-  ``{"id": "name", "value": name}``. The ledger's path comes from the processor definition
-  (``ledger:``) or the environment (``COUNTING_LEDGER``). pygeoapi loads it by dotted path (``processor: {name: counting.CountingProcessor}``: ``load_plugin``
-  imports the module before the last dot), so this folder must be on the server's PYTHONPATH.
+- :class:`CountingProcessor`: a pygeoapi processor, process ``count`` (inputs ``name``, a string,
+  and ``seconds``, optional), asynchronous or synchronous: it sleeps ``seconds``, appends one line
+  ``name`` to the ledger (``O_APPEND``, one ``write``: concurrent runs never mix their lines; one
+  more line, at the start, to ``LEDGER.started``) and returns ``{"id": "name", "value": name}``. The
+  ledger's path comes from the processor definition (``ledger:``) or the environment
+  (``COUNTING_LEDGER``). pygeoapi loads it by dotted path (``processor: {name:
+  counting.CountingProcessor}``: ``load_plugin`` imports the module before the last dot), so this
+  folder must be on the server's PYTHONPATH.
 - :func:`counting_pygeoapi`: pygeoapi 0.21 (``pygeoapi serve``, TinyDB jobs, as in the tests'
   ``tests/servers/pygeoapi.yml``) serving only ``count``; yields its URL.
 - :func:`counting_endpoint`: our endpoint (``ogc-upscaler serve``) serving only
