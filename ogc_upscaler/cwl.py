@@ -136,12 +136,17 @@ def write_job_file(package: Package, values: dict[str, Any], folder: Path, *, ca
     return path
 
 
-def check_values(package: Package, values: dict[str, Any]) -> None:
-    """Check one job's input values against the package without writing anything."""
-    check_names(package, values)
-    for parameter in package.inputs:
-        if parameter.id in values:
-            _scalar_check(parameter, values[parameter.id], package)
+def check_values(package: Package, values: dict[str, Any], job_id: str | None = None) -> None:
+    """Check one job's input values against the package without writing anything (naming the job, if given)."""
+    try:
+        check_names(package, values)
+        for parameter in package.inputs:
+            if parameter.id in values:
+                _scalar_check(parameter, values[parameter.id], package)
+    except InvalidPackage as err:
+        if job_id is None:
+            raise
+        raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
 
 
 def check_names(package: Package, names: Iterable[str]) -> None:

@@ -235,10 +235,7 @@ class ToilBackend(Backend):
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:
         """The job's inputs against the package's."""
-        try:
-            check_values(self.package, inputs)
-        except InvalidPackage as err:
-            raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
+        check_values(self.package, inputs, job_id)
 
     def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """The tile's folder once its job file is written (from then on a batch may run it)."""
