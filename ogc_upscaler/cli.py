@@ -275,6 +275,25 @@ def demo(directory: Path) -> None:
     show_default=True,
     help="Tile jobs an upscale job runs at once.",
 )
+@click.option(
+    "--allow-internal-urls",
+    is_flag=True,
+    help="Let requests name URLs of loopback, private and link-local hosts (refused by default).",
+)
+@click.option(
+    "--max-tiles",
+    type=click.IntRange(min=1),
+    default=20_000,  # campaign_size.DEFAULT_MAX_TILES (a test keeps them equal)
+    show_default=True,
+    help="The most tiles one upscale campaign may cover; larger requests are refused with 400.",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="How often a job whose worker vanished is started again before it fails.",
+)
 @click.option("--prepare-only", is_flag=True, help="Write the config and print the gunicorn command; do not serve.")
 def serve(
     state: Path,
@@ -285,6 +304,9 @@ def serve(
     url: str | None,
     container: str,
     parallel: int,
+    allow_internal_urls: bool,
+    max_tiles: int,
+    max_restarts: int,
     prepare_only: bool,
 ) -> None:
     """Serve the application packages and `upscale` as an OGC API – Processes endpoint (pygeoapi)."""
@@ -304,6 +326,9 @@ def serve(
         url=url,
         container=container,
         parallel=parallel,
+        allow_internal_urls=allow_internal_urls,
+        max_tiles=max_tiles,
+        max_restarts=max_restarts,
     )
     if prepare_only:
         click.echo(server.gunicorn_command(settings, prepare(settings)))

@@ -52,34 +52,51 @@ def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_archive(tmp_path_factory.mktemp("archive"))
 
 
-def wait_until_up(url: str, server: Any, name: str) -> None:
-    """Poll ``url`` until it answers; fail with the server's stderr if it exits first."""
+def wait_until_up(url: str, server: Any, name: str, timeout: float = 600.0, stderr: Any = None) -> None:
+    """Poll ``url`` until it answers, for up to ``timeout`` seconds (on a loaded machine a server that
+    validates its packages takes minutes to start); fail with the server's standard error (its pipe, or
+    the file ``stderr``) if it exits first or never answers."""
     import time
     import urllib.request
 
-    for _ in range(200):
+    def tail() -> str:
+        if stderr is None:
+            return server.stderr.read().decode(errors="replace")[-2000:]
+        stderr.seek(0)
+        return stderr.read().decode(errors="replace")[-2000:]
+
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            urllib.request.urlopen(url, timeout=1).read()
+            urllib.request.urlopen(url, timeout=10).read()
             return
         except OSError:
             if server.poll() is not None:
-                raise RuntimeError(f"{name} exited: {server.stderr.read().decode()[-2000:]}") from None
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not answer at {url}")
+                raise RuntimeError(f"{name} exited: {tail()}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer at {url} within {timeout:.0f} s: {tail()}") from None
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager
 def running_server(command: list[str], ready: str, name: str, **popen: Any) -> Iterator[None]:
-    """Run a server process until the block ends; enter once ``ready`` answers."""
+    """Run a server process until the block ends; enter once ``ready`` answers. Its standard error goes to a
+    temporary file, not a pipe: a pipe nobody reads fills up and blocks a server that logs every request."""
     import subprocess
+    import tempfile
 
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
-    try:
-        wait_until_up(ready, server, name)
-        yield
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with tempfile.TemporaryFile() as stderr:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, **popen)
+        try:
+            wait_until_up(ready, server, name, stderr=stderr)
+            yield
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=120)
 
 
 def free_port() -> int:
@@ -175,17 +192,28 @@ def running_endpoint(
     state: Path, data_roots: tuple[Path, ...], *, gunicorn: bool = False, port: int | None = None, **settings: Any
 ) -> Iterator[str]:
     """Our endpoint on loopback (the demo's package and tests/packages/flaky.cwl): `ogc-upscaler serve`,
-    or the README's gunicorn command; its URL. ``settings`` go to ServerSettings (e.g. max_restarts)."""
+    or the README's gunicorn command; its URL. ``settings`` go to ServerSettings (e.g. max_restarts, or
+    allow_internal_urls=True for a STAC API on loopback), and to `serve` as its options."""
     import os
     import sys
 
     from ogc_upscaler.server.settings import ServerSettings, prepare
 
+    options = {
+        "allow_internal_urls": "--allow-internal-urls",
+        "max_tiles": "--max-tiles",
+        "max_restarts": "--max-restarts",
+        "parallel": "--parallel",
+        "container": "--container",
+    }
+    unknown = sorted(set(settings) - set(options))
+    assert not unknown, f"running_endpoint: no serve option for {unknown}"
     port = port or free_port()
     packages = (Path(__file__).parents[1] / "app_packages", PACKAGES / "flaky.cwl")
-    config = ServerSettings(state=state, packages=packages, data_roots=data_roots, port=port, **settings)
-    env = {**os.environ, **prepare(config)}
+    env = dict(os.environ)
     if gunicorn:
+        config = ServerSettings(state=state, packages=packages, data_roots=data_roots, port=port, **settings)
+        env.update(prepare(config))  # serve prepares for itself, from its options
         exe = Path(sys.executable).with_name("gunicorn")
         assert exe.exists(), "gunicorn is not installed: pip install -e .[test]"
         command = [
@@ -209,6 +237,11 @@ def running_endpoint(
         ]
         command += [arg for p in packages for arg in ("--packages", str(p))]
         command += [arg for r in data_roots for arg in ("--data-root", str(r))]
+        for key, value in settings.items():
+            if value is True:
+                command.append(options[key])
+            elif value is not False:
+                command += [options[key], str(value)]
     url = f"http://127.0.0.1:{port}"
     with running_server(command, url + "/conformance?f=json", "endpoint", env=env):
         yield url

@@ -133,10 +133,7 @@ class CwltoolBackend(Backend):
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:
         """The job's inputs against the package's."""
-        try:
-            check_values(self.package, inputs)
-        except InvalidPackage as err:
-            raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
+        check_values(self.package, inputs, job_id)
 
     def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """This attempt's folder once its job file is written: from then on the runner may have started.
@@ -160,12 +157,14 @@ class CwltoolBackend(Backend):
 
     def _status(self, folder: Path) -> RemoteStatus:
         log = str(folder / "stderr.log")
-        code_file = folder / "exit_code"
-        if code_file.exists():
+        # the runner's record first, read once: it writes its exit code before it dies, so a runner seen
+        # dead or not yet started whose exit code is not there afterwards has none
+        recorded = runner.recorded(folder / "runner.pid")
+        if (folder / "exit_code").exists():
             return exit_status(folder, self.package.temporary_fail_codes)
-        if alive(folder / "runner.pid"):
+        if recorded is not None and runner.is_alive(recorded):
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
-        if not (folder / "runner.pid").exists() and _age(folder) < 60.0:
+        if recorded is None and _age(folder) < 60.0:
             return RemoteStatus(RemoteState.QUEUED, "starting", log_path=log)
         containers.stop_left(folder, self.container)  # the runner died (killed with its session): its tool may not
         return RemoteStatus(
@@ -259,20 +258,34 @@ def _failure(code: int, folder: Path, log: str, temporary: frozenset[int]) -> Re
         return RemoteStatus(RemoteState.FAILED, f"signal {-code}", f"killed by signal {-code}", True, log)
     if code == UNSUPPORTED:
         return RemoteStatus(RemoteState.FAILED, "exit 33", f"cwltool cannot meet a requirement: {last}", False, log)
+    detail = _tool_message(text) or last
     if final == "temporaryFail" or any(c in temporary for c in tool_codes):
-        detail = _tool_message(text) or last
         return RemoteStatus(RemoteState.FAILED, "temporaryFail", f"temporary failure: {detail}", True, log)
     transient = TRANSIENT.search(text) is not None
-    reason = f"{final or f'exit {code}'}: {last}"
+    reason = f"{final or f'exit {code}'}: {detail}"
     return RemoteStatus(RemoteState.FAILED, final or f"exit {code}", reason, transient, log)
 
 
 def _tool_message(text: str) -> str | None:
-    """The tool's own last line before cwltool reported its exit status."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for i, line in enumerate(lines):
-        if TOOL_EXIT.search(line) and i > 0 and not lines[i - 1].startswith(("INFO", "WARNING", "ERROR")):
-            return lines[i - 1][:300]
+    """The failed tool's own last line: what it wrote after cwltool echoed its command (continued over
+    lines ending in ``\\``) and before cwltool reported its exit status, leaving out cwltool's own log
+    lines, which can come in between (the memory report, other jobs' lines), however loaded the machine."""
+    own = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # cwltool's lines: its level, a space
+    lines = [line.strip() for line in text.splitlines()]
+    exits = [(i, m) for i, m in enumerate(map(TOOL_EXIT.search, lines)) if m]
+    failed = [(i, m) for i, m in exits if int(m[1]) != 0] or exits
+    if not failed:
+        return None
+    end, exit_line = failed[-1]
+    job = exit_line[0][: exit_line[0].index("]") + 1]  # "[job name]"
+    echo = next((i for i in range(end - 1, -1, -1) if own.match(lines[i]) and job in lines[i] and "$ " in lines[i]), -1)
+    start = echo + 1
+    while 0 < start < end and lines[start - 1].endswith("\\"):
+        start += 1
+    for i in range(end - 1, start - 1, -1):
+        continued = i > 0 and lines[i - 1].endswith("\\")  # a line of another job's echoed command
+        if lines[i] and not own.match(lines[i]) and not continued:
+            return lines[i][:300]
     return None
 
 

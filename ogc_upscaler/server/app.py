@@ -1,9 +1,11 @@
-"""The WSGI application: pygeoapi's Flask app, plus the job outputs it links to.
+"""The WSGI application: pygeoapi's Flask app, plus the job outputs it links to and Part 4's job management.
 
 ``gunicorn ogc_upscaler.server.app:APP`` with ``PYGEOAPI_CONFIG`` and ``PYGEOAPI_OPENAPI`` set
-(``ogc-upscaler serve --prepare-only`` writes both and prints the command). Results link COGs
-and STAC catalogs under ``/outputs/<job id>/...``: files of the job's ``outputs`` folder only,
-served with Flask's ``send_from_directory`` (which refuses any path leaving that folder).
+(``ogc-upscaler serve --prepare-only`` writes both and prints the command); ``ogc-upscaler serve``
+runs this same ``APP``. Results link COGs and STAC catalogs under ``/outputs/<job id>/...``: files
+of the job's ``outputs`` folder only, served with Flask's ``send_from_directory`` (which refuses
+any path leaving that folder). :mod:`~ogc_upscaler.server.job_management` adds ``POST /jobs``,
+``POST /jobs/{id}/results`` and ``GET /jobs/{id}/definition`` and redoes pygeoapi's job views.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import re
 from pathlib import Path
 
 from flask import Blueprint, abort, send_from_directory
-from pygeoapi.flask_app import APP, CONFIG
+from pygeoapi.flask_app import API_RULES, APP, CONFIG, api_
 
+from ogc_upscaler.server import job_management
 from ogc_upscaler.server.describe import COG
 
 JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
@@ -33,5 +36,6 @@ def output(job_id: str, path: str):
 
 
 APP.register_blueprint(OUTPUTS)
+job_management.install(APP, api_, API_RULES.get_url_prefix("flask"))
 
 __all__ = ["APP"]

@@ -2,14 +2,20 @@
 every href against what the server may read.
 
 Values reach packages only as CWL inputs (cwltool passes them as argv, never through a
-shell; packages that ask for a shell are not served), and references reach the disk only
-through :func:`check_href`: a URL of a remote scheme, or a file under one of the server's
-data roots. Anything else is :class:`InvalidRequest`, answered with 400.
+shell; packages that ask for a shell are not served), and references reach the disk or
+the network only through :func:`check_href`: a URL of a remote scheme whose host is
+public (not loopback, private, link-local or otherwise internal, unless the operator
+allows it), or a file under one of the server's data roots. Anything else is
+:class:`InvalidRequest`, answered with 400.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import ipaddress
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,6 +25,31 @@ import pystac
 from ogc_upscaler.errors import InvalidRequest
 
 REMOTE_SCHEMES = ("http", "https", "s3")
+#: Schemes whose host is a network address the server connects to (an s3 URL names a bucket).
+NETWORK_SCHEMES = ("http", "https")
+#: How long a host's addresses are trusted before they are resolved again.
+RESOLVED_FOR = 60.0
+_resolved: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """What the server may read for a request: files under ``roots``, and URLs of public hosts (or of any
+    host, with ``allow_internal_urls``). Iterating it gives the roots."""
+
+    roots: tuple[Path, ...] = ()
+    allow_internal_urls: bool = False
+
+    @classmethod
+    def from_definition(cls, definition: Mapping[str, Any]) -> ReadPolicy:
+        """The policy a processor definition carries (``data_roots``, ``allow_internal_urls``)."""
+        roots = tuple(Path(r) for r in definition.get("data_roots", ()))
+        return cls(roots, bool(definition.get("allow_internal_urls", False)))
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.roots)
+
+
 TYPES: dict[str, Any] = {
     "string": lambda v: isinstance(v, str),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
@@ -54,14 +85,22 @@ def check_inputs(description: Mapping[str, Any], data: Any) -> dict[str, Any]:
     return values
 
 
-def check_href(href: str, roots: Iterable[Path], where: str) -> str:
-    """``href`` if the server may read it: a remote URL, or a file under a data root (returned resolved)."""
+def check_href(href: str, roots: ReadPolicy | Iterable[Path], where: str) -> str:
+    """``href`` if the server may read it: a URL of a public host, or a file under a data root (returned
+    resolved). ``roots`` is a :class:`ReadPolicy`, or bare roots (then internal hosts are refused)."""
+    policy = roots if isinstance(roots, ReadPolicy) else ReadPolicy(tuple(roots))
     if not isinstance(href, str) or not href:
         raise InvalidRequest(f"{where}: expected a URL, got {href!r}")
-    parts = urlsplit(href)
+    try:
+        parts = urlsplit(href)
+        host = parts.hostname
+    except ValueError as err:  # a malformed netloc, e.g. an unclosed IPv6 bracket
+        raise InvalidRequest(f"{where}: {_short(href)} is not a valid URL ({err})") from None
     if parts.scheme in REMOTE_SCHEMES:
-        if not parts.netloc:
+        if not parts.netloc or not host:
             raise InvalidRequest(f"{where}: {href!r} has no host")
+        if parts.scheme in NETWORK_SCHEMES and not policy.allow_internal_urls:
+            check_public_host(host, where)
         return href
     if parts.scheme not in ("", "file"):
         raise InvalidRequest(
@@ -69,7 +108,7 @@ def check_href(href: str, roots: Iterable[Path], where: str) -> str:
         )
     path = Path(unquote(parts.path) if parts.scheme == "file" else href)
     real = path.resolve()
-    if path.is_absolute() and any(real.is_relative_to(root.resolve()) for root in roots):
+    if path.is_absolute() and any(real.is_relative_to(root.resolve()) for root in policy.roots):
         return str(real)
     raise InvalidRequest(
         f"{where}: {href!r} is not a file this server may read",
@@ -77,7 +116,42 @@ def check_href(href: str, roots: Iterable[Path], where: str) -> str:
     )
 
 
-def check_assets(item: pystac.Item, roots: Iterable[Path], where: str) -> None:
+def check_public_host(host: str, where: str) -> None:
+    """Refuse a host that is, or resolves to, a loopback, private, link-local or otherwise internal address:
+    the server would fetch it from inside the operator's network."""
+    for address in _addresses(host, where):
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if not ip.is_global or ip.is_multicast:
+            named = host if host == address else f"{host} ({address})"
+            raise InvalidRequest(
+                f"{where}: the host {named} is an internal address; this server fetches only public hosts",
+                hint="give a URL on a public host; an operator who means to serve internal hosts starts the "
+                "endpoint with `serve --allow-internal-urls` (the allow_internal_urls setting)",
+            )
+
+
+def _addresses(host: str, where: str) -> tuple[str, ...]:
+    """The addresses ``host`` resolves to now (remembered for :data:`RESOLVED_FOR` seconds)."""
+    known = _resolved.get(host)
+    if known and time.monotonic() - known[0] < RESOLVED_FOR:
+        return known[1]
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as err:
+        raise InvalidRequest(
+            f"{where}: the host {host} cannot be resolved from this server ({err})",
+            hint="check the URL; the server fetches it from its own network",
+        ) from None
+    addresses = tuple(sorted({str(info[4][0]) for info in infos}))
+    if len(_resolved) > 1024:
+        _resolved.clear()
+    _resolved[host] = (time.monotonic(), addresses)
+    return addresses
+
+
+def check_assets(item: pystac.Item, roots: ReadPolicy | Iterable[Path], where: str) -> None:
     """Every asset of ``item`` passes :func:`check_href` (assets are what a package's tool reads)."""
     for key, asset in item.assets.items():
         check_href(asset.get_absolute_href() or asset.href, roots, f"{where}{item.id}/{key}")

@@ -3,8 +3,10 @@
 pygeoapi keeps jobs in the web worker (threads, lost on restart); ours live in this
 table and run in detached worker processes (:mod:`ogc_upscaler.server.worker`), so
 any web worker of any server generation reads the same truth. Every change is one
-guarded statement: a worker cannot turn a dismissed job back into a successful one,
-and of two web workers that both see a dead worker, only one restarts it.
+guarded statement: a worker cannot turn a dismissed job back into a successful one;
+of two web workers that both see a dead worker, only one restarts it; of two requests
+that both start a ``created`` job (OGC API – Processes Part 4), only one launches its
+worker; and a worker claims only the job it was launched for.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+#: A job recorded but not started (Part 4's ``Prefer: status="created"``): it waits for a start.
+CREATED = "created"
 ACTIVE = ("accepted", "running")
+STATUSES = (CREATED, *ACTIVE, "successful", "failed", "dismissed")
+MESSAGES = {CREATED: "created, waiting to be started", "accepted": "accepted, waiting for its worker"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,10 +45,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     launched REAL NOT NULL DEFAULT 0,
     restarts INTEGER NOT NULL DEFAULT 0,
     mimetype TEXT,
-    location TEXT
+    location TEXT,
+    definition TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 """
+#: Columns added since the table's first version: added on open to a table written by an older endpoint.
+ADDED_COLUMNS = {"definition": "TEXT NOT NULL DEFAULT '{}'"}
 
 
 def now() -> str:
@@ -52,7 +61,11 @@ def now() -> str:
 
 @dataclass(frozen=True)
 class EndpointJob:
-    """One row: what pygeoapi shows (status, message, progress, times) and what runs it."""
+    """One row: what the API shows (status, message, progress, times), what runs it, and what was asked.
+
+    ``inputs`` are the checked values the worker runs with; ``definition`` is the execute request as
+    submitted (``process``, ``inputs``, ``outputs``, ``response``, ``prefer``).
+    """
 
     identifier: str
     process_id: str
@@ -71,10 +84,11 @@ class EndpointJob:
     restarts: int
     mimetype: str | None
     location: str | None
+    definition: dict[str, Any]
 
     @property
     def active(self) -> bool:
-        """Whether the job has not ended yet."""
+        """Whether the job was started and has not ended yet (a created job is not active)."""
         return self.status in ACTIVE
 
     def as_pygeoapi(self) -> dict[str, Any]:
@@ -104,6 +118,11 @@ class EndpointJobs:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, declaration in ADDED_COLUMNS.items():
+                if column not in present:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it just now
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -115,24 +134,36 @@ class EndpointJobs:
             db.close()
 
     def add(
-        self, identifier: str, process_id: str, inputs: dict[str, Any], processor: dict[str, Any], folder: Path
+        self,
+        identifier: str,
+        process_id: str,
+        inputs: dict[str, Any],
+        processor: dict[str, Any],
+        folder: Path,
+        *,
+        definition: dict[str, Any] | None = None,
+        status: str = "accepted",
     ) -> None:
-        """Record a new job as accepted."""
+        """Record a new job: ``accepted`` (its worker is launched next) or ``created`` (it waits for a start)."""
+        if status not in MESSAGES:
+            raise ValueError(f"a new job is {' or '.join(MESSAGES)}, not {status!r}")
         stamp = now()
         with self._connect() as db:
             db.execute(
                 "INSERT INTO jobs (identifier, process_id, status, message, progress, created, updated, inputs,"
-                " processor, folder, launched) VALUES (?, ?, 'accepted', 'accepted, waiting for its worker', 0,"
-                " ?, ?, ?, ?, ?, ?)",
+                " processor, folder, launched, definition) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     identifier,
                     process_id,
+                    status,
+                    MESSAGES[status],
                     stamp,
                     stamp,
                     json.dumps(inputs),
                     json.dumps(processor),
                     str(folder),
-                    time.time(),
+                    0.0 if status == CREATED else time.time(),
+                    json.dumps(definition or {}),
                 ),
             )
 
@@ -142,28 +173,65 @@ class EndpointJobs:
             row = db.execute("SELECT * FROM jobs WHERE identifier = ?", (identifier,)).fetchone()
         return _job(row) if row else None
 
-    def list(self, limit: int | None = None, offset: int = 0) -> tuple[list[EndpointJob], int]:
-        """Jobs, newest first, and how many there are."""
+    def list(
+        self,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        process_ids: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+    ) -> tuple[list[EndpointJob], int]:
+        """Jobs, newest first, of these processes and in these states (any, when empty); and how many match."""
+        where: list[str] = []
+        arguments: list[Any] = []
+        for column, values in (("process_id", process_ids), ("status", statuses)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                arguments += list(values)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
         with self._connect() as db:
-            total = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            total = db.execute(f"SELECT count(*) FROM jobs{clause}", arguments).fetchone()[0]
             rows = db.execute(
-                "SELECT * FROM jobs ORDER BY created DESC LIMIT ? OFFSET ?", (-1 if limit is None else limit, offset)
+                f"SELECT * FROM jobs{clause} ORDER BY created DESC, identifier LIMIT ? OFFSET ?",
+                [*arguments, -1 if limit is None else limit, offset],
             ).fetchall()
         return [_job(r) for r in rows], total
 
     def active(self) -> list[EndpointJob]:
-        """Jobs that have not ended."""
+        """Jobs started that have not ended."""
         with self._connect() as db:
             rows = db.execute("SELECT * FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchall()
         return [_job(r) for r in rows]
 
+    def start(self, identifier: str) -> bool:
+        """A created job becomes accepted, its worker to be launched next; of concurrent callers only one
+        wins (False: the job was started already, or was never a created job)."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = 'accepted', message = ?, launched = ?, updated = ?"
+                " WHERE identifier = ? AND status = ?",
+                (MESSAGES["accepted"], time.time(), now(), identifier, CREATED),
+            )
+        return cursor.rowcount == 1
+
+    def launched(self, identifier: str, worker: str) -> bool:
+        """Record the worker just launched for an active job, unless one is recorded already (it claimed the
+        job first): a worker still starting up is then known alive, never taken for a lost one."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET worker = ? WHERE identifier = ? AND worker = '' AND status IN (?, ?)",
+                (worker, identifier, *ACTIVE),
+            )
+        return cursor.rowcount == 1
+
     def claim(self, identifier: str, worker: str) -> bool:
-        """A worker takes the job: it becomes running under ``worker`` (pid and start time)."""
+        """A worker takes the job: it becomes running under ``worker`` (pid and start time). Only the worker
+        recorded as launched for it may (or any, while none is): a superseded launch finds the job taken."""
         with self._connect() as db:
             cursor = db.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, started = coalesce(started, ?), updated = ?,"
-                " message = 'running' WHERE identifier = ? AND status IN (?, ?)",
-                (worker, now(), now(), identifier, *ACTIVE),
+                " message = 'running' WHERE identifier = ? AND status IN (?, ?) AND worker IN ('', ?)",
+                (worker, now(), now(), identifier, *ACTIVE, worker),
             )
         return cursor.rowcount == 1
 
@@ -210,4 +278,5 @@ def _job(row: sqlite3.Row) -> EndpointJob:
     values["inputs"] = json.loads(values["inputs"])
     values["processor"] = json.loads(values["processor"])
     values["folder"] = Path(values["folder"])
+    values["definition"] = json.loads(values.get("definition") or "{}")
     return EndpointJob(**values)

@@ -9,6 +9,9 @@ thread goes on. This manager instead
 - records the job in :class:`EndpointJobs` (SQLite) and runs it in a detached worker
   process, for asynchronous and synchronous requests alike (a synchronous request
   waits for its worker);
+- offers OGC API – Processes Part 4's two steps (:meth:`create_job`, then
+  :meth:`start_job`): a job created and not yet started is ``created``, never run by
+  itself, and a start repeated after a lost answer starts nothing twice;
 - reconciles whenever a job is read: an active job whose worker is gone (killed, or the
   machine restarted) is started again, up to ``max_restarts`` times, then failed with a
   reason; workers resume from their folders (cwltool runs are re-attached, campaigns
@@ -39,13 +42,14 @@ from pygeoapi.util import JobStatus, RequestedProcessExecutionMode, RequestedRes
 
 from ogc_upscaler.backends.runner import descendants, is_alive
 from ogc_upscaler.errors import InvalidInput
-from ogc_upscaler.server.jobs import EndpointJob, EndpointJobs
+from ogc_upscaler.server.jobs import CREATED, EndpointJob, EndpointJobs
 from ogc_upscaler.server.processes import request_error
 from ogc_upscaler.server.worker import launch, processor_for
 
 LOG = logging.getLogger(__name__)
-#: How long a launched worker may take to record itself before it counts as gone.
-START_GRACE = 60.0
+#: How long an accepted job may wait with no worker recorded (its launcher died before recording the worker
+#: it started) before it counts as lost. A recorded worker counts as lost only once it is gone.
+START_GRACE = 120.0
 #: How long a dismissed worker has to stop by itself before it is killed.
 STOP_GRACE = 10.0
 
@@ -77,15 +81,11 @@ class UpscalerManager(BaseManager):
     ) -> tuple[str, str, Any, JobStatus, dict[str, str] | None]:
         """Check, record, start the worker; answer at once (async) or when it ends (sync)."""
         processor = self.get_processor(process_id)
+        definition = {"inputs": data_dict, "outputs": requested_outputs, "response": requested_response}
         try:
-            values = processor.check(data_dict)
+            job_id = self._record(process_id, processor, definition, start=True).identifier
         except InvalidInput as err:
             raise request_error(err) from None
-        job_id = str(uuid.uuid4())
-        self.jobs.add(job_id, process_id, values, self.processes[process_id]["processor"], self.folder / job_id)
-        job = self.jobs.get(job_id)
-        assert job is not None
-        launch(self.jobs.path, job)
         offers_async = "async-execute" in processor.metadata.get("jobControlOptions", [])
         if execution_mode == RequestedProcessExecutionMode.respond_async and offers_async:
             return job_id, "application/json", None, JobStatus.accepted, {"Preference-Applied": "respond-async"}
@@ -95,6 +95,34 @@ class UpscalerManager(BaseManager):
             return job_id, "application/json", self._result(job), JobStatus.successful, headers
         failure = {"type": "NoApplicableCode", "code": "NoApplicableCode", "description": job.message}
         return job_id, "application/json", failure, JobStatus.failed, headers
+
+    def create_job(self, process_id: str, definition: dict[str, Any], *, start: bool) -> EndpointJob:
+        """Part 4's ``POST /jobs``: check the inputs of ``definition`` (an execute request naming the process),
+        record the job ``created``, and with ``start`` start it at once; :class:`InvalidInput` on bad inputs
+        (nothing is recorded)."""
+        return self._record(process_id, self.get_processor(process_id), definition, start=start)
+
+    def start_job(self, job_id: str) -> EndpointJob:
+        """Part 4's ``POST /jobs/{id}/results``: launch a created job's worker. A job started already (or
+        ended) is left as it is, so a start repeated after a lost answer never runs the job twice."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        if self.jobs.start(job_id):
+            self._launch(job_id)
+        return self._get(job_id)
+
+    def job(self, job_id: str) -> EndpointJob:
+        """One job, reconciled; :class:`JobNotFoundError` if unknown."""
+        return self._get(job_id)
+
+    def list_jobs(
+        self, *, process_ids: list[str], statuses: list[str], limit: int | None, offset: int
+    ) -> tuple[list[EndpointJob], int]:
+        """Jobs, newest first, reconciled, filtered by process and status; and how many match."""
+        for job in self.jobs.active():
+            self._reconcile(job)
+        return self.jobs.list(limit, offset, process_ids=process_ids, statuses=statuses)
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -127,8 +155,10 @@ class UpscalerManager(BaseManager):
     def delete_job(self, job_id: str) -> bool:
         """Dismiss: stop the worker and what the job started, then forget the job and its files."""
         job = self._get(job_id)
-        if job.active:
-            self.jobs.finish(job_id, JobStatus.dismissed.value, "dismissed")
+        if job.active and self.jobs.finish(job_id, JobStatus.dismissed.value, "dismissed"):
+            # no worker can claim the job any more: the one recorded now is the one to stop (it may have
+            # claimed the job after it was read above)
+            job = self.jobs.get(job_id) or job
             self._stop_worker(job)
         self._stop_leftovers(job)
         if job.folder.is_dir() and job.folder.resolve().is_relative_to(self.folder.resolve()):
@@ -137,6 +167,28 @@ class UpscalerManager(BaseManager):
         return True
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _record(self, process_id: str, processor: Any, definition: dict[str, Any], *, start: bool) -> EndpointJob:
+        """Check the inputs of ``definition`` (the execute request), record the job (accepted, or created
+        unless ``start``) and, when started, launch its worker; :class:`InvalidInput` on bad inputs."""
+        values = processor.check(definition.get("inputs"))
+        job_id = str(uuid.uuid4())
+        folder = self.folder / job_id
+        status = "accepted" if start else CREATED
+        processor_def = self.processes[process_id]["processor"]
+        stored = {"process": process_id, **definition}
+        self.jobs.add(job_id, process_id, values, processor_def, folder, definition=stored, status=status)
+        if start:
+            self._launch(job_id)
+        job = self.jobs.get(job_id)
+        assert job is not None
+        return job
+
+    def _launch(self, job_id: str) -> None:
+        """Start the worker of an accepted job and record it."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.active:
+            self.jobs.launched(job_id, launch(self.jobs.path, job))
 
     def _get(self, job_id: str) -> EndpointJob:
         job = self.jobs.get(job_id)
@@ -156,9 +208,7 @@ class UpscalerManager(BaseManager):
                 self._stop_leftovers(job)
         elif self.jobs.relaunch(job.identifier, job.worker):
             LOG.warning("job %s: its worker is gone; starting it again", job.identifier)
-            fresh = self.jobs.get(job.identifier)
-            assert fresh is not None
-            launch(self.jobs.path, fresh)
+            self._launch(job.identifier)
         return self.jobs.get(job.identifier) or job
 
     def _wait(self, job_id: str) -> EndpointJob:

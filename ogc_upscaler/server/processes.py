@@ -13,8 +13,10 @@ A processor here does three things pygeoapi's own do not separate:
 
 Processor definitions (the ``processor:`` mapping of the pygeoapi config, written by
 :mod:`ogc_upscaler.server.settings`) carry ``state`` (the server's folder), ``url`` (its
-public URL), ``data_roots`` (local folders inputs may name), ``container``, ``parallel``,
-and ``package`` (a package process) or ``packages`` (``upscale``).
+public URL), ``data_roots`` (local folders inputs may name), ``allow_internal_urls``
+(whether URLs of loopback, private and link-local hosts may be read), ``container``,
+``parallel``, and ``package`` (a package process) or ``packages`` and ``max_tiles``
+(``upscale``).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from ogc_upscaler.config import ConfigFile, resolve
 from ogc_upscaler.cwl import Package, check_names, load_package, stage_items
 from ogc_upscaler.errors import InvalidInput, InvalidRequest, UpscalerError
 from ogc_upscaler.grid.named import NAMED_GRIDS, is_grid_name
+from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES, check_campaign_size
 from ogc_upscaler.server.describe import COG, package_description, upscale_description
-from ogc_upscaler.server.inputs import check_assets, check_href, check_inputs, check_text
+from ogc_upscaler.server.inputs import ReadPolicy, check_assets, check_href, check_inputs, check_text
 
 Report = Callable[[int, str], None]
 POLL = 0.5
@@ -62,7 +65,7 @@ class JobProcessor(BaseProcessor):
         self.definition = processor_def
         self.state = Path(processor_def["state"])
         self.url = str(processor_def.get("url", "")).rstrip("/")
-        self.data_roots = tuple(Path(r) for r in processor_def.get("data_roots", ()))
+        self.data_roots = ReadPolicy.from_definition(processor_def)  # the roots; may internal hosts be read
         self.container = str(processor_def.get("container", "none"))
         self.job_id: str | None = None
 
@@ -115,6 +118,7 @@ class PackageProcessor(JobProcessor):
             kind, value = parameter.type.rstrip("?"), values.get(parameter.id)
             if kind == "Directory" and value is not None:
                 values[parameter.id] = [check_href(h, self.data_roots, f"input {parameter.id!r}") for h in value]
+                self._check_items(values[parameter.id], parameter.id)
             elif kind == "File" and value is not None:
                 values[parameter.id] = check_href(value, self.data_roots, f"input {parameter.id!r}")
             elif kind == "string" and isinstance(value, str):
@@ -150,6 +154,20 @@ class PackageProcessor(JobProcessor):
         remote = backend.started(job_id, 1)
         if remote:
             backend.cancel(remote)
+
+    def _check_items(self, hrefs: list[str], input_id: str) -> None:
+        """Read each STAC item now and check its assets, so that a job whose tool would read outside what the
+        server may read is refused at request time (400, nothing recorded), not accepted and failed later."""
+        for href in hrefs:
+            try:
+                item = pystac.Item.from_file(href)
+            except Exception as err:  # whatever reading a document the client named raises
+                raise InvalidRequest(
+                    f"input {input_id!r}: {href} is not a STAC Item this server can read ({type(err).__name__}: "
+                    f"{str(err)[:200]})",
+                    hint="each href names a STAC Item (JSON) by a URL or a file under a data root",
+                ) from None
+            check_assets(item, self.data_roots, f"input {input_id!r}: ")
 
     def _check_assets(self, staged: Path, input_id: str) -> None:
         for item in pystac.Catalog.from_file(str(staged / "catalog.json")).get_items(recursive=True):
@@ -191,6 +209,7 @@ class UpscaleProcessor(JobProcessor):
         super().__init__(processor_def, upscale_description(sorted(packages)))
         self.packages = packages
         self.parallel = int(processor_def.get("parallel", 2))
+        self.max_tiles = int(processor_def.get("max_tiles", DEFAULT_MAX_TILES))
 
     def check(self, data: Any) -> dict[str, Any]:
         values = super().check(data)
@@ -206,7 +225,8 @@ class UpscaleProcessor(JobProcessor):
             check_names(package, values["templates"])
         except InvalidInput as err:
             raise InvalidRequest(f"input 'templates': {err.message}", hint=err.hint) from None
-        self.campaign(values, self.state / "jobs" / "check")  # the AOI, the grid and the time range
+        campaign = self.campaign(values, self.state / "jobs" / "check")  # the AOI, the grid and the time range
+        check_campaign_size(campaign.aoi, campaign.grid, self.max_tiles)
         return values
 
     def campaign(self, values: dict[str, Any], folder: Path) -> Campaign:

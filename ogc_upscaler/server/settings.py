@@ -1,7 +1,8 @@
 """The endpoint's settings, and the pygeoapi config and OpenAPI document written from them.
 
 Operators give a few settings (a state folder, the application packages, the local folders
-inputs may read, the public URL); :func:`prepare` writes ``STATE/pygeoapi.yml`` (our job
+inputs may read, whether URLs of internal hosts may be fetched, the largest campaign, the
+public URL); :func:`prepare` writes ``STATE/pygeoapi.yml`` (our job
 manager, one process per package, ``upscale``) and ``STATE/openapi.yml``, and returns the
 environment pygeoapi needs (``PYGEOAPI_CONFIG``, ``PYGEOAPI_OPENAPI``), for
 ``ogc-upscaler serve`` and for gunicorn alike.
@@ -17,6 +18,7 @@ import yaml
 
 from ogc_upscaler.cwl import Package, load_package
 from ogc_upscaler.errors import InvalidConfig, InvalidPackage
+from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES
 
 PROCESSES = "ogc_upscaler.server.processes"
 OGC_ONLY = frozenset({"contentMediaType", "contentEncoding"})
@@ -24,11 +26,18 @@ OGC_ONLY = frozenset({"contentMediaType", "contentEncoding"})
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """What an endpoint serves and where it keeps its jobs."""
+    """What an endpoint serves and where it keeps its jobs.
+
+    ``allow_internal_urls`` lets requests name URLs of loopback, private and link-local hosts (off: the
+    server would fetch from inside its own network for anyone); ``max_tiles`` is the most tiles one
+    ``upscale`` campaign may cover.
+    """
 
     state: Path
     packages: tuple[Path, ...]
     data_roots: tuple[Path, ...] = ()
+    allow_internal_urls: bool = False
+    max_tiles: int = DEFAULT_MAX_TILES
     host: str = "127.0.0.1"
     port: int = 5000
     url: str | None = None
@@ -37,6 +46,10 @@ class ServerSettings:
     max_restarts: int = 3
     title: str = "ogc-upscaler"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_tiles < 1:
+            raise InvalidConfig(f"max_tiles: must be 1 or more, got {self.max_tiles}", hint="e.g. --max-tiles 20000")
 
     @property
     def public_url(self) -> str:
@@ -77,6 +90,7 @@ def pygeoapi_config(settings: ServerSettings, packages: dict[str, Package]) -> d
         "state": str(state),
         "url": settings.public_url,
         "data_roots": [str(r.resolve()) for r in settings.data_roots],
+        "allow_internal_urls": settings.allow_internal_urls,
         "container": settings.container,
     }
     resources: dict[str, Any] = {
@@ -92,6 +106,7 @@ def pygeoapi_config(settings: ServerSettings, packages: dict[str, Package]) -> d
             "name": f"{PROCESSES}.UpscaleProcessor",
             "packages": {process_id: str(p.path) for process_id, p in packages.items()},
             "parallel": settings.parallel,
+            "max_tiles": settings.max_tiles,
             **common,
         },
     }
@@ -143,8 +158,59 @@ def prepare(settings: ServerSettings) -> dict[str, str]:
     config = pygeoapi_config(settings, packages)
     config_path, openapi_path = state / "pygeoapi.yml", state / "openapi.yml"
     _write(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    _write(openapi_path, yaml.safe_dump(_openapi_3_0(get_oas(config)), default_flow_style=False))
+    document = with_job_management(_openapi_3_0(get_oas(config)))
+    _write(openapi_path, yaml.safe_dump(document, default_flow_style=False))
     return {"PYGEOAPI_CONFIG": str(config_path), "PYGEOAPI_OPENAPI": str(openapi_path)}
+
+
+def with_job_management(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with the routes of OGC API – Processes Part 4 this endpoint adds (see
+    :mod:`ogc_upscaler.server.job_management`) beside pygeoapi's."""
+    job_id = {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}
+    prefer = {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": 'status="created" records the job without starting it (POST /jobs/{jobId}/results starts it)',
+    }
+    answers = {"default": {"$ref": "#/components/responses/default"}}
+    ok = {"description": "a statusInfo document", "content": {"application/json": {"schema": {"type": "object"}}}}
+    body = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+    operations = {
+        "/jobs": {
+            "post": {
+                "summary": 'Create a job (started at once, or with Prefer: status="created" when started)',
+                "operationId": "createJob",
+                "tags": ["jobs"],
+                "parameters": [prefer],
+                "requestBody": body,
+                "responses": {"201": ok, "400": {"description": "bad inputs: nothing recorded"}, **answers},
+            }
+        },
+        "/jobs/{jobId}/results": {
+            "post": {
+                "summary": "Start a created job (a job started already is left as it is)",
+                "operationId": "startJob",
+                "tags": ["jobs"],
+                "parameters": [job_id],
+                "responses": {"200": ok, "404": {"description": "no such job"}, **answers},
+            }
+        },
+        "/jobs/{jobId}/definition": {
+            "get": {
+                "summary": "The execute request a job was created from",
+                "operationId": "getJobDefinition",
+                "tags": ["jobs"],
+                "parameters": [job_id],
+                "responses": {"200": ok, "404": {"description": "no such job"}, **answers},
+            }
+        },
+    }
+    paths = document.setdefault("paths", {})
+    for path, methods in operations.items():
+        paths.setdefault(path, {}).update(methods)
+    return document
 
 
 def _openapi_3_0(document: Any) -> Any:

@@ -177,3 +177,87 @@ def _settings_of(campaign, folder: Path) -> dict:
         "aoi": "11.95,47.85,12.05,47.95",
         "time": {"start": "2024-01-01", "end": "2024-02-01", "step": "P1M"},
     }
+
+
+#: cwltool's log of a tool that failed with a declared temporary code, as written on a loaded machine: the memory
+#: report and another job's lines come between the tool's own message and cwltool's report of its exit status.
+INTERLEAVED_LOG = """\
+INFO /venv/bin/cwltool 3.3.20260925135507
+INFO [workflow ] start
+INFO [step run] start
+INFO [job run] /runs/j1/attempt-1/tmp/8a0krk0i$ python3 \\\\
+    flaky.py \\\\
+    B1 \\\\
+    0.0
+INFO [job other] /runs/j1/attempt-1/tmp/x1y2$ python3 \\\\
+    other.py
+flaky: tile B1 is broken (attempt 1)
+INFO [job run] Max memory used: 71MiB
+INFO [job other] completed success
+WARNING [job run] exited with status: 75
+ERROR [job run] Job error:
+Error collecting output for parameter 'result': Did not find output file with glob pattern: ['B1'].
+WARNING [job run] completed permanentFail
+WARNING [step run] completed permanentFail
+INFO [workflow ] completed permanentFail
+WARNING Final process status is permanentFail
+"""
+
+
+def test_the_failure_reason_is_the_tools_own_message_however_cwltools_lines_interleave(tmp_path) -> None:
+    from ogc_upscaler.backends.cwltool import _failure, _tool_message
+
+    assert _tool_message(INTERLEAVED_LOG) == "flaky: tile B1 is broken (attempt 1)"
+    (tmp_path / "stderr.log").write_text(INTERLEAVED_LOG)
+    status = _failure(1, tmp_path, str(tmp_path / "stderr.log"), frozenset({75}))
+    assert status.retryable and status.error == "temporary failure: flaky: tile B1 is broken (attempt 1)"
+    quiet = INTERLEAVED_LOG.replace("flaky: tile B1 is broken (attempt 1)\n", "")
+    assert _tool_message(quiet) is None, "the echoed command line and cwltool's lines are not the tool's message"
+    succeeded_first = "WARNING [job a] exited with status: 0\n" + INTERLEAVED_LOG
+    assert _tool_message(succeeded_first) == "flaky: tile B1 is broken (attempt 1)", "the failed job's message"
+
+
+def test_a_runner_that_just_started_never_reads_as_lost(tmp_path) -> None:
+    """runner.pid was written in two steps: a poll in between read an empty file and declared the job lost."""
+    import sys
+
+    from ogc_upscaler.backends.base import RemoteState
+    from ogc_upscaler.backends.cwltool import RUNNER, CwltoolBackend
+    from ogc_upscaler.cwl import load_package
+
+    backend = CwltoolBackend(load_package(PACKAGES / "flaky.cwl", validate=False), tmp_path, slots=1)
+    lost = 0
+    for i in range(100):
+        folder = tmp_path / f"run-{i}"
+        folder.mkdir()
+        runner = subprocess.Popen([sys.executable, RUNNER, str(folder), "--", "sleep", "0.02"])
+        while not (folder / "exit_code").exists():
+            lost += backend._status(folder).state is RemoteState.LOST
+        runner.wait()
+    assert lost == 0, f"{lost} polls of 100 fresh runners read them as lost"
+
+
+def test_a_runner_stopped_as_it_starts_records_the_stop_and_leaves_nothing_running(tmp_path) -> None:
+    import signal
+    import sys
+
+    from ogc_upscaler.backends.cwltool import RUNNER
+
+    for i in range(20):
+        folder = tmp_path / f"run-{i}"
+        folder.mkdir()
+        runner = subprocess.Popen([sys.executable, RUNNER, str(folder), "--", "sleep", "30"])
+        while not (folder / "runner.pid").exists():
+            pass
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=60) == 0
+        assert (folder / "exit_code").read_text().strip() == "-15"
+        leftover = subprocess.run(["pgrep", "-x", "sleep"], capture_output=True, text=True).stdout.split()
+        assert not [p for p in leftover if _cwd(p) == folder], "the command outlived its runner"
+
+
+def _cwd(pid: str) -> Path | None:
+    try:
+        return Path(f"/proc/{pid}/cwd").resolve(strict=True)
+    except OSError:
+        return None

@@ -1,5 +1,7 @@
 """Our endpoint on loopback, used by OWSLib (a client we did not write), by our own client running the
-demo campaign, and by plain HTTP: 400s that run nothing, upscale with progress, dismissal that stops."""
+demo campaign, and by plain HTTP: 400s that run nothing (bad inputs, bodies that are not execute
+requests, items whose assets the server may not read, internal hosts, campaigns over the tile limit),
+upscale with progress, dismissal that stops."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from ..conftest import demo_config, running_endpoint
 
 pytestmark = pytest.mark.slow
 JSON = {"Accept": "application/json"}
+ASYNC = {"Prefer": "respond-async", **JSON}
+DEADLINE = 900.0  # seconds: generous, for a loaded machine; the tests wait on conditions, never on time
 TEMPLATES = {
     "items": "{inputs.stac_items}",
     "bbox": "{tile.bbox}",
@@ -47,11 +51,11 @@ def tile_inputs(tmp_path_factory, demo_archive) -> dict[str, Any]:
     campaign = load_campaign(demo_config(tmp_path_factory.mktemp("tile"), demo_archive))
     with JobStore.open(campaign.store) as store:
         plan(campaign, store)
-        rows = [json.loads(r["inputs"]) for r in store.rows(("inputs",))]
+        rows = [dict(job.inputs) for job in store.jobs()]
     return next(r for r in rows if len(r["items"]) >= 2)
 
 
-def wait_for(url: str, job_id: str, timeout: float = 300) -> tuple[dict, list[int]]:
+def wait_for(url: str, job_id: str, timeout: float = DEADLINE) -> tuple[dict, list[int]]:
     """Poll a job until it ends; its last status and every progress seen."""
     seen: list[int] = []
     deadline = time.monotonic() + timeout
@@ -172,7 +176,7 @@ def test_our_client_runs_the_demo_campaign_against_our_endpoint(
         assert item.validate()
         assert cog_validate(item.assets["data"].get_absolute_href(), quiet=True)[0]
     with JobStore.read(campaign.store) as store:
-        assert all(r["remote_id"].startswith(url + "/jobs/") for r in store.rows())
+        assert all((job.remote_id or "").startswith(url + "/jobs/") for job in store.jobs())
 
 
 def processes_touching(folder: Path) -> list[str]:
@@ -206,11 +210,11 @@ def test_dismissing_a_job_really_stops_it(endpoint) -> None:
     assert reply.status_code == 201
     job_id = reply.headers["Location"].rsplit("/", 1)[1]
     folder = state / "jobs" / job_id
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + DEADLINE
     while not any("flaky.py" in c for c in processes_touching(folder)):
         assert time.monotonic() < deadline, "the tool never started"
         time.sleep(0.3)
-    reply = requests.delete(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=60)
+    reply = requests.delete(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=300)
     assert reply.status_code == 200 and json.loads(reply.text)["status"] == "dismissed"
     assert processes_touching(folder) == []
     assert not folder.exists()
@@ -226,11 +230,11 @@ def test_dismissing_an_upscale_job_stops_its_tile_jobs(endpoint, demo_archive) -
     )
     job_id = reply.headers["Location"].rsplit("/", 1)[1]
     folder = state / "jobs" / job_id
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + DEADLINE
     while not any("ndvi-tile" in c or "cwltool" in c for c in processes_touching(folder)):
         assert time.monotonic() < deadline, "no tile job started"
         time.sleep(0.3)
-    reply = requests.delete(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=60)
+    reply = requests.delete(f"{url}/jobs/{job_id}", params={"f": "json"}, timeout=300)
     assert reply.status_code == 200
     assert processes_touching(folder) == []
     assert not folder.exists()
@@ -255,6 +259,89 @@ def test_an_input_catalog_pointing_outside_the_data_roots_fails_before_any_tile_
         f"{url}/processes/upscale/execution", json={"inputs": inputs}, headers={"Prefer": "respond-async", **JSON}
     )
     job_id = reply.headers["Location"].rsplit("/", 1)[1]
-    status, _ = wait_for(url, job_id, timeout=120)
+    status, _ = wait_for(url, job_id)
     assert status["status"] == "failed" and "'/etc/hostname' is not a file this server may read" in status["message"]
     assert not (state / "jobs" / job_id / "work" / "jobs").exists(), "no tile job ran"
+
+
+def refused(url: str, state: Path, process: str, inputs: dict[str, Any], message: str, **post: Any) -> str:
+    """POST an execution that must answer 400 with ``message`` and record nothing; the description."""
+    before, folders = job_count(url), set((state / "jobs").iterdir())
+    reply = requests.post(f"{url}/processes/{process}/execution", json={"inputs": inputs}, headers=ASYNC, **post)
+    if reply.status_code == 201:  # a regression: stop the job before failing, or it runs on (a global campaign)
+        requests.delete(reply.headers["Location"], params={"f": "json"}, timeout=300)
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["Content-Type"].startswith("application/json")
+    body = reply.json()
+    assert body["code"] == "InvalidParameterValue" and message in body["description"], body
+    assert job_count(url) == before and set((state / "jobs").iterdir()) == folders
+    return body["description"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1, 2, 3]", "must be a JSON object, got an array"),
+        (b'[{"inputs": {}}]', "must be a JSON object, got an array"),
+        (b'"inputs"', "must be a JSON object, got a string"),
+        (b"42", "must be a JSON object, got a number"),
+        (b"[" * 10_000 + b"]" * 10_000, "nests deeper than 64 levels"),
+        (b'{"inputs": ' + b"[" * 100 + b"]" * 100 + b"}", "nests deeper than 64 levels"),
+        (b'{"inputs": {}, "subscriber": ["x"]}', "'subscriber' must be a JSON object"),
+        (b"{not json", "not JSON"),
+    ],
+)
+def test_bodies_that_are_not_execute_requests_answer_400_with_an_ogc_exception(endpoint, body, message) -> None:
+    url, _ = endpoint
+    before = job_count(url)
+    reply = requests.post(f"{url}/processes/ndvi/execution", data=body, headers=ASYNC, timeout=120)
+    assert reply.status_code == 400 and reply.headers["Content-Type"].startswith("application/json"), reply.text
+    assert message in reply.json()["description"]
+    assert job_count(url) == before
+
+
+def test_a_package_job_whose_items_assets_lie_outside_the_data_roots_is_refused_at_request_time(
+    endpoint, tile_inputs, demo_archive
+) -> None:
+    url, state = endpoint
+    rogue = demo_archive.parent / "rogue-items"
+    rogue.mkdir(exist_ok=True)
+    hrefs = []
+    for href in tile_inputs["items"]:  # the tile's items, copied inside the data root, their assets pointed out
+        item = json.loads(Path(href).read_text())
+        item["links"] = []
+        for asset in item["assets"].values():
+            asset["href"] = "/etc/hostname"
+        (rogue / f"{item['id']}.json").write_text(json.dumps(item))
+        hrefs.append(str(rogue / f"{item['id']}.json"))
+    description = refused(url, state, "ndvi", {**tile_inputs, "items": hrefs}, "'/etc/hostname' is not a file")
+    assert "input 'items'" in description
+
+
+@pytest.mark.parametrize(
+    ("process", "change", "host"),
+    [
+        ("ndvi", {"items": ["http://127.0.0.1:9/item.json"]}, "127.0.0.1"),
+        ("ndvi", {"items": ["http://localhost:9/item.json"]}, "localhost (127.0.0.1)"),
+        ("ndvi", {"items": ["http://[::1]:9/item.json"]}, "::1"),
+        ("ndvi", {"items": ["http://169.254.169.254/latest/meta-data"]}, "169.254.169.254"),
+        ("ndvi", {"items": ["http://10.1.2.3/item.json"]}, "10.1.2.3"),
+        ("upscale", {"stac": "http://127.0.0.1:9/stac"}, "127.0.0.1"),
+    ],
+)
+def test_urls_of_internal_hosts_are_refused_unless_the_operator_allows_them(
+    endpoint, tile_inputs, demo_archive, process, change, host
+) -> None:
+    url, state = endpoint
+    inputs = {**tile_inputs, **change} if process == "ndvi" else {**upscale_inputs(demo_archive), **change}
+    description = refused(url, state, process, inputs, f"the host {host} is an internal address")
+    assert "--allow-internal-urls" in description and "allow_internal_urls" in description
+
+
+def test_an_upscale_campaign_over_the_tile_limit_is_refused_before_any_planning(endpoint, demo_archive) -> None:
+    url, state = endpoint
+    inputs = {**upscale_inputs(demo_archive), "aoi": [-180, -80, 180, 84], "grid": "utm-10km"}
+    start = time.monotonic()
+    description = refused(url, state, "upscale", inputs, "tiles of utm-10km; this endpoint takes at most 20,000")
+    assert time.monotonic() - start < 120, "refused from the AOI's area, without listing the tiles"
+    assert "the campaign covers about 5,0" in description  # about 5 million tiles

@@ -1,7 +1,9 @@
-"""Execute requests are checked before anything runs: types, required and unknown inputs, hrefs, paths."""
+"""Execute requests are checked before anything runs: types, required and unknown inputs, hrefs (files under
+a data root, URLs of public hosts), paths."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,9 +11,10 @@ import pytest
 from ogc_upscaler.cwl import load_package
 from ogc_upscaler.errors import InvalidRequest
 from ogc_upscaler.server.describe import package_description, upscale_description
-from ogc_upscaler.server.inputs import check_href, check_inputs, check_text
+from ogc_upscaler.server.inputs import ReadPolicy, check_href, check_inputs, check_text
 
 NDVI = Path(__file__).parents[2] / "app_packages" / "ndvi" / "ndvi.cwl"
+PUBLIC = "https://93.184.216.34/x.json"  # a public address: no name to resolve, so the test needs no DNS
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,8 @@ def test_hrefs_are_urls_or_files_under_a_data_root(tmp_path) -> None:
     root = tmp_path / "data"
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "item.json").write_text("{}")
-    assert check_href("https://example.org/x.json", (), "items") == "https://example.org/x.json"
+    assert check_href(PUBLIC, (), "items") == PUBLIC
+    assert check_href("s3://bucket/x.json", (), "items") == "s3://bucket/x.json"
     assert check_href(str(root / "sub" / "item.json"), (root,), "items") == str(root / "sub" / "item.json")
     assert check_href(f"file://{root}/sub/item.json", (root,), "items") == str(root / "sub" / "item.json")
     outside = [
@@ -117,3 +121,40 @@ def test_text_inputs_may_not_name_paths_outside_the_job(value) -> None:
 @pytest.mark.parametrize("value", ["UTM20KM-32N-E700N5320", "2024-04-01T00:00:00Z/2024-05-01T00:00:00Z", "a..b"])
 def test_ordinary_text_passes(value) -> None:
     assert check_text(value, "input") == value
+
+
+@pytest.mark.parametrize(
+    ("href", "host"),
+    [
+        ("http://127.0.0.1:8080/x.json", "the host 127.0.0.1 is"),
+        ("http://localhost/x.json", "the host localhost (127.0.0.1) is"),
+        ("http://[::1]/x.json", "the host ::1 is"),
+        ("http://[::ffff:127.0.0.1]/x.json", "the host ::ffff:127.0.0.1 is"),
+        ("http://2130706433/x.json", "the host 2130706433 (127.0.0.1) is"),  # 127.0.0.1 as one number
+        ("http://0/x.json", "the host 0 (0.0.0.0) is"),
+        ("http://169.254.169.254/latest/meta-data/", "the host 169.254.169.254 is"),  # cloud metadata
+        ("http://10.0.0.8/x.json", "the host 10.0.0.8 is"),
+        ("https://192.168.1.1/x.json", "the host 192.168.1.1 is"),
+        ("http://100.64.0.1/x.json", "the host 100.64.0.1 is"),  # carrier-grade NAT
+        ("http://[fd00::1]/x.json", "the host fd00::1 is"),
+        ("http://224.0.0.1/x.json", "the host 224.0.0.1 is"),
+    ],
+)
+def test_urls_of_internal_hosts_are_refused_unless_allowed(href: str, host: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(f"items: {host} an internal address")) as caught:
+        check_href(href, (), "items")
+    assert "--allow-internal-urls" in (caught.value.hint or "") and "allow_internal_urls" in (caught.value.hint or "")
+    assert check_href(href, ReadPolicy((), allow_internal_urls=True), "items") == href
+
+
+def test_a_host_that_does_not_resolve_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match=r"the host no-such-host\.invalid cannot be resolved"):
+        check_href("https://no-such-host.invalid/x.json", (), "items")
+    with pytest.raises(InvalidRequest, match="is not a valid URL"):
+        check_href("http://[::1/x.json", (), "items")
+
+
+def test_a_read_policy_comes_from_the_processor_definition(tmp_path) -> None:
+    policy = ReadPolicy.from_definition({"data_roots": [str(tmp_path)], "allow_internal_urls": True})
+    assert list(policy) == [tmp_path] and policy.allow_internal_urls
+    assert not ReadPolicy.from_definition({}).allow_internal_urls

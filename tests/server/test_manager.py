@@ -1,10 +1,13 @@
 """The job manager without HTTP (pygeoapi's API layer adds nothing here): workers that vanish are
-started again or failed with a reason, and dismissal stops everything a job started."""
+started again or failed with a reason, a worker slow to start is never taken for a lost one, created
+jobs start once, and dismissal stops everything a job started."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from .test_endpoint import processes_touching
 
 pytestmark = pytest.mark.slow
 ASYNC = RequestedProcessExecutionMode.respond_async
+DEADLINE = 900.0  # seconds: generous, for a loaded machine; the tests wait on conditions, never on time
 
 
 def make_manager(state: Path, max_restarts: int = 3) -> UpscalerManager:
@@ -44,7 +48,7 @@ def flaky(seconds: float, tile: str = "T1") -> dict:
             "broken_tile": "none", "seconds": seconds}  # fmt: skip
 
 
-def worker_of(manager: UpscalerManager, job_id: str, timeout: float = 60) -> int:
+def worker_of(manager: UpscalerManager, job_id: str, timeout: float = DEADLINE) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = manager.jobs.get(job_id)
@@ -54,7 +58,7 @@ def worker_of(manager: UpscalerManager, job_id: str, timeout: float = 60) -> int
     raise AssertionError("the worker never started")
 
 
-def wait(manager: UpscalerManager, job_id: str, timeout: float = 120) -> dict:
+def wait(manager: UpscalerManager, job_id: str, timeout: float = DEADLINE) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = manager.get_job(job_id)
@@ -62,6 +66,18 @@ def wait(manager: UpscalerManager, job_id: str, timeout: float = 120) -> dict:
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} did not end")
+
+
+def until_the_tool_runs(folder: Path) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not any("flaky.py" in c for c in processes_touching(folder)):
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.3)
+
+
+def claims(folder: Path) -> int:
+    """How many workers claimed the job (each notes it in the job's worker.log)."""
+    return (folder / "worker.log").read_text().count("claimed by worker")
 
 
 def test_a_synchronous_execution_runs_in_a_worker_and_returns_the_results(tmp_path) -> None:
@@ -78,7 +94,7 @@ def test_a_job_whose_worker_was_killed_is_started_again_and_finishes(tmp_path) -
     job_id, _, body, status, headers = manager.execute_process("flaky", flaky(4), execution_mode=ASYNC)
     assert status == JobStatus.accepted and body is None and headers == {"Preference-Applied": "respond-async"}
     pid = worker_of(manager, job_id)
-    time.sleep(1.5)  # cwltool is running the tool by now, in its own session
+    until_the_tool_runs(tmp_path / "jobs" / job_id)  # cwltool runs it in its own session
     os.kill(pid, signal.SIGKILL)
     job = wait(manager, job_id)
     assert job["status"] == "successful", job["message"]
@@ -92,12 +108,9 @@ def test_after_too_many_restarts_a_job_fails_with_a_reason(tmp_path) -> None:
     job_id, *_ = manager.execute_process("flaky", flaky(30), execution_mode=ASYNC)
     pid = worker_of(manager, job_id)
     folder = tmp_path / "jobs" / job_id
-    deadline = time.monotonic() + 60
-    while not any("flaky.py" in c for c in processes_touching(folder)):
-        assert time.monotonic() < deadline, "the tool never started"
-        time.sleep(0.3)
+    until_the_tool_runs(folder)
     os.kill(pid, signal.SIGKILL)  # the worker only: cwltool and the tool go on in their own session
-    job = wait(manager, job_id, timeout=10)
+    job = wait(manager, job_id)
     assert job["status"] == "failed"
     assert "its worker stopped once without finishing" in job["message"] and "worker.log" in job["message"]
     assert processes_touching(folder) == [], "giving up stops what the job left running"
@@ -107,7 +120,47 @@ def test_a_job_dismissed_before_its_worker_starts_never_runs(tmp_path) -> None:
     manager = make_manager(tmp_path)
     job_id, *_ = manager.execute_process("flaky", flaky(30), execution_mode=ASYNC)
     assert manager.delete_job(job_id)
-    time.sleep(3)  # the worker, if it got that far, finds the job gone
-    assert processes_touching(tmp_path / "jobs" / job_id) == []
+    folder = tmp_path / "jobs" / job_id
+    deadline = time.monotonic() + DEADLINE
+    while processes_touching(folder):  # the worker, stopped or still starting up, finds the job gone and exits
+        assert time.monotonic() < deadline, f"still running: {processes_touching(folder)}"
+        time.sleep(0.2)
     assert manager.jobs.get(job_id) is None
-    assert not (tmp_path / "jobs" / job_id / "run").exists()
+    assert not (folder / "run").exists(), "the package never ran"
+
+
+def test_a_worker_slow_to_start_is_not_taken_for_a_lost_one(tmp_path) -> None:
+    manager = make_manager(tmp_path)
+    job_id, *_ = manager.execute_process("flaky", flaky(0), execution_mode=ASYNC)
+    row = manager.jobs.get(job_id)
+    assert row is not None and row.worker, "the launched worker is recorded at once"
+    with sqlite3.connect(manager.jobs.path) as db:  # as if it were launched long ago, and still starting
+        db.execute("UPDATE jobs SET launched = 0 WHERE identifier = ?", (job_id,))
+    manager.get_job(job_id)  # reconciles
+    assert wait(manager, job_id)["status"] == "successful"
+    row = manager.jobs.get(job_id)
+    assert row is not None and row.restarts == 0 and claims(row.folder) == 1
+
+
+def test_a_created_job_started_from_many_threads_runs_once(tmp_path) -> None:
+    manager = make_manager(tmp_path)
+    job = manager.create_job("flaky", {"inputs": flaky(0)}, start=False)
+    assert job.status == "created" and not job.folder.exists()
+    manager.get_jobs()  # reconciling leaves created jobs alone
+    assert manager.get_job(job.identifier)["status"] == "created"
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        manager.start_job(job.identifier)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wait(manager, job.identifier)["status"] == "successful"
+    manager.start_job(job.identifier)
+    assert manager.get_job(job.identifier)["status"] == "successful"
+    log = (job.folder / "worker.log").read_text()
+    assert claims(job.folder) == 1 and "not claimed" not in log, "one worker launched, and it ran the job"

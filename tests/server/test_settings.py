@@ -9,7 +9,9 @@ import yaml
 from pygeoapi.config import validate_config
 from pygeoapi.openapi import validate_openapi_document
 
+from ogc_upscaler.cli import serve
 from ogc_upscaler.errors import InvalidConfig, InvalidPackage
+from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES
 from ogc_upscaler.server.settings import ServerSettings, find_packages, prepare
 
 from ..conftest import PACKAGES
@@ -28,6 +30,22 @@ def test_the_config_and_openapi_document_validate(tmp_path) -> None:
     processor = config["resources"]["ndvi"]["processor"]
     assert processor["url"] == "http://127.0.0.1:5099" and processor["data_roots"] == [str(tmp_path.resolve())]
     assert config["resources"]["upscale"]["processor"]["packages"] == {"ndvi": str(APP_PACKAGES / "ndvi" / "ndvi.cwl")}
+    assert processor["allow_internal_urls"] is False
+    assert config["resources"]["upscale"]["processor"]["max_tiles"] == DEFAULT_MAX_TILES
+    paths = yaml.safe_load(Path(env["PYGEOAPI_OPENAPI"]).read_text())["paths"]
+    assert {"get", "post"} <= set(paths["/jobs"]) and "post" in paths["/jobs/{jobId}/results"]
+    assert "get" in paths["/jobs/{jobId}/definition"]
+
+
+def test_internal_urls_and_the_tile_limit_reach_the_processors(tmp_path) -> None:
+    settings = ServerSettings(state=tmp_path, packages=(APP_PACKAGES,), allow_internal_urls=True, max_tiles=50)
+    config = yaml.safe_load(Path(prepare(settings)["PYGEOAPI_CONFIG"]).read_text())
+    assert all(r["processor"]["allow_internal_urls"] is True for r in config["resources"].values())
+    assert config["resources"]["upscale"]["processor"]["max_tiles"] == 50
+    with pytest.raises(InvalidConfig, match="max_tiles: must be 1 or more"):
+        ServerSettings(state=tmp_path, packages=(), max_tiles=0)
+    options = {option.name: option for option in serve.params}
+    assert options["max_tiles"].default == DEFAULT_MAX_TILES and options["allow_internal_urls"].is_flag
 
 
 def test_a_package_asking_for_a_shell_is_not_served(tmp_path) -> None:

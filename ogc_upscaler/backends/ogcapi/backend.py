@@ -282,7 +282,7 @@ class OgcApiBackend(Backend):
         inputs = self.request_inputs(job.inputs, job.job_id)
         if self.job_management:
             return lookup.find_created(self.client, self.process, self.job_url, known, inputs, since)
-        listed = lookup.list_jobs(self.client, self.process)
+        listed = lookup.list_jobs(self.client, self.process, newer_than=self._oldest_unanswered(since))
         if listed is None:
             return Found(None, certain=False, reason="the server has no job list to look the submission up in")
         window = (since, since + self.client.timeout)
@@ -290,6 +290,12 @@ class OgcApiBackend(Backend):
         if found.remote_id is not None:
             self.ledger.resolve(job.job_id, job.attempt, found.remote_id)
         return found
+
+    def _oldest_unanswered(self, since: float) -> float:
+        """How far back the job list is read for a submission begun at ``since``: to the answered submission
+        before the earliest unanswered one still in the ledger (server and our clock may differ: a margin)."""
+        earliest = min((s.started for s in self.ledger.sent if s.remote is None), default=since)
+        return min(earliest, since) - 3600.0
 
     def remember(self, submissions: Sequence[Submission]) -> None:
         """The campaign's recorded order of submissions, where this process has none of its own (a restart)."""

@@ -103,8 +103,11 @@ class Ledger:
         return low, high, [s for s in entries[first:last] if s.remote is None]
 
 
-def list_jobs(client: Client, process: str, status: str | None = None) -> list[Listed] | None:
-    """The server's jobs of ``process`` (newest pages first, as far as :data:`MAX_PAGES`); None without a job list."""
+def list_jobs(
+    client: Client, process: str, status: str | None = None, newer_than: float | None = None
+) -> list[Listed] | None:
+    """The server's jobs of ``process`` (as far as :data:`MAX_PAGES`, and, where the list runs newest first,
+    until a page holds no job created after ``newer_than``); None without a job list."""
     found: list[Listed] = []
     offset = 0
     for _ in range(MAX_PAGES):
@@ -124,6 +127,8 @@ def list_jobs(client: Client, process: str, status: str | None = None) -> list[L
         offset += len(body["jobs"])
         if not body["jobs"] or (isinstance(matched, int) and offset >= matched):
             break
+        if newer_than is not None and page and all(j.created is not None and j.created < newer_than for j in page):
+            break  # a whole page older than the submission: the list runs newest first (pygeoapi, ours)
     return found
 
 
