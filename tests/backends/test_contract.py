@@ -179,3 +179,45 @@ class TestOgcApiOnPygeoapi(Contract):
     def harness(self, tmp_path, counting_pygeoapi) -> Harness:
         url, ledger = counting_pygeoapi
         return Pygeoapi(url, ledger, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def counting_endpoint(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """Our endpoint serving tests/packages/count.cwl (Part 4: create, then start): its URL and ledger."""
+    from ..servers.counting import counting_endpoint as serving
+
+    folder = tmp_path_factory.mktemp("counting-endpoint")
+    with serving(folder / "server", folder / "ledger.txt") as url:
+        yield url, folder / "ledger.txt"
+
+
+class Endpoint(Pygeoapi):
+    """OGC API – Processes Part 4 on our endpoint: each job a worker running the package with cwltool.
+    Its dismiss stops the worker, cwltool and the tool."""
+
+    cancel_stops = True
+
+    def backend(self) -> Backend:
+        backend = OgcApiBackend(self.url, "count", self.folder / "jobs", slots=4)
+        assert backend.job_management, "the endpoint declares Part 4"
+        return backend
+
+    def request(self, job_id: str, attempt: int = 1, *, seconds: float = 0.0, broken: bool = False) -> JobRequest:
+        inputs = {
+            "name": f"{self.prefix}-{job_id}",
+            "bbox": "not,a,bbox,here" if broken else "600000,5300000,600640,5300640",
+            "epsg": 32632,
+            "seconds": float(seconds),
+        }
+        return JobRequest(job_id, attempt, inputs)
+
+    def running(self, job_id: str) -> bool:
+        found = subprocess.run(["pgrep", "-f", f"count.py {self.prefix}-{job_id} "], capture_output=True, text=True)
+        return bool(found.stdout.strip())
+
+
+class TestOgcApiOnOurEndpoint(Contract):
+    @pytest.fixture
+    def harness(self, tmp_path, counting_endpoint) -> Harness:
+        url, ledger = counting_endpoint
+        return Endpoint(url, ledger, tmp_path)

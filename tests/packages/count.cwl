@@ -1,5 +1,6 @@
-# A test application package that counts its own executions: sleeps `seconds`, appends one line
-# `name` to a ledger file (O_APPEND, one write: concurrent runs never mix their lines), then writes a
+# A test application package that counts its own executions: appends one line `name` to LEDGER.started,
+# sleeps `seconds`, appends one line `name` to a ledger file (O_APPEND, one write: concurrent runs never
+# mix their lines), then writes a
 # small COG and a STAC catalog like a real package. The ledger's path is the step's default for
 # `ledger`, not a process input (an endpoint refuses absolute paths in text inputs): a harness
 # writes a copy of this file with its own path there (tests/servers/counting.py does).
@@ -41,12 +42,15 @@ $graph:
               import numpy as np, pystac, rasterio
               from rasterio.transform import from_origin
               name, bbox, epsg, seconds, ledger = sys.argv[1:6]
+              def record(path):
+                  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                  try:
+                      os.write(fd, (name.replace("\n", " ") + "\n").encode())
+                  finally:
+                      os.close(fd)
+              record(ledger + ".started")
               time.sleep(float(seconds))
-              fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-              try:
-                  os.write(fd, (name.replace("\n", " ") + "\n").encode())
-              finally:
-                  os.close(fd)
+              record(ledger)
               xmin, ymin, xmax, ymax = (float(v) for v in bbox.split(","))
               folder = Path("result"); folder.mkdir()
               data = np.full((32, 32), 1, dtype="uint8")

@@ -181,22 +181,22 @@ def find_created(
     inputs: dict[str, Any],
     since: float,
 ) -> Found:
-    """A Part 4 submission: the idle (``created``) job of ``process`` whose definition has these ``inputs``.
+    """A Part 4 submission: the job of ``process`` nobody here knows, created since the submission began,
+    whose definition has these ``inputs`` (idle if only its creation was answered, started if the start
+    was too).
 
-    Other idle jobs with the same inputs, created since the submission began, are deleted: they are
-    this submission's own duplicates and never ran.
+    Other idle jobs with the same inputs are deleted: they are this submission's own duplicates and
+    never ran.
     """
-    listed = list_jobs(client, process, status="created")
+    listed = list_jobs(client, process, newer_than=since - CLOCK_MARGIN)
     if listed is None:
         return Found(None, certain=False, reason="the server's job list cannot be read")
     candidates = sorted(
-        (j for j in listed if j.status == "created" and not known(url_of(j.job_id))),
-        key=lambda j: j.created or 0.0,
+        (j for j in listed if not known(url_of(j.job_id)) and (j.created is None or j.created >= since - CLOCK_MARGIN)),
+        key=lambda j: (j.status != "created", j.created or 0.0),  # a started one first: it is the one to keep
     )
     matches = []
     for job in candidates:
-        if job.created is not None and job.created < since - CLOCK_MARGIN:
-            continue
         reply = client.request("GET", f"jobs/{job.job_id}/definition", params={"f": "json"})
         if reply.status_code == 404:
             continue
@@ -207,7 +207,8 @@ def find_created(
     if not matches:
         return NOT_THERE
     for duplicate in matches[1:]:
-        client.request("DELETE", url_of(duplicate.job_id), params={"f": "json"})
+        if duplicate.status == "created":
+            client.request("DELETE", url_of(duplicate.job_id), params={"f": "json"})
     return Found(url_of(matches[0].job_id))
 
 
