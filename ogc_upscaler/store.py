@@ -28,9 +28,10 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -330,9 +331,23 @@ class Job:
         return values
 
 
-def now() -> str:
-    """The current UTC time as ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class _Clock:
+    """UTC time as ISO 8601 with microseconds, strictly increasing within the process: two moves in the same
+    microsecond are stamped one after the other, so ordering by a state's time is ordering by when it happened
+    (the lookup of unanswered submissions relies on it)."""
+
+    def __init__(self) -> None:
+        self._last = datetime.min.replace(tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            moment = max(datetime.now(UTC), self._last + timedelta(microseconds=1))
+            self._last = moment
+        return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+now = _Clock()
 
 
 class JobStore:
@@ -522,7 +537,7 @@ class JobStore:
             cursor = self._db.execute(
                 f"UPDATE jobs SET state = 'planned', attempts = 0, {cleared}, planned_at = ?, updated_at = ? "
                 f"WHERE state IN ({', '.join('?' * len(chosen))})",
-                [now(), now(), *chosen],
+                [stamp := now(), stamp, *chosen],
             )
         return cursor.rowcount
 

@@ -119,7 +119,13 @@ start() {
         return
     fi
     write_conf
-    running "$STATE/slurmctld.pid" || slurmctld -i
+    # A fresh start forgets what an earlier, killed SLURM left (-c clears the saved state, the spool goes):
+    # recovered jobs would otherwise hold the node's CPUs and the node would read idle before slurmd
+    # registered, so the smoke job (and the tests) queued behind jobs nothing runs any more.
+    if ! running "$STATE/slurmctld.pid"; then
+        running "$STATE/slurmd.pid" || rm -rf "${STATE:?}/d" && mkdir -p "$STATE/d"
+        slurmctld -c -i
+    fi
     wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
     running "$STATE/slurmd.pid" || slurmd
     if ! wait_for 20 "the node" node_idle; then
@@ -128,7 +134,10 @@ start() {
     fi
     local out="$STATE/smoke-$$.out" id
     id=$(sbatch --parsable --output="$out" --wrap 'echo ok')
-    wait_for 60 "smoke job $id" grep -q ok "$out"
+    if ! wait_for 300 "smoke job $id" grep -q ok "$out"; then
+        { squeue; sinfo -N -l; } >&2 || true
+        return 1
+    fi
     rm -f "$out"
     echo "slurm.sh: SLURM is up on $HOST (partition debug; state and logs in $STATE)"
 }
