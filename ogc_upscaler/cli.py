@@ -210,7 +210,8 @@ def package() -> None:
 @package.command("inspect")
 @click.argument("path")
 def package_inspect(path: str) -> None:
-    """Check an application package and list its inputs and outputs with their types."""
+    """Check an application package (a CWL file, FILE#workflow, or a folder holding one CWL file) and list
+    its inputs and outputs with their types and defaults, and what its tools need to run."""
     pkg = load_package(path)
     click.echo(f"{pkg.entry}  (version {pkg.version or 'unknown'})")
     if pkg.label:
@@ -218,7 +219,31 @@ def package_inspect(path: str) -> None:
     for title, parameters in (("inputs", pkg.inputs), ("outputs", pkg.outputs)):
         click.echo(f"{title}:")
         for p in parameters:
-            click.echo(f"  {p.id:<14} {p.type:<12} {p.label}")
+            default = f"  (default {json.dumps(p.default)})" if p.has_default else ""
+            click.echo(f"  {p.id:<14} {p.type.text:<12} {p.label}{default}")
+    click.echo("tools:")
+    for tool in pkg.tools:
+        image = f"  image {tool.image}{' (required)' if tool.image_required else ''}" if tool.image else ""
+        needs = f"{tool.resources.cores:g} cores, {tool.resources.ram_mib:g} MiB"
+        click.echo(f"  {tool.id:<14} {tool.command or '-':<12} {needs}{image}")
+
+
+@package.command("validate")
+@click.argument("path")
+@click.option("--notes", is_flag=True, help="Also list the notes (optional metadata and the like).")
+def package_validate(path: str, notes: bool) -> None:
+    """Check a package against the OGC EO Application Package best practice, as a platform does before it
+    deploys one (ogc-ap-validator's checks, offline); exit 1 if a platform would refuse it."""
+    from ogc_upscaler.cwl.validate import best_practice
+
+    pkg = load_package(path)
+    findings = [f for f in best_practice(pkg) if notes or f.level != "note"]
+    for finding in findings:
+        click.echo(str(finding))
+    errors = sum(f.level == "error" for f in findings)
+    click.echo(f"{pkg.path.name}#{pkg.workflow}: {errors} error(s), {sum(f.level == 'hint' for f in findings)} hint(s)")
+    if errors:
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -3,6 +3,16 @@
 # The README's test command and CI (.ci/run) both run exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Node.js runs the JavaScript expressions of application packages (cwltool asks for it); Debian's nodejs
+if ! command -v node >/dev/null && ! command -v nodejs >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs >/dev/null 2>&1 || {
+            apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs >/dev/null
+        }
+    else
+        echo "scripts/test.sh: Node.js is missing; install Debian's nodejs (apt-get install nodejs)" >&2
+    fi
+fi
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip

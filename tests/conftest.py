@@ -189,7 +189,13 @@ def _pygeoapi(state: Path, config: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_endpoint(
-    state: Path, data_roots: tuple[Path, ...], *, gunicorn: bool = False, port: int | None = None, **settings: Any
+    state: Path,
+    data_roots: tuple[Path, ...],
+    *,
+    gunicorn: bool = False,
+    port: int | None = None,
+    packages: tuple[Path, ...] | None = None,
+    **settings: Any,
 ) -> Iterator[str]:
     """Our endpoint on loopback (the demo's package and tests/packages/flaky.cwl): `ogc-upscaler serve`,
     or the README's gunicorn command; its URL. ``settings`` go to ServerSettings (e.g. max_restarts, or
@@ -209,7 +215,7 @@ def running_endpoint(
     unknown = sorted(set(settings) - set(options))
     assert not unknown, f"running_endpoint: no serve option for {unknown}"
     port = port or free_port()
-    packages = (Path(__file__).parents[1] / "app_packages", PACKAGES / "flaky.cwl")
+    packages = packages or (Path(__file__).parents[1] / "app_packages", PACKAGES / "flaky.cwl")
     env = dict(os.environ)
     if gunicorn:
         config = ServerSettings(state=state, packages=packages, data_roots=data_roots, port=port, **settings)

@@ -25,12 +25,15 @@ $graph:
       epsg:
         type: int
         label: EPSG code of the tile's CRS
+        doc: The projected CRS of the tile's pixel grid, e.g. 32632 for UTM zone 32N
       resolution:
         type: double
         label: Pixel size in metres
+        doc: The side of one output pixel, in the CRS's units
       tile_id:
         type: string
         label: Tile id, used to name the outputs
+        doc: The grid tile's id; the output item and its COG are named after it
       datetime:
         type: string
         label: Time window

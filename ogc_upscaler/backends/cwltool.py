@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,8 +35,10 @@ from ogc_upscaler.backends.base import (
     RemoteStatus,
 )
 from ogc_upscaler.backends.runner import alive, descendants, process_start
-from ogc_upscaler.cwl import Package, check_values, write_job_file
+from ogc_upscaler.cwl import Package, Prepared, check_values, prepare, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
+
+log = logging.getLogger(__name__)
 
 #: The runner is started as a file, not with ``-m``: importing the package would cost it a second or more.
 RUNNER = runner.__file__
@@ -72,14 +75,16 @@ class CwltoolBackend(Backend):
         self, package: Package, workdir: Path, slots: int = 2, container: str = "none", *, name: str = "cwltool"
     ) -> None:
         self.name = name
-        self.package = package
         self.workdir = workdir.resolve()
+        self.prepared = ready(package, self.workdir / ".packages", container)
+        self.package = self.prepared.package
         self.slots = slots
         self.container = container
         self.poll_max = 1.0  # a poll only reads a few files per running job
 
     def submit(self, job: JobRequest) -> str:
         """Stage the inputs, write job.yml and start cwltool under a detached runner."""
+        self.prepared.write()
         folder = self._folder(job.job_id, job.attempt)
         if folder.exists():
             shutil.rmtree(folder)
@@ -194,6 +199,25 @@ def read_results(folder: Path) -> Outputs:
     )
 
 
+def ready(package: Package, folder: Path, container: str, offers: tuple[float, float, str] | None = None) -> Prepared:
+    """The package prepared to run with ``container`` (its run file to be written into ``folder`` when the
+    first job is submitted), each adaptation logged as a warning. Refused before any job runs: a tool
+    whose command is missing, or one asking more than ``offers`` (cores, MiB, where: this machine unless
+    said otherwise)."""
+    cores, ram, where = offers or (*machine_size(), "this machine")
+    package.check_fits(cores, ram, where)
+    prepared = prepare(package, folder, container, tool_path()["PATH"])
+    for warning in prepared.warnings:
+        log.warning("package %s: %s", package.path.name, warning)
+    return prepared
+
+
+def machine_size() -> tuple[float, float]:
+    """This machine's CPUs and memory (MiB)."""
+    pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return float(os.cpu_count() or 1), pages * size / 2**20
+
+
 def tool_path() -> dict[str, str]:
     """cwltool's PATH: our venv first (cwltool, the packages' tools), then this host's own PATH, sbin
     included (podman's network plugins look for iptables there)."""
@@ -258,11 +282,13 @@ def _failure(code: int, folder: Path, log: str, temporary: frozenset[int]) -> Re
         return RemoteStatus(RemoteState.FAILED, f"signal {-code}", f"killed by signal {-code}", True, log)
     if code == UNSUPPORTED:
         return RemoteStatus(RemoteState.FAILED, "exit 33", f"cwltool cannot meet a requirement: {last}", False, log)
-    detail = _tool_message(text) or last
+    own = _tool_message(text)
+    detail = own or last
     if final == "temporaryFail" or any(c in temporary for c in tool_codes):
         return RemoteStatus(RemoteState.FAILED, "temporaryFail", f"temporary failure: {detail}", True, log)
     transient = TRANSIENT.search(text) is not None
-    reason = f"{final or f'exit {code}'}: {detail}"
+    # the tool's own words are the cause; cwltool's summary (permanentFail…) only when the tool said nothing
+    reason = own if own else f"{final or f'exit {code}'}: {detail}"
     return RemoteStatus(RemoteState.FAILED, final or f"exit {code}", reason, transient, log)
 
 

@@ -8,6 +8,7 @@ that runs many jobs on SLURM asks about all of them at once, never one command p
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -177,6 +178,18 @@ def _sacct(ids: Sequence[str]) -> dict[str, SlurmJob]:
         code = exit_code.partition(":")[0]
         found[job_id] = SlurmJob(job_id, state.split()[0] if state else "", reason, name, int(code) if code else None)
     return found
+
+
+def largest_node(partition: str | None = None) -> tuple[int, int] | None:
+    """The most CPUs and memory (MiB) one node of ``partition`` (the default one if None) offers a job,
+    from ``sinfo``; None if SLURM reports no node."""
+    command = ["sinfo", "-h", "-o", "%c %m", *(["-p", partition] if partition else [])]
+    sizes = []
+    for line in _run(command).splitlines():
+        numbers = [re.match(r"\d+", field) for field in line.split()]
+        if len(numbers) == 2 and all(numbers):
+            sizes.append((int(numbers[0][0]), int(numbers[1][0])))  # type: ignore[index]
+    return (max(c for c, _ in sizes), max(m for _, m in sizes)) if sizes else None
 
 
 def _run(command: list[str], allow_fail: bool = False) -> str:

@@ -52,7 +52,7 @@ from ogc_upscaler.backends.base import (
     RemoteState,
     RemoteStatus,
 )
-from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, stop_tree
+from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, ready, stop_tree
 from ogc_upscaler.backends.runner import descendants
 from ogc_upscaler.backends.tile_run import Started, unit_name
 from ogc_upscaler.cwl import Package, check_values, write_job_file
@@ -160,12 +160,13 @@ class ToilBackend(Backend):
 
     def __init__(self, package: Package, settings: Settings) -> None:
         self.name = settings.label
-        self.package = package
         self.options = settings.toil
         self.container = settings.container
         if self.options.shared is None:
             raise InvalidConfig("backend.toil.shared is not resolved", hint="build the backend from a loaded campaign")
         self.shared = Path(self.options.shared).resolve()
+        self.prepared = ready(package, self.shared / "packages", self.container, self._offers())
+        self.package = self.prepared.package
         self.staging = self.options.staging or ("jobstore" if self.options.batch_system == "kubernetes" else "shared")
         slots = settings.parallel
         self.slots = slots
@@ -177,10 +178,27 @@ class ToilBackend(Backend):
         self._batches: list[Path] = []  # batches this instance started
         self._kubernetes_api: Any = None
 
+    def _offers(self) -> tuple[float, float, str] | None:
+        """What one tile can get: the largest SLURM node of the partition (unbounded if SLURM cannot say), this
+        machine (None), or on Kubernetes, whose nodes are not known here, unbounded."""
+        if self.options.batch_system == "slurm":
+            try:
+                largest = slurm_cli.largest_node(self.options.slurm.partition)
+            except BackendError as err:  # not on a login node (yet): the jobs' own submission will say so
+                log.warning("the package's resources are not checked against SLURM's nodes: %s", err.message)
+                largest = None
+            partition = self.options.slurm.partition or "the default partition"
+            unknown = (float("inf"), float("inf"), "SLURM")
+            return unknown if largest is None else (*largest, f"the largest SLURM node of {partition}")
+        if self.options.batch_system == "kubernetes":
+            return (float("inf"), float("inf"), "Kubernetes")
+        return None
+
     # -- the backend protocol -----------------------------------------------------------------
 
     def submit(self, job: JobRequest) -> str:
         """Stage the tile's folder and queue it for the next batch."""
+        self.prepared.write()
         folder = self.shared / "tiles" / job.job_id / f"attempt-{job.attempt}"
         if folder.exists():
             shutil.rmtree(folder)
@@ -347,8 +365,8 @@ class ToilBackend(Backend):
                 for t in tiles
             ],
             "staging": self.staging,
-            "package": str(self.package.path),
-            "workflow": self.package.workflow,
+            "package": str(self.package.run_path),
+            "workflow": self.package.run_workflow,
             "container": self.container,
             "cores": self.package.cores,
             "memory": f"{self.package.ram_mib}Mi",
@@ -356,6 +374,7 @@ class ToilBackend(Backend):
         }
 
     def _start_batch(self, tiles: list[Path], batch: Path | None = None, restart: bool = False) -> None:
+        self.prepared.write()  # a resumed campaign's tiles may start without a submit in this run
         self._oldest = 0.0 if not self.pending else self._oldest
         if batch is None:
             batch = self.shared / "batches" / uuid.uuid4().hex[:12]

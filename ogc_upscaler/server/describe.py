@@ -1,11 +1,13 @@
 """OGC API – Processes descriptions: one generated from each application package's CWL, and ``upscale``'s.
 
-CWL types map to JSON Schema: ``string`` → string, ``int``/``long`` → integer,
-``float``/``double`` → number, ``boolean`` → boolean, ``T[]`` → array of T. A
-``Directory`` input takes an array of STAC Item URLs, staged into a folder of the
-job as the EO Application Package best practice's stage-in does; a ``File`` input
-takes a URL. A ``Directory`` output (a folder with a STAC catalog) is returned as
-links to its Cloud-Optimized GeoTIFFs and to the catalog.
+CWL types map to JSON Schema (:meth:`CwlType.json_schema`): ``string`` → string, ``int``/``long`` →
+integer, ``float``/``double`` → number, ``boolean`` → boolean, ``T[]`` → array of T, enums → a string
+with its symbols, records (``SchemaDefRequirement`` types such as the eoap ``BBox``) → an object with
+their fields, optional types → nullable. An input with a default has ``minOccurs: 0`` and the default in
+its schema. A ``Directory`` input takes an array of STAC Item URLs, staged into a folder of the job as
+the EO Application Package best practice's stage-in does (a ``Directory[]`` one such array per
+Directory, or one URL each); a ``File`` input takes a URL. A ``Directory`` output (a folder with a STAC
+catalog) is returned as links to its Cloud-Optimized GeoTIFFs and to the catalog.
 """
 
 from __future__ import annotations
@@ -16,38 +18,24 @@ from ogc_upscaler.cwl import Package, Parameter
 from ogc_upscaler.grid.named import NAMED_GRIDS
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
-SCALAR_SCHEMAS = {
-    "string": {"type": "string"},
-    "int": {"type": "integer"},
-    "long": {"type": "integer"},
-    "float": {"type": "number"},
-    "double": {"type": "number"},
-    "boolean": {"type": "boolean"},
-}
 URL = {"type": "string", "format": "uri"}
 LINK = {"type": "string", "format": "uri", "contentEncoding": "binary", "contentMediaType": COG}
 
 
+STAC_ITEMS = {"type": "array", "minItems": 0, "items": URL, "description": "URLs of STAC Items"}
+
+
 def input_schema(parameter: Parameter) -> dict[str, Any]:
-    """The JSON Schema of a package input."""
-    kind = parameter.type.rstrip("?")
-    if kind == "Directory":
-        return {"type": "array", "minItems": 0, "items": URL, "description": "URLs of STAC Items"}
-    if kind == "File":
-        return URL
-    if kind.endswith("[]"):
-        return {"type": "array", "items": SCALAR_SCHEMAS.get(kind[:-2], {})}
-    return dict(SCALAR_SCHEMAS.get(kind, {}))
+    """The JSON Schema of a package input (with its default, if it has one)."""
+    schema = parameter.type.json_schema(directory=STAC_ITEMS, file=URL)
+    if parameter.has_default:
+        schema["default"] = parameter.default
+    return schema
 
 
 def output_schema(parameter: Parameter) -> dict[str, Any]:
     """The JSON Schema of a package output."""
-    kind = parameter.type.rstrip("?")
-    if kind == "Directory":
-        return {"type": "array", "items": LINK}
-    if kind == "File":
-        return LINK
-    return input_schema(parameter)
+    return parameter.type.json_schema(directory={"type": "array", "items": LINK}, file=LINK)
 
 
 def package_description(package: Package, process_id: str) -> dict[str, Any]:

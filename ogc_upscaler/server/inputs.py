@@ -77,7 +77,13 @@ def check_inputs(description: Mapping[str, Any], data: Any) -> dict[str, Any]:
             f"missing input {', '.join(map(repr, missing))} for process {description['id']!r}",
             hint=f"GET /processes/{description['id']} describes each input",
         )
-    values = {k: _unwrap(v) for k, v in data.items() if v is not None}
+    # a qualified value ({"value": …}) is unwrapped, unless the input is itself an object (a record such as
+    # the eoap URI, {"value": "https://…"})
+    values = {
+        k: v if declared[k].get("schema", {}).get("type") == "object" else _unwrap(v)
+        for k, v in data.items()
+        if v is not None
+    }
     for key, value in values.items():
         problem = _mismatch(declared[key].get("schema", {}), value)
         if problem:
@@ -189,6 +195,11 @@ def _mismatch(schema: Mapping[str, Any], value: Any) -> str | None:
             return f"got {_short(value)}, which matches none of the accepted forms"
         return None
     kind = schema.get("type")
+    if isinstance(kind, list):  # a nullable type: ["string", "null"]
+        kinds = [k for k in kind if k != "null" and k in TYPES]
+        kind = next((k for k in kinds if TYPES[k](value)), None)
+        if kind is None:
+            return f"expected {' or '.join(kinds)}, got {_short(value)}"
     if kind and not TYPES[kind](value):
         return f"expected {kind}, got {_short(value)}"
     if "enum" in schema and value not in schema["enum"]:
@@ -214,6 +225,8 @@ def _schema_text(schema: Mapping[str, Any]) -> str:
     if "oneOf" in schema:
         return " or ".join(_schema_text(s) for s in schema["oneOf"])
     kind = schema.get("type", "any value")
+    if isinstance(kind, list):
+        kind = " or ".join(k for k in kind if k != "null") or "any value"
     if kind == "array":
         return f"an array of {_schema_text(schema.get('items', {}))}"
     if "enum" in schema:

@@ -29,6 +29,7 @@ import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, make_response, request
@@ -49,6 +50,8 @@ RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 UNSUPPORTED_FILTERS = ("datetime", "minDuration", "maxDuration")
 
 View = Callable[..., Any]
+#: The most of a job's log served at /jobs/{id}/log (its end: where a failure's cause is).
+LOG_BYTES = 1_000_000
 
 
 def install(app: Flask, api: API, url_prefix: str = "") -> None:
@@ -58,6 +61,7 @@ def install(app: Flask, api: API, url_prefix: str = "") -> None:
     routes.add_url_rule("/jobs", "create", views.create, methods=["POST"])
     routes.add_url_rule("/jobs/<job_id>/results", "start", views.start, methods=["POST"])
     routes.add_url_rule("/jobs/<job_id>/definition", "definition", views.definition, methods=["GET"])
+    routes.add_url_rule("/jobs/<job_id>/log", "log", views.log, methods=["GET"])
     app.register_blueprint(routes)
     app.view_functions["pygeoapi.get_jobs"] = views.jobs
     app.view_functions["pygeoapi.get_job_result"] = views.results(app.view_functions["pygeoapi.get_job_result"])
@@ -103,8 +107,19 @@ def status_info(job: EndpointJob, base_url: str) -> dict[str, Any]:
     if job.status not in ("failed", "dismissed"):
         title = "Start this job (POST)" if job.status == CREATED else "The results of this job"
         links.append(_link(f"{url}/results?f=json", RESULTS, title))
+    if job_log(job) is not None:
+        links.append({"href": f"{url}/log", "rel": "log", "type": "text/plain", "title": "This job's log"})
     info["links"] = links
     return info
+
+
+def job_log(job: EndpointJob) -> Path | None:
+    """The log that says what the job did: the package run's (cwltool's and the tool's own lines), else the
+    worker's (an ``upscale`` job, or a job that failed before its package ran)."""
+    for path in (job.folder / "run" / job.identifier / "attempt-1" / "stderr.log", job.folder / "worker.log"):
+        if path.is_file():
+            return path
+    return None
 
 
 def job_definition(job: EndpointJob, base_url: str) -> dict[str, Any]:
@@ -171,6 +186,22 @@ class JobViews:
         except JobNotFoundError:
             return self._no_such_job(req, headers, job_id)
         return self._json(headers, HTTPStatus.OK, job_definition(job, self.base_url))
+
+    def log(self, job_id: str) -> Response:
+        """``GET /jobs/{id}/log``: the job's log as text (its last megabyte), so a failure's cause is one click
+        from its status."""
+        req, headers = self._request()
+        try:
+            job = self.manager.job(job_id)
+        except JobNotFoundError:
+            return self._no_such_job(req, headers, job_id)
+        path = job_log(job)
+        if path is None:
+            return self._exception(req, headers, HTTPStatus.NOT_FOUND, "NoLog", f"job {job_id} has written no log yet")
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - LOG_BYTES))
+            text = f.read().decode(errors="replace")
+        return Response(text, status=HTTPStatus.OK, mimetype="text/plain")
 
     # -- Part 1, on our table -----------------------------------------------------------------
 

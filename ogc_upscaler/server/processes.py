@@ -38,8 +38,8 @@ from ogc_upscaler.backends.base import FINISHED, JobRequest, RemoteState
 from ogc_upscaler.backends.cwltool import CwltoolBackend
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.config import ConfigFile, resolve
-from ogc_upscaler.cwl import Package, check_names, load_package, stage_items
-from ogc_upscaler.errors import InvalidInput, InvalidRequest, UpscalerError
+from ogc_upscaler.cwl import Package, check_names, check_values, load_package, stage_items
+from ogc_upscaler.errors import InvalidInput, InvalidPackage, InvalidRequest, UpscalerError
 from ogc_upscaler.grid.named import NAMED_GRIDS, is_grid_name
 from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES, check_campaign_size
 from ogc_upscaler.server.describe import COG, package_description, upscale_description
@@ -115,26 +115,43 @@ class PackageProcessor(JobProcessor):
     def check(self, data: Any) -> dict[str, Any]:
         values = super().check(data)
         for parameter in self.package.inputs:
-            kind, value = parameter.type.rstrip("?"), values.get(parameter.id)
-            if kind == "Directory" and value is not None:
-                values[parameter.id] = [check_href(h, self.data_roots, f"input {parameter.id!r}") for h in value]
-                self._check_items(values[parameter.id], parameter.id)
-            elif kind == "File" and value is not None:
-                values[parameter.id] = check_href(value, self.data_roots, f"input {parameter.id!r}")
-            elif kind == "string" and isinstance(value, str):
-                check_text(value, f"input {parameter.id!r}")
+            value, kind, where = values.get(parameter.id), parameter.type, f"input {parameter.id!r}"
+            if value is None:
+                continue
+            if kind.is_("Directory") or kind.array_of("Directory"):
+                groups = [_groups(value)] if kind.is_("Directory") else [_groups(v) for v in value]
+                checked = [[check_href(h, self.data_roots, where) for h in g] for g in groups]
+                for group in checked:
+                    self._check_items(group, parameter.id)
+                values[parameter.id] = checked[0] if kind.is_("Directory") else checked
+            elif kind.is_("File"):
+                values[parameter.id] = check_href(value, self.data_roots, where)
+            elif kind.array_of("File"):
+                values[parameter.id] = [check_href(v, self.data_roots, f"{where}[{i}]") for i, v in enumerate(value)]
+            elif kind.is_("string") and isinstance(value, str):
+                check_text(value, where)
+        try:
+            check_values(self.package, values)
+        except InvalidPackage as err:
+            raise InvalidRequest(err.message.split(": ", 1)[-1], hint=err.hint) from None
         return values
 
     def work(self, job_id: str, values: dict[str, Any], folder: Path, report: Report, stop: threading.Event) -> Any:
         cwl_values = dict(values)
         for parameter in self.package.inputs:
-            if parameter.type.rstrip("?") == "Directory" and parameter.id in values:
-                staged = folder / "stage" / parameter.id
-                if not (staged / "catalog.json").exists():
-                    report(5, f"staging {len(values[parameter.id])} STAC items")
-                    stage_items(values[parameter.id], staged)
-                self._check_assets(staged, parameter.id)
-                cwl_values[parameter.id] = str(staged)
+            kind = parameter.type
+            if parameter.id not in values or not (kind.is_("Directory") or kind.array_of("Directory")):
+                continue
+            groups = [values[parameter.id]] if kind.is_("Directory") else values[parameter.id]
+            staged = []
+            for n, hrefs in enumerate(groups):
+                target = folder / "stage" / parameter.id / ("" if kind.is_("Directory") else str(n))
+                if not (target / "catalog.json").exists():
+                    report(5, f"staging {len(hrefs)} STAC items")
+                    stage_items(hrefs, target)
+                self._check_assets(target, parameter.id)
+                staged.append(str(target))
+            cwl_values[parameter.id] = staged[0] if kind.is_("Directory") else staged
         backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container)
         remote = backend.started(job_id, 1) or backend.submit(JobRequest(job_id, 1, cwl_values))
         report(10, "running the package with cwltool")
@@ -150,7 +167,7 @@ class PackageProcessor(JobProcessor):
         return self._results(job_id, backend.results(remote).raw, folder)
 
     def dismiss(self, job_id: str, folder: Path) -> None:
-        backend = CwltoolBackend(self.package, folder / "run", slots=1)
+        backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container)
         remote = backend.started(job_id, 1)
         if remote:
             backend.cancel(remote)
@@ -301,6 +318,11 @@ class UpscaleProcessor(JobProcessor):
         campaign = self.campaign(json.loads((folder / "campaign.json").read_text()), folder)
         with JobStore.open(campaign.store) as store:
             cancel_jobs(campaign, store)
+
+
+def _groups(value: Any) -> list[str]:
+    """A Directory's value as a request gives it: one STAC item URL or a list of them."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def request_error(err: UpscalerError) -> ProcessorExecuteError:

@@ -10,15 +10,21 @@ environment pygeoapi needs (``PYGEOAPI_CONFIG``, ``PYGEOAPI_OPENAPI``), for
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ogc_upscaler.cwl import Package, load_package
+from ogc_upscaler.cwl import Package, check_commands, load_package, workflows
 from ogc_upscaler.errors import InvalidConfig, InvalidPackage
 from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES
+
+log = logging.getLogger(__name__)
 
 PROCESSES = "ogc_upscaler.server.processes"
 OGC_ONLY = frozenset({"contentMediaType", "contentEncoding"})
@@ -57,8 +63,29 @@ class ServerSettings:
         return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
-def find_packages(paths: tuple[Path, ...]) -> dict[str, Package]:
-    """The packages in ``paths`` (CWL files, or folders of ``*/*.cwl``), by process id, checked."""
+@dataclass(frozen=True)
+class Found:
+    """The packages to serve, by process id, and the ones refused, each with its reason."""
+
+    packages: dict[str, Package]
+    refused: tuple[tuple[str, str], ...] = ()
+
+    def summary(self) -> str:
+        """The process list's log line: what is served, and what was skipped and why."""
+        served = ", ".join(self.packages) or "no package"
+        line = f"serving {len(self.packages)} package process(es): {served}, and upscale"
+        if self.refused:
+            line += "; refused: " + "; ".join(f"{ref} ({reason})" for ref, reason in self.refused)
+        return line
+
+
+def find_packages(paths: tuple[Path, ...], container: str = "none") -> Found:
+    """The packages in ``paths`` (CWL files, or folders of ``*/*.cwl``), by process id, checked: each
+    top-level Workflow of a file is a process. A package that cannot be served is skipped with its reason
+    (logged, and listed in :meth:`Found.summary`): one refused package never stops the server. Without a
+    container engine, a package whose command is not on this machine's PATH is refused too."""
+    from ogc_upscaler.backends.cwltool import tool_path
+
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -68,19 +95,53 @@ def find_packages(paths: tuple[Path, ...]) -> dict[str, Package]:
         else:
             raise InvalidConfig(f"packages: {path} does not exist", hint="give CWL files or folders holding them")
     packages: dict[str, Package] = {}
-    for file in files:
-        package = load_package(file)
-        if "ShellCommandRequirement" in file.read_text(encoding="utf-8"):
-            raise InvalidPackage(
-                f"package {file}: uses ShellCommandRequirement; the endpoint never passes inputs through a shell",
-                hint="bind the inputs as arguments (inputBinding) instead",
-            )
-        if package.workflow == "upscale" or package.workflow in packages:
-            raise InvalidConfig(
-                f"package {file}: process id {package.workflow!r} is taken", hint="give the Workflow another id"
-            )
-        packages[package.workflow] = package
-    return packages
+    refused: list[tuple[str, str]] = []
+    for file, loaded in zip(files, _load_all(files), strict=True):
+        if isinstance(loaded, InvalidPackage):
+            refused.append((file.name, loaded.message.split(": ", 1)[-1]))
+            continue
+        for package in loaded:
+            reference = f"{file.name}#{package.workflow}"
+            if '"ShellCommandRequirement"' in package.packed:
+                refused.append(
+                    (reference, "uses ShellCommandRequirement; the endpoint never passes inputs through a shell")
+                )
+            elif package.workflow == "upscale" or package.workflow in packages:
+                refused.append((reference, f"process id {package.workflow!r} is taken"))
+            elif problem := _cannot_run(package, container, tool_path()["PATH"]):
+                refused.append((reference, problem))
+            else:
+                packages[package.workflow] = package
+    for reference, reason in refused:
+        log.warning("package %s is not served: %s", reference, reason)
+    return Found(packages, tuple(refused))
+
+
+def _cannot_run(package: Package, container: str, search_path: str) -> str | None:
+    if container != "none":
+        return None
+    try:
+        check_commands(package, search_path)
+    except InvalidPackage as err:
+        return err.message.split(": ", 1)[-1]
+    return None
+
+
+def _load_all(files: list[Path]) -> list[list[Package] | InvalidPackage]:
+    """Every top-level Workflow of each file, loaded (in parallel processes when there are several files:
+    loading is CPU-bound in cwltool; loaded packages are cached by content, so a restart is fast)."""
+    if len(files) < 2:
+        return [_load_file(f) for f in files]
+    workers = min(len(files), os.cpu_count() or 1)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_load_file, files))
+
+
+def _load_file(file: Path) -> list[Package] | InvalidPackage:
+    try:
+        return [load_package(f"{file}#{workflow}") for workflow in workflows(file)]
+    except InvalidPackage as err:
+        return err
 
 
 def pygeoapi_config(settings: ServerSettings, packages: dict[str, Package]) -> dict[str, Any]:
@@ -96,7 +157,7 @@ def pygeoapi_config(settings: ServerSettings, packages: dict[str, Package]) -> d
     resources: dict[str, Any] = {
         process_id: {
             "type": "process",
-            "processor": {"name": f"{PROCESSES}.PackageProcessor", "id": process_id, "package": str(p.path), **common},
+            "processor": {"name": f"{PROCESSES}.PackageProcessor", "id": process_id, "package": p.entry, **common},
         }
         for process_id, p in packages.items()
     }
@@ -104,7 +165,7 @@ def pygeoapi_config(settings: ServerSettings, packages: dict[str, Package]) -> d
         "type": "process",
         "processor": {
             "name": f"{PROCESSES}.UpscaleProcessor",
-            "packages": {process_id: str(p.path) for process_id, p in packages.items()},
+            "packages": {process_id: p.entry for process_id, p in packages.items()},
             "parallel": settings.parallel,
             "max_tiles": settings.max_tiles,
             **common,
@@ -151,7 +212,9 @@ def prepare(settings: ServerSettings) -> dict[str, str]:
     """Write the pygeoapi config and OpenAPI document into the state folder; the environment to serve them."""
     from pygeoapi.openapi import get_oas
 
-    packages = find_packages(settings.packages)
+    found = find_packages(settings.packages, settings.container)
+    log.warning("%s", found.summary())
+    packages = found.packages
     state = settings.state.resolve()
     for folder in (state, state / "jobs", state / "outputs"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -204,6 +267,18 @@ def with_job_management(document: dict[str, Any]) -> dict[str, Any]:
                 "tags": ["jobs"],
                 "parameters": [job_id],
                 "responses": {"200": ok, "404": {"description": "no such job"}, **answers},
+            }
+        },
+        "/jobs/{jobId}/log": {
+            "get": {
+                "summary": "The job's log (its package run's, else its worker's), as text",
+                "operationId": "getJobLog",
+                "tags": ["jobs"],
+                "parameters": [job_id],
+                "responses": {
+                    "200": {"description": "the log", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "404": {"description": "no such job, or no log yet"},
+                },
             }
         },
     }

@@ -10,8 +10,10 @@ from pathlib import Path
 import pystac
 import pytest
 
+from ogc_upscaler.backends.cwltool import CwltoolBackend
 from ogc_upscaler.backends.runner import alive
 from ogc_upscaler.config import load_campaign
+from ogc_upscaler.cwl import load_package as load_cwl
 from ogc_upscaler.errors import InvalidPackage
 from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore
@@ -261,3 +263,11 @@ def _cwd(pid: str) -> Path | None:
         return Path(f"/proc/{pid}/cwd").resolve(strict=True)
     except OSError:
         return None
+
+
+def test_a_package_asking_more_than_this_machine_has_is_refused_before_any_job(tmp_path) -> None:
+    package = tmp_path / "big.cwl"
+    ndvi = Path(__file__).parents[2] / "app_packages" / "ndvi" / "ndvi.cwl"
+    package.write_text(ndvi.read_text().replace("ramMin: 1024", "ramMin: 100000000"))
+    with pytest.raises(InvalidPackage, match=r"tool ndvi-tile asks 1 cores and 1e\+08 MiB .* more than this machine"):
+        CwltoolBackend(load_cwl(package), tmp_path / "work")

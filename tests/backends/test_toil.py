@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pystac
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ogc_upscaler.backends.base import RemoteState
@@ -21,6 +22,7 @@ from ogc_upscaler.backends.runner import descendants
 from ogc_upscaler.backends.tile_run import Started
 from ogc_upscaler.cli import cli
 from ogc_upscaler.config import load_campaign
+from ogc_upscaler.errors import InvalidPackage
 from ogc_upscaler.run import BackgroundRun, make_backend, run_campaign
 from ogc_upscaler.store import JobStore
 
@@ -368,3 +370,17 @@ def test_a_tile_that_ran_out_of_memory_asks_for_more_in_its_next_batch(tmp_path,
     ram = backend.package.ram_mib
     assert [t["memory"] for t in spec["tiles"]] == [f"{ram}Mi", f"{round(ram * 2.25)}Mi"]
     assert spec["memory"] == f"{ram}Mi"
+
+
+@pytest.mark.usefixtures("slurm")
+def test_a_package_asking_more_than_the_largest_slurm_node_is_refused_before_any_job(tmp_path, demo_archive) -> None:
+    ndvi = Path(__file__).parents[2] / "app_packages" / "ndvi" / "ndvi.cwl"
+    package = tmp_path / "big.cwl"
+    package.write_text(ndvi.read_text().replace("coresMin: 1", "coresMin: 64"))
+    process = {
+        "application": str(package),
+        "inputs": yaml.safe_load(demo_config(tmp_path / "d", demo_archive).read_text())["process"]["inputs"],
+    }
+    config = demo_config(tmp_path, demo_archive, backend=toil_backend("slurm"), process=process)
+    with pytest.raises(InvalidPackage, match=r"tool ndvi-tile asks 64 cores .* more than the largest SLURM node"):
+        make_backend(load_campaign(config))

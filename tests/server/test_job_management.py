@@ -222,3 +222,17 @@ def test_loopback_item_urls_are_read_when_the_operator_allows_internal_urls(endp
     stored = requests.get(f"{url}/jobs/{job_id}/definition", headers=JSON, timeout=60).json()
     assert json.dumps(stored["inputs"]["items"]) == json.dumps(hrefs)
     requests.delete(f"{url}/jobs/{job_id}", headers=JSON, timeout=60)
+
+
+def test_a_failed_job_says_the_tools_own_error_and_links_its_log(endpoint) -> None:
+    url, _ = endpoint
+    reply = create(url, flaky(tile="B9", broken_tile="B9"), headers=JSON)
+    assert reply.status_code == 201, reply.text
+    info = until_ended(url, reply.json()["jobID"])
+    assert info["status"] == "failed" and "flaky: tile B9 is broken" in info["message"], info["message"]
+    assert "permanentFail" not in info["message"], "the cause, not cwltool's summary"
+    (log,) = [link for link in info["links"] if link["rel"] == "log"]
+    assert log["type"] == "text/plain"
+    text = requests.get(log["href"], timeout=60)
+    assert text.status_code == 200 and text.headers["Content-Type"].startswith("text/plain")
+    assert "flaky: tile B9 is broken" in text.text and "Final process status is permanentFail" in text.text

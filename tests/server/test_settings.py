@@ -10,7 +10,7 @@ from pygeoapi.config import validate_config
 from pygeoapi.openapi import validate_openapi_document
 
 from ogc_upscaler.cli import serve
-from ogc_upscaler.errors import InvalidConfig, InvalidPackage
+from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES
 from ogc_upscaler.server.settings import ServerSettings, find_packages, prepare
 
@@ -29,7 +29,9 @@ def test_the_config_and_openapi_document_validate(tmp_path) -> None:
     assert config["server"]["manager"]["name"] == "ogc_upscaler.server.manager.UpscalerManager"
     processor = config["resources"]["ndvi"]["processor"]
     assert processor["url"] == "http://127.0.0.1:5099" and processor["data_roots"] == [str(tmp_path.resolve())]
-    assert config["resources"]["upscale"]["processor"]["packages"] == {"ndvi": str(APP_PACKAGES / "ndvi" / "ndvi.cwl")}
+    assert config["resources"]["upscale"]["processor"]["packages"] == {
+        "ndvi": f"{APP_PACKAGES / 'ndvi' / 'ndvi.cwl'}#ndvi"
+    }
     assert processor["allow_internal_urls"] is False
     assert config["resources"]["upscale"]["processor"]["max_tiles"] == DEFAULT_MAX_TILES
     paths = yaml.safe_load(Path(env["PYGEOAPI_OPENAPI"]).read_text())["paths"]
@@ -55,13 +57,16 @@ def test_a_package_asking_for_a_shell_is_not_served(tmp_path) -> None:
         .replace("InitialWorkDirRequirement:", "ShellCommandRequirement: {}\n      InitialWorkDirRequirement:")
     )
     (tmp_path / "shell.cwl").write_text(text)
-    with pytest.raises(InvalidPackage, match="ShellCommandRequirement"):
-        find_packages((tmp_path / "shell.cwl",))
+    found = find_packages((tmp_path / "shell.cwl", PACKAGES / "count.cwl"))
+    assert list(found.packages) == ["count"], "one refused package never stops the others"
+    assert found.refused[0][0] == "shell.cwl#flaky" and "ShellCommandRequirement" in found.refused[0][1]
+    assert "refused: shell.cwl#flaky (uses ShellCommandRequirement" in found.summary()
 
 
 def test_two_packages_with_one_process_id_are_refused(tmp_path) -> None:
     (tmp_path / "copy.cwl").write_text((PACKAGES / "flaky.cwl").read_text())
-    with pytest.raises(InvalidConfig, match="process id 'flaky' is taken"):
-        find_packages((PACKAGES / "flaky.cwl", tmp_path / "copy.cwl"))
+    found = find_packages((PACKAGES / "flaky.cwl", tmp_path / "copy.cwl"))
+    assert list(found.packages) == ["flaky"] and found.packages["flaky"].path == (PACKAGES / "flaky.cwl").resolve()
+    assert found.refused == (("copy.cwl#flaky", "process id 'flaky' is taken"),)
     with pytest.raises(InvalidConfig, match="does not exist"):
         find_packages((tmp_path / "missing",))

@@ -1,10 +1,8 @@
-"""Application packages: inspecting, rejecting what cannot run here, writing job files with staging."""
+"""One job's input file: values converted to the package's types, STAC items staged into Directories."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,53 +14,10 @@ from ogc_upscaler.assets import Carried
 from ogc_upscaler.cwl import check_values, load_package, write_job_file
 from ogc_upscaler.errors import InvalidPackage
 
-from .conftest import PACKAGES
+from ..conftest import PACKAGES
 
 NDVI = PACKAGES.parent.parent / "app_packages" / "ndvi" / "ndvi.cwl"
-
-
-def test_the_ndvi_package_lists_its_inputs_and_outputs() -> None:
-    package = load_package(NDVI)
-    assert package.workflow == "ndvi" and package.version == "0.1.0"
-    assert {p.id: p.type for p in package.inputs} == {
-        "items": "Directory",
-        "bbox": "string",
-        "epsg": "int",
-        "resolution": "double",
-        "tile_id": "string",
-        "datetime": "string",
-    }
-    assert [(p.id, p.type) for p in package.outputs] == [("ndvi", "Directory")]
-    assert package.entry.endswith("ndvi.cwl#ndvi")
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("docker-required.cwl", "DockerRequirement under requirements"),
-        ("javascript.cwl", "JavaScript"),
-        ("invalid.cwl", "not valid CWL"),
-        ("missing.cwl", "no such file"),
-    ],
-)
-def test_packages_that_cannot_run_here_are_refused_with_the_reason(name, message) -> None:
-    with pytest.raises(InvalidPackage, match=message) as err:
-        load_package(PACKAGES / name)
-    assert err.value.hint and err.value.exit_code == 2
-
-
-def test_a_workflow_that_is_not_there_is_named(tmp_path) -> None:
-    with pytest.raises(InvalidPackage, match="no Workflow called 'other'"):
-        load_package(f"{NDVI}#other")
-
-
-def test_inspect_from_the_command_line() -> None:
-    exe = [sys.executable, "-m", "ogc_upscaler"]
-    good = subprocess.run([*exe, "package", "inspect", str(NDVI)], capture_output=True, text=True)
-    assert good.returncode == 0, good.stderr
-    assert "items" in good.stdout and "Directory" in good.stdout and "outputs:" in good.stdout
-    bad = subprocess.run([*exe, "package", "inspect", str(PACKAGES / "javascript.cwl")], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+TYPES = PACKAGES / "ecosystem" / "types.cwl"
 
 
 def test_job_files_convert_types_and_stage_stac_items(tmp_path, demo_archive) -> None:
@@ -136,6 +91,50 @@ def test_carried_assets_are_copied_across_filesystems_and_a_missing_one_is_named
 def test_values_that_do_not_fit_the_package_are_refused(values, message) -> None:
     with pytest.raises(InvalidPackage, match=message):
         check_values(load_package(NDVI, validate=False), values)
+
+
+def test_every_kind_of_input_is_converted_and_directories_of_a_list_are_staged_each(tmp_path, demo_archive) -> None:
+    package = load_package(TYPES)
+    items = [str(p) for p in sorted(demo_archive.parent.glob("demo-s2-l2a/*/*.json"))[:3]]
+    values = {
+        "aoi": {"bbox": ["1", 2, 3, 4.5], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
+        "catalog": {"value": "https://example.org/catalog.json"},
+        "scenes": [items[0], items[1:]],  # one item, then a group of two: a Directory each
+        "seed": "12345678901",
+        "gain": "0.5",
+        "mode": "accurate",
+    }
+    job = yaml.safe_load(write_job_file(package, values, tmp_path).read_text())
+    assert job["aoi"] == {"bbox": [1.0, 2.0, 3.0, 4.5], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+    assert job["seed"] == 12345678901 and job["gain"] == 0.5 and job["mode"] == "accurate"
+    assert "bands" not in job and "strict" not in job, "inputs left out take the package's defaults"
+    staged = [pystac.Catalog.from_file(d["location"] + "/catalog.json") for d in job["scenes"]]
+    assert [len(list(c.get_items())) for c in staged] == [1, 2]
+    assert job["scenes"][0]["location"] != job["scenes"][1]["location"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mode": "quick"}, r"input 'mode' takes one of fast, accurate; got 'quick'"),
+        ({"aoi": {"bbox": [1, 2, 3, 4], "crs": "EPSG:4326"}}, r"input 'aoi'.crs takes one of http://www.opengis"),
+        ({"aoi": {"bbox": [1, 2], "crs": "x", "srs": 1}}, r"BBox has no field srs; its fields are bbox \(double\[\]\)"),
+        ({"catalog": "https://example.org"}, r"input 'catalog' takes a URI record \(an object\)"),
+        ({"seed": 1.5}, r"input 'seed' takes a long, got 1.5"),
+        ({"strict": "yes"}, r"input 'strict' takes a boolean, got 'yes'"),
+        ({"bands": "red"}, r"input 'bands' takes a string\[\] \(a list\)"),
+    ],
+)
+def test_values_that_do_not_fit_a_type_are_refused_naming_the_input(change, message) -> None:
+    values = {
+        "aoi": {"bbox": [1, 2, 3, 4], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
+        "catalog": {"value": "https://example.org/catalog.json"},
+        "scenes": [],
+        "seed": 1,
+        "gain": 1,
+    }
+    with pytest.raises(InvalidPackage, match=message):
+        check_values(load_package(TYPES), {**values, **change})
 
 
 def test_the_package_declares_what_best_practice_asks() -> None:
