@@ -9,7 +9,8 @@ Run by hand::
 The packages are the real-pattern test packages (``tests/packages/ecosystem``), each written again under
 its own process id into a fresh folder, so each is one process of its own. Each round starts
 ``ogc-upscaler serve`` as a subprocess and measures the time until ``/processes`` lists every package
-(wall time, and the CPU time of the server and its children, read from ``/proc`` at that moment):
+(wall time; and CPU time of the server and all its children, from ``getrusage`` once it is stopped, so
+it includes the short while between listing and stopping):
 
 - cold: an empty package cache (``OGC_UPSCALER_CACHE`` points at a fresh folder): every package is
   loaded and validated by cwltool (in parallel processes);
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -39,7 +41,6 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 ECOSYSTEM = ROOT / "tests" / "packages" / "ecosystem"
 PATTERNS = ("platform-style.cwl", "image-required.cwl", "expressions.cwl", "packed.cwl", "types.cwl")
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def write_packages(folder: Path, count: int) -> list[str]:
@@ -61,30 +62,6 @@ def write_packages(folder: Path, count: int) -> list[str]:
     return ids
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid`` and its children so far (user + system), from /proc."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat.parent.name) == pid or _descends(int(stat.parent.name), pid):
-            total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
-
-
-def _descends(child: int, ancestor: int) -> bool:
-    while child > 1:
-        try:
-            child = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError):
-            return False
-        if child == ancestor:
-            return True
-    return False
-
-
 def serve_once(packages: Path, ids: list[str], cache: Path, state: Path) -> tuple[float, float]:
     """Start serve; the wall and CPU seconds until /processes lists every package; then stop it."""
     with socket.socket() as s:
@@ -93,14 +70,15 @@ def serve_once(packages: Path, ids: list[str], cache: Path, state: Path) -> tupl
     exe = Path(sys.executable).with_name("ogc-upscaler")
     env = {**os.environ, "OGC_UPSCALER_CACHE": str(cache)}
     command = [str(exe), "serve", "--state", str(state), "--port", str(port), "--packages", str(packages)]
-    started = time.perf_counter()
+    started, before = time.perf_counter(), _children_cpu()
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
             try:
                 listed = requests.get(f"http://127.0.0.1:{port}/processes?f=json&limit=100", timeout=5).json()
                 if set(ids) <= {p["id"] for p in listed["processes"]}:
-                    return time.perf_counter() - started, cpu_seconds(server.pid)
+                    wall = time.perf_counter() - started
+                    break
             except (requests.ConnectionError, requests.Timeout, ValueError, KeyError):
                 pass
             if server.poll() is not None:
@@ -114,6 +92,13 @@ def serve_once(packages: Path, ids: list[str], cache: Path, state: Path) -> tupl
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
+    return wall, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

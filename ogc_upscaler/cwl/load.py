@@ -38,7 +38,7 @@ def load_package(reference: str | Path, *, validate: bool = True) -> Package:
     path, wanted = _reference(reference)
     key = hashlib.sha256(b"\0".join([_digest(path).encode(), str(path).encode(), wanted.encode(), _versions()]))
     cached = _cache_read(key.hexdigest())
-    if cached is not None:
+    if isinstance(cached, Package):
         return cached
     package, sources = _load(path, wanted, validate)
     if validate:
@@ -49,9 +49,16 @@ def load_package(reference: str | Path, *, validate: bool = True) -> Package:
 def workflows(reference: str | Path) -> list[str]:
     """The ids of the top-level Workflows of a package file (those no other Workflow runs as a step)."""
     path, _ = _reference(reference)
+    key = hashlib.sha256(b"\0".join([b"workflows", _digest(path).encode(), str(path).encode(), _versions()]))
+    cached = _cache_read(key.hexdigest())
+    if isinstance(cached, list):
+        return cached
     with _loading(f"package {path}"):
-        context, document, _uri = _resolve(path, validate=False)
-        return [short_name(w["id"]) for w in _entries(_nodes(context, document, path))]
+        context, document, _uri, _order = _resolve(path, validate=False)
+        found = [short_name(w["id"]) for w in _entries(_nodes(context, document, path))]
+        sources = _sources(context)
+    _cache_write(key.hexdigest(), found, sources)
+    return found
 
 
 def _reference(reference: str | Path) -> tuple[Path, str]:
@@ -78,7 +85,7 @@ def _load(path: Path, wanted: str, validate: bool) -> tuple[Package, list[Path]]
 
     where = f"package {path.name}"
     with _loading(where):
-        context, raw, _uri = _resolve(path, validate)
+        context, raw, _uri, order = _resolve(path, validate)
         if not isinstance(raw, Mapping) or "cwlVersion" not in raw:
             raise InvalidPackage(f"{where}: not a CWL document (no cwlVersion)", hint="an application package is CWL")
         nodes = _nodes(context, raw, path)
@@ -92,17 +99,15 @@ def _load(path: Path, wanted: str, validate: bool) -> tuple[Package, list[Path]]
     if not tools:
         raise InvalidPackage(f"{where}: holds no CommandLineTool", hint="a package needs at least one CommandLineTool")
     text = json.dumps(packed)
-    sources = sorted(
-        {Path(url.split("#")[0][len("file://") :]) for url in context.loader.idx if url.startswith("file://")}
-    )
+    sources = _sources(context)
     return Package(
         path=path,
         workflow=short_name(workflow["id"]),
         label=str(main.get("label", "")),
         doc=str(main.get("doc", "")).strip(),
         version=_software_version(raw),
-        inputs=tuple(_parameter(p, named) for p in main.get("inputs", [])),  # in id order, as packed
-        outputs=tuple(_parameter(p, named) for p in main.get("outputs", [])),
+        inputs=_in_order(main.get("inputs", []), named, order.get(short_name(workflow["id"]), [])),
+        outputs=_in_order(main.get("outputs", []), named, order.get(short_name(workflow["id"]), [])),
         temporary_fail_codes=frozenset(int(c) for n in tools for c in n.get("temporaryFailCodes", [])),
         tools=tuple(_tool(n) for n in tools),
         javascript=any(_requirement(n, "InlineJavascriptRequirement") for n in graph),
@@ -111,7 +116,7 @@ def _load(path: Path, wanted: str, validate: bool) -> tuple[Package, list[Path]]
     ), sources
 
 
-def _resolve(path: Path, validate: bool) -> tuple[Any, Any, str]:
+def _resolve(path: Path, validate: bool) -> tuple[Any, Any, str, dict[str, list[str]]]:
     from cwltool.context import LoadingContext
     from cwltool.load_tool import fetch_document, resolve_and_validate_document
 
@@ -119,9 +124,24 @@ def _resolve(path: Path, validate: bool) -> tuple[Any, Any, str]:
 
     context = LoadingContext({"fetcher_constructor": OfflineFetcher, "do_update": True, "do_validate": validate})
     context, document, uri = fetch_document(str(path), context)
-    raw = document
+    order = _declared_order(document)  # resolving turns maps into lists sorted by id
     context, uri = resolve_and_validate_document(context, document, uri)
-    return context, raw, uri
+    return context, document, uri, order
+
+
+def _declared_order(document: Any) -> dict[str, list[str]]:
+    """Each Workflow's parameter names in the order the file declares them (``inputs`` and ``outputs``)."""
+    nodes = document.get("$graph", [document]) if isinstance(document, Mapping) else []
+    order: dict[str, list[str]] = {}
+    for node in nodes:
+        if isinstance(node, Mapping) and node.get("class") == "Workflow":
+            names = []
+            for section in ("inputs", "outputs"):
+                value = node.get(section) or []
+                items = value.keys() if isinstance(value, Mapping) else (p.get("id", "") for p in value)
+                names += [short_name(str(name)) for name in items]
+            order[short_name(str(node.get("id", "main")))] = names
+    return order
 
 
 def _nodes(context: Any, raw: Any, path: Path) -> list[dict[str, Any]]:
@@ -172,6 +192,13 @@ def _named_types(graph: list[dict[str, Any]]) -> dict[str, Any]:
                     if isinstance(kind, Mapping) and kind.get("name"):
                         named[str(kind["name"])] = kind
     return named
+
+
+def _in_order(packed: list[Any], named: Mapping[str, Any], declared: list[str]) -> tuple[Parameter, ...]:
+    """The packed parameters (sorted by id) in the order the file declares them."""
+    rank = {name: i for i, name in enumerate(declared)}
+    parameters = [_parameter(p, named) for p in packed]
+    return tuple(sorted(parameters, key=lambda p: rank.get(p.id, len(rank))))
 
 
 def _parameter(raw: Mapping[str, Any], named: Mapping[str, Any]) -> Parameter:
@@ -297,6 +324,13 @@ def _cache_dir() -> Path:
     return Path(base) / "packages"
 
 
+def _sources(context: Any) -> list[Path]:
+    """The local files a load read (the package, its ``run`` files, its imports)."""
+    return sorted(
+        {Path(url.split("#")[0][len("file://") :]) for url in context.loader.idx if url.startswith("file://")}
+    )
+
+
 def _digest(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -304,18 +338,19 @@ def _digest(path: Path) -> str:
         return ""
 
 
-def _cache_read(key: str) -> Package | None:
-    """The cached package, if every file it was loaded from (imports, ``run`` files) is unchanged."""
+def _cache_read(key: str) -> Any:
+    """The cached package (or list of workflows), if every file it was loaded from (imports, ``run`` files)
+    is unchanged."""
     try:
         sources, package = pickle.loads((_cache_dir() / f"{key}.pickle").read_bytes())
     except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
-    if not isinstance(package, Package) or any(_digest(Path(p)) != digest for p, digest in sources):
+    if not isinstance(package, Package | list) or any(_digest(Path(p)) != digest for p, digest in sources):
         return None
     return package
 
 
-def _cache_write(key: str, package: Package, sources: list[Path]) -> None:
+def _cache_write(key: str, package: Package | list[str], sources: list[Path]) -> None:
     folder = _cache_dir()
     record = ([(str(p), _digest(p)) for p in sources], package)
     with contextlib.suppress(OSError):

@@ -28,13 +28,13 @@ def own_cache(tmp_path, monkeypatch):
 def test_the_ndvi_package_lists_its_inputs_and_outputs() -> None:
     package = load_package(NDVI)
     assert package.workflow == "ndvi" and package.version == "0.1.0"
-    assert [(p.id, p.type.text) for p in package.inputs] == [  # in id order, as cwltool packs them
-        ("bbox", "string"),
-        ("datetime", "string"),
-        ("epsg", "int"),
+    assert [(p.id, p.type.text) for p in package.inputs] == [  # in the order the file declares them
         ("items", "Directory"),
+        ("bbox", "string"),
+        ("epsg", "int"),
         ("resolution", "double"),
         ("tile_id", "string"),
+        ("datetime", "string"),
     ]
     assert [(p.id, p.type.text) for p in package.outputs] == [("ndvi", "Directory")]
     assert package.entry.endswith("ndvi.cwl#ndvi") and package.cores == 1 and package.ram_mib == 1024

@@ -98,7 +98,7 @@ def test_owslib_lists_describes_and_executes_our_processes(endpoint, tile_inputs
         ("ndvi", {"colour": "red"}, "unknown input 'colour'"),
         ("upscale", {"grid": "/etc/passwd"}, "unknown grid"),
         ("upscale", {"aoi": [10, 50, 10, 40]}, "south"),
-        ("upscale", {"templates": {"bbox": "{tile.bbox}"}}, "missing datetime, epsg, items"),
+        ("upscale", {"templates": {"bbox": "{tile.bbox}"}}, "missing items, epsg"),
         ("upscale", {"stac": "/etc/stac.json"}, "not a file this server may read"),
     ],
 )
