@@ -30,7 +30,7 @@ from ogc_upscaler.export import FORMATS, export
 from ogc_upscaler.grid import GRID_HELP, grid_from_spec
 from ogc_upscaler.plan import plan
 from ogc_upscaler.progress import ProgressBar
-from ogc_upscaler.run import RunResult, rebuild_catalog, run_campaign
+from ogc_upscaler.run import RunResult, make_backend, rebuild_catalog, run_campaign
 from ogc_upscaler.status import Status
 from ogc_upscaler.store import JobStore, State
 
@@ -67,12 +67,21 @@ def grid(aoi: str, grid_spec: str, resolution: float | None, buffer: int, output
 @click.option("--map", "map_path", type=click.Path(path_type=Path), help="Draw the AOI and the tiles to a PNG.")
 @click.option("--replan", is_flag=True, help="Replace jobs whose spec changed and drop planned jobs no longer wanted.")
 def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
-    """Write the whole job plan to the store before anything runs, and print a summary."""
+    """Write the whole job plan to the store before anything runs, and print a summary. The package (or the
+    process description) is loaded first and every job's inputs are checked against it, as `run` does, so a
+    misspelled package or input is found before the store is written."""
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
+    backend = make_backend(campaign)
     tiles = campaign.grid.tiles(campaign.aoi)
     with JobStore.open(campaign.store) as store:
-        report = plan(campaign, store, replan=replan, tiles=tiles)
+        report = plan(
+            campaign,
+            store,
+            replan=replan,
+            tiles=tiles,
+            check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
+        )
     click.echo(f"campaign {campaign.name} on grid {campaign.grid.name}")
     click.echo(report.summary())
     click.echo(f"store: {campaign.store}")

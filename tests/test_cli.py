@@ -8,9 +8,21 @@ import subprocess
 
 import pytest
 
-from .conftest import write_config
+from .conftest import PACKAGES
+from .conftest import write_config as write_any_config
 
 EXE = shutil.which("ogc-upscaler")
+#: The test package's inputs, as templates: `plan` checks them against the package before writing the store.
+FLAKY = {
+    "application": str(PACKAGES / "flaky.cwl"),
+    "inputs": {"tile_id": "{tile.id}", "bbox": "{tile.bbox}", "epsg": "{tile.epsg}", "state_dir": "counts",
+               "fail_times": 0, "broken_tile": "none", "seconds": 0},
+}  # fmt: skip
+
+
+def write_config(folder, **overrides):
+    """A campaign config whose package exists (tests/packages/flaky.cwl)."""
+    return write_any_config(folder, **{"process": FLAKY, **overrides})
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -72,6 +84,24 @@ def test_bad_input_exits_non_zero_with_one_line_and_a_hint(tmp_path, args, code,
         lines = result.stderr.strip().splitlines()
         assert lines[0].startswith("error: ") and lines[1].startswith("hint: ") and len(lines) == 2
     assert not (tmp_path / "x.xlsx").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("process", "message"),
+    [
+        ({**FLAKY, "application": str(PACKAGES / "flakey.cwl")}, "flakey.cwl: no such file"),
+        ({**FLAKY, "inputs": {**FLAKY["inputs"], "epsg": "EPSG:{tile.epsg}"}}, "input 'epsg' takes a int"),
+        ({**FLAKY, "inputs": {**FLAKY["inputs"], "secnods": 1}}, "unknown secnods"),
+    ],
+)
+def test_plan_checks_the_package_and_the_templates_before_writing_jobs(tmp_path, process, message) -> None:
+    config = write_config(tmp_path, process=process)
+    result = run("plan", str(config))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "test-runs").exists(), "nothing ran, nothing was staged"
+    fixed = run("plan", str(write_config(tmp_path)))
+    assert fixed.returncode == 0 and "= 36 jobs" in fixed.stdout, "the corrected config plans without --replan"
 
 
 @pytest.mark.slow
