@@ -40,7 +40,8 @@ def test_without_a_container_a_required_image_becomes_a_hint_and_path_is_ours(tm
     assert prepared.package.entry == f"{prepared.package.run_path}#main"
     assert [w.split(" ", 1)[1] for w in prepared.warnings] == [
         "requires the image localhost/ndvi-tile:0.1.0; with container: none its command runs from this machine's PATH",
-        "sets PATH=$PATH:/app/bin for its image; with container: none that is ignored and this machine's PATH is used",
+        "sets PATH=$PATH:/usr/local/bin:/usr/bin:/bin for its image; with container: none that is ignored"
+        " and this machine's PATH is used",
     ]
     again = prepare(package, tmp_path, "none", tool_path()["PATH"])
     assert again.package.run_path == prepared.package.run_path, "the same run file, written once"
@@ -110,3 +111,21 @@ def test_real_package_patterns_run_to_the_end_with_cwltool(tmp_path, demo_archiv
 
 def test_the_tools_path_is_this_machines(tmp_path) -> None:
     assert tool_path()["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("podman")
+@pytest.mark.parametrize("name", ["image-required.cwl", "platform-style.cwl"])
+def test_in_podman_a_package_runs_in_its_image_with_its_own_path(tmp_path, demo_archive, name) -> None:
+    package = load_package(ECOSYSTEM / name)
+    backend = CwltoolBackend(package, tmp_path, slots=1, container="podman")
+    assert backend.prepared.warnings == (), "with an engine nothing is changed"
+    remote = backend.submit(JobRequest("job-1", 1, _tile_values(demo_archive)))
+    status = backend.poll([remote])[remote]
+    while status.state not in FINISHED:
+        status = backend.poll([remote])[remote]
+    log = " ".join(Path(status.log_path).read_text().replace("\\", " ").split())
+    assert status.state is RemoteState.SUCCEEDED, f"{status.error}\n{log[-2000:]}"
+    assert "podman run" in log and "localhost/ndvi-tile:0.1.0 ndvi-tile" in log, log[-2000:]
+    path = "$PATH:/usr/local/bin:/usr/bin:/bin" if name == "image-required.cwl" else "/usr/local/bin:/usr/bin:/bin"
+    assert f"--env=PATH={path}" in log, "the package's PATH is the container's"

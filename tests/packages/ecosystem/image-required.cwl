@@ -60,7 +60,7 @@ $graph:
       - class: EnvVarRequirement
         envDef:
           - envName: PATH
-            envValue: $PATH:/app/bin
+            envValue: $PATH:/usr/local/bin:/usr/bin:/bin
       - class: ResourceRequirement
         coresMin: 1
         ramMin: 768

@@ -58,7 +58,7 @@ $graph:
       InlineJavascriptRequirement: {}
       EnvVarRequirement:
         envDef:
-          PATH: /opt/conda/envs/app/bin:/usr/bin:/bin
+          PATH: /usr/local/bin:/usr/bin:/bin
           APP_MODE: production
       ResourceRequirement:
         coresMax: 1
