@@ -431,12 +431,15 @@ class ToilBackend(Backend):
         if (batch / "exit_code").exists():
             if (folder / "exit_code").exists():  # recorded just before its leader ended
                 return exit_status(folder, self.package.temporary_fail_codes)
+            # the tile's own log, when it ran, says why it stopped (SLURM's time limit, a signal); else the leader's
+            said = [ln for ln in log_tail(folder / "stderr.log").splitlines() if ln.strip()]
+            reason = f"the Toil leader ended without this tile's outcome: {_tail(batch / 'leader.log')}"
             return RemoteStatus(
                 RemoteState.LOST,
                 "leader ended",
-                f"the Toil leader ended without this tile's outcome: {_tail(batch / 'leader.log')}",
+                f"{reason}; the tile's log ends: {said[-1].strip()[:300]}" if said else reason,
                 retryable=True,
-                log_path=str(batch / "leader.log"),
+                log_path=log if said else str(batch / "leader.log"),
             )
         if recorded is None:  # not written when it was read: the leader is starting (never restart it then)
             return RemoteStatus(RemoteState.QUEUED, "leader starting", log_path=str(batch / "leader.log"))

@@ -322,7 +322,11 @@ def test_a_staged_tile_whose_leader_ended_without_its_outcome_is_lost_not_runnin
     (batch / "leader.log").write_text("RunStaged failed: the node ran out of disk\n")
     status = backend.poll([str(tile)])[str(tile)]
     assert status.state is RemoteState.LOST and status.retryable, status
-    assert "ran out of disk" in (status.error or "")
+    assert "ran out of disk" in (status.error or "") and status.log_path == str(batch / "leader.log")
+    stopped = "ogc-upscaler: stopped 30 s before the SLURM job's time limit (raise toil.slurm.time)"
+    (tile / "stderr.log").write_text(f"INFO [job run] start\n{stopped}\n")  # the tile ran, and said why it stopped
+    status = backend.poll([str(tile)])[str(tile)]
+    assert status.log_path == str(tile / "stderr.log") and (status.error or "").endswith(stopped)
     (tile / "exit_code").write_text("0\n")  # had it come back, its outcome would count
     assert backend.poll([str(tile)])[str(tile)].state is RemoteState.SUCCEEDED
 
