@@ -83,8 +83,7 @@ class CwltoolBackend(Backend):
         self.poll_max = 1.0  # a poll only reads a few files per running job
 
     def submit(self, job: JobRequest) -> str:
-        """Stage the inputs, write job.yml and start cwltool under a detached runner."""
-        self.prepared.write()
+        """Write job.yml and start cwltool on the package wrapped in its stage steps, under a detached runner."""
         folder = self._folder(job.job_id, job.attempt)
         if folder.exists():
             shutil.rmtree(folder)
@@ -101,8 +100,8 @@ class CwltoolBackend(Backend):
             str(folder),
             "--",
             *self._cwltool(folder),
-            self.package.entry,
-            str(job_file),
+            self.prepared.entry(job_file.staged),
+            str(job_file.path),
         ]
         env = {
             **os.environ,
@@ -182,7 +181,8 @@ class CwltoolBackend(Backend):
 
 
 def read_results(folder: Path) -> Outputs:
-    """A finished run's outputs: the output Directory's ``catalog.json`` from cwltool's output JSON."""
+    """A finished run's outputs: the output Directory's ``catalog.json`` from cwltool's output JSON (the
+    stage-out step has checked it)."""
     try:
         raw = json.loads((folder / "stdout").read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -200,8 +200,8 @@ def read_results(folder: Path) -> Outputs:
 
 
 def ready(package: Package, folder: Path, container: str, offers: tuple[float, float, str] | None = None) -> Prepared:
-    """The package prepared to run with ``container`` (its run file to be written into ``folder`` when the
-    first job is submitted), each adaptation logged as a warning. Refused before any job runs: a tool
+    """The package prepared to run with ``container`` (its run files to be written into ``folder`` when a
+    job needs them), each adaptation logged as a warning. Refused before any job runs: a tool
     whose command is missing, or one asking more than ``offers`` (cores, MiB, where: this machine unless
     said otherwise)."""
     cores, ram, where = offers or (*machine_size(), "this machine")

@@ -4,10 +4,13 @@ With ``staging: jobstore`` (always on Kubernetes, whose tile pods get no shared 
 Toil), a tile's run travels through Toil's job store. The leader packs what the run reads
 into one archive:
 
-    package.cwl   the application package (a packed CWL document: one file)
-    job.yml       the job file, its local File and Directory locations made relative
-    stage/NAME/   the staged STAC items of input NAME, their local assets copied into
-                  stage/NAME/assets/ (cwltool stages a Directory alone) and their hrefs relative
+    package.cwl   the run file: the application package wrapped in its stage steps (one file)
+    job.yml       the job file, its local File and Directory locations made relative, and the
+                  local STAC item hrefs its stage-in steps read made relative too
+    staged.json   the inputs whose values are item hrefs (made absolute again on the node)
+    items/NAME/   the local STAC items of those inputs, each with its local assets beside it
+    stage/NAME/   the STAC items staged on the leader for a Directory deeper in an input, their
+                  local assets copied into stage/NAME/assets/ (cwltool stages a Directory alone)
     assets/...    the other local files and folders the job reads (each copied once)
 
 The node runs it in a scratch folder and sends back its outcome: ``started``, ``stdout``,
@@ -19,9 +22,11 @@ it reads exactly like a run on the shared path. Remote inputs (http, https, s3) 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,11 +36,14 @@ import yaml
 from ogc_upscaler.assets import Carried, carry_item_assets, link_or_copy, local_path
 from ogc_upscaler.backends.runner import record_exit
 
+#: Links a carried item keeps: the ones a node can follow.
+REMOTE = ("http://", "https://", "s3://")
 OUTCOME = ("started", "stdout", "stderr.log", "ran_in")
 
 
-def pack(folder: Path, package: Path, target: Path) -> Path:
-    """Pack the tile in ``folder`` (job.yml, staged items) with ``package`` into the archive ``target``."""
+def pack(folder: Path, package: Path, target: Path, staged: Sequence[str] = ()) -> Path:
+    """Pack the tile in ``folder`` (job.yml, staged items) with the run file ``package`` into the archive
+    ``target``; ``staged`` names the inputs whose item hrefs the run's stage-in steps read."""
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pack-") as tmp:
         root = Path(tmp)
         shutil.copyfile(package, root / "package.cwl")
@@ -48,7 +56,12 @@ def pack(folder: Path, package: Path, target: Path) -> Path:
                     if "assets" not in document.relative_to(directory).parts:  # not a carried asset itself
                         carry_item_assets(document, own)
         job = yaml.safe_load((folder / "job.yml").read_text()) or {}
-        for value in job.values():
+        for name in staged:
+            job[name] = _carry_items(job[name], root, root / "items" / name)
+        (root / "staged.json").write_text(json.dumps(list(staged)))
+        for key, value in job.items():
+            if key in staged:
+                continue
             for entry in value if isinstance(value, list) else [value]:
                 if isinstance(entry, dict) and entry.get("class") in ("File", "Directory"):
                     entry["location"] = _relocate(entry["location"], folder, root, assets)
@@ -58,11 +71,18 @@ def pack(folder: Path, package: Path, target: Path) -> Path:
 
 
 def unpack(archive: Path, into: Path) -> Path:
-    """Unpack a tile packed by :func:`pack` into ``into`` (created), where it runs."""
+    """Unpack a tile packed by :func:`pack` into ``into`` (created), where it runs: the item hrefs of the
+    staged inputs are made absolute (stage-in runs in a folder of its own)."""
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
     (into / "tmp").mkdir(exist_ok=True)
+    staged = json.loads((into / "staged.json").read_text()) if (into / "staged.json").is_file() else []
+    if staged:
+        job = yaml.safe_load((into / "job.yml").read_text()) or {}
+        for name in staged:
+            job[name] = _absolute(job[name], into)
+        (into / "job.yml").write_text(yaml.safe_dump(job, sort_keys=False))
     return into
 
 
@@ -93,6 +113,40 @@ def unpack_outcome(archive: Path, folder: Path) -> int:
     shutil.rmtree(landing)
     record_exit(folder, code)
     return code
+
+
+def _carry_items(value: Any, root: Path, folder: Path) -> Any:
+    """A staged input's item hrefs (a list, or a list per element) with each local item copied under
+    ``folder`` (its local assets carried beside it) and its href made relative to ``root``."""
+    if isinstance(value, list):
+        return [_carry_items(v, root, folder / str(n)) for n, v in enumerate(value)]
+    path = local_path(str(value)) or (Path(value) if Path(str(value)).exists() else None)
+    if path is None:
+        return value  # remote: stage-in reads it where it is
+    if path.is_dir():  # a folder given instead of items travels whole
+        target = folder / path.name
+        shutil.copytree(path, target, copy_function=link_or_copy)
+        return str(target.relative_to(root))
+    data = json.loads(path.read_text())
+    for asset in (data.get("assets") or {}).values() if isinstance(data, dict) else ():
+        href = str(asset.get("href", ""))
+        if href and "://" not in href and not os.path.isabs(href):  # relative to the item, which moves
+            asset["href"] = str((path.parent / href).resolve())
+    if isinstance(data, dict):  # its collection, parent and root do not travel: relative links to them would break
+        data["links"] = [ln for ln in data.get("links", []) if str(ln.get("href", "")).startswith(REMOTE)]
+    target = folder / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(data))
+    carry_item_assets(target, Carried(folder))
+    return str(target.relative_to(root))
+
+
+def _absolute(value: Any, root: Path) -> Any:
+    """Item hrefs made relative by :func:`_carry_items`, absolute under ``root`` again."""
+    if isinstance(value, list):
+        return [_absolute(v, root) for v in value]
+    text = str(value)
+    return str(root / text) if "://" not in text and not os.path.isabs(text) else value
 
 
 def _relocate(location: str, folder: Path, root: Path, assets: Carried) -> str:

@@ -64,6 +64,8 @@ RUNNER = runner.__file__
 LINGER = 15.0
 #: How often a batch's leader is started again after it vanished before giving its tiles up.
 LEADER_RESTARTS = 3
+#: A tile's file naming what it runs: the run file's entry, and the inputs its stage-in steps stage.
+RUN = "run.json"
 #: A tile's file holding the factor by which its memory grows (after an attempt ran out of it).
 MEMORY_SCALE = "memory_scale"
 
@@ -197,14 +199,15 @@ class ToilBackend(Backend):
     # -- the backend protocol -----------------------------------------------------------------
 
     def submit(self, job: JobRequest) -> str:
-        """Stage the tile's folder and queue it for the next batch."""
-        self.prepared.write()
+        """Write the tile's folder (its job file, the run file it runs named in ``run.json``) and queue it."""
         folder = self.shared / "tiles" / job.job_id / f"attempt-{job.attempt}"
         if folder.exists():
             shutil.rmtree(folder)
         (folder / "tmp").mkdir(parents=True)
         try:
-            write_job_file(self.package, job.inputs, folder, carry_assets=self.container != "none")
+            job_file = write_job_file(self.package, job.inputs, folder, carry_assets=self.container != "none")
+            run = {"entry": self.prepared.entry(job_file.staged), "staged": sorted(job_file.staged)}
+            (folder / RUN).write_text(json.dumps(run) + "\n")
         except InvalidPackage as err:
             raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
         except (OSError, ValueError) as err:
@@ -258,7 +261,7 @@ class ToilBackend(Backend):
     def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """The tile's folder once its job file is written (from then on a batch may run it)."""
         folder = self.shared / "tiles" / job.job_id / f"attempt-{job.attempt}"
-        return Found(str(folder)) if (folder / "job.yml").exists() else NOT_THERE
+        return Found(str(folder)) if (folder / RUN).exists() else NOT_THERE
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -349,24 +352,23 @@ class ToilBackend(Backend):
         return env
 
     def batch_spec(self, tiles: list[Path]) -> dict[str, Any]:
-        """What a batch's leader runs (``batch.json``): each tile's folder, command and memory (more for a
-        tile whose last attempt ran out of it), and the batch's staging, package and resources."""
-        return {
-            "tiles": [
+        """What a batch's leader runs (``batch.json``): each tile's folder, command, run file and memory (more
+        for a tile whose last attempt ran out of it), and the batch's staging and resources."""
+        specs = []
+        for t in tiles:
+            run = json.loads((t / RUN).read_text())
+            specs.append(
                 {
                     "folder": str(t),
-                    "command": [
-                        *cwltool_command(t, self.container),
-                        self.package.entry,
-                        str(t / "job.yml"),
-                    ],
+                    "command": [*cwltool_command(t, self.container), run["entry"], str(t / "job.yml")],
+                    "entry": run["entry"],
+                    "staged": run["staged"],
                     "memory": f"{round(self.package.ram_mib * _memory_scale(t))}Mi",
                 }
-                for t in tiles
-            ],
+            )
+        return {
+            "tiles": specs,
             "staging": self.staging,
-            "package": str(self.package.run_path),
-            "workflow": self.package.run_workflow,
             "container": self.container,
             "cores": self.package.cores,
             "memory": f"{self.package.ram_mib}Mi",
@@ -374,7 +376,6 @@ class ToilBackend(Backend):
         }
 
     def _start_batch(self, tiles: list[Path], batch: Path | None = None, restart: bool = False) -> None:
-        self.prepared.write()  # a resumed campaign's tiles may start without a submit in this run
         self._oldest = 0.0 if not self.pending else self._oldest
         if batch is None:
             batch = self.shared / "batches" / uuid.uuid4().hex[:12]

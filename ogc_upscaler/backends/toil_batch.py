@@ -52,37 +52,39 @@ ON_LEADER: dict[str, Any] = {"cores": 0.1, "memory": "256Mi", "disk": "2Gi", "lo
 class StageIn(Job):
     """On the leader: pack the tile (its job file, items, local assets, the package) into the job store."""
 
-    def __init__(self, folder: str, package: str) -> None:
+    def __init__(self, folder: str, entry: str, staged: list[str]) -> None:
         super().__init__(**ON_LEADER)
-        self.folder, self.package = folder, package
+        self.folder, self.entry, self.staged = folder, entry, staged
 
     def run(self, fileStore: AbstractFileStore) -> str | None:
         folder = Path(self.folder)
         if tile_run.settled(folder) is not None:
             return None
         try:
-            archive = staging.pack(folder, Path(self.package), Path(fileStore.getLocalTempDir()) / "tile.tar")
+            run_file = Path(self.entry.partition("#")[0])
+            archive = staging.pack(folder, run_file, Path(fileStore.getLocalTempDir()) / "tile.tar", self.staged)
         except (OSError, ValueError) as error:  # an input vanished: the tile fails alone, with the reason
             with (folder / "stderr.log").open("a") as log:
                 log.write(f"ogc-upscaler: staging the tile into Toil's job store failed: {error}\n")
             record_exit(folder, 1)
             return None
         (folder / "staged").write_text("staged through Toil's job store\n")
-        return str(fileStore.writeGlobalFile(str(archive)))
+        return f"{fileStore.writeGlobalFile(str(archive))}#{self.entry.partition('#')[2]}"
 
 
 class RunStaged(Job):
     """On a node without the shared path: unpack the tile in scratch, run it, send its outcome back."""
 
-    def __init__(self, archive: Any, workflow: str, container: str, **requirements: Any) -> None:
+    def __init__(self, archive: Any, container: str, **requirements: Any) -> None:
         super().__init__(**requirements)
-        self.archive, self.workflow, self.container = archive, workflow, container
+        self.archive, self.container = archive, container  # the archive's id in the job store, #its entry
 
     def run(self, fileStore: AbstractFileStore) -> str | None:
         if self.archive is None:
             return None
-        work = staging.unpack(Path(fileStore.readGlobalFile(self.archive)), Path(fileStore.getLocalTempDir()) / "tile")
-        entry = f"{work / 'package.cwl'}#{self.workflow}"
+        archive, _, workflow = str(self.archive).partition("#")
+        work = staging.unpack(Path(fileStore.readGlobalFile(archive)), Path(fileStore.getLocalTempDir()) / "tile")
+        entry = f"{work / 'package.cwl'}#{workflow}"
         command = [*cwltool_command(work, self.container), entry, str(work / "job.yml")]
         tile_run.run_tile(work, command, tool_path(), self.container)
         outcome = staging.pack_outcome(work, Path(fileStore.getLocalTempDir()) / "outcome.tar")
@@ -108,11 +110,9 @@ def build(spec: dict[str, Any]) -> Job:
     for tile in spec["tiles"]:
         needs = {**batch_needs, "memory": tile.get("memory", batch_needs["memory"])}  # more after running out
         if spec.get("staging") == "jobstore":
-            stage_in = root.addChild(StageIn(tile["folder"], spec["package"]))
+            stage_in = root.addChild(StageIn(tile["folder"], tile["entry"], tile["staged"]))
             name = tile_run.unit_name(Path(tile["folder"]))  # scancel finds the run by it (its files are on the node)
-            run = stage_in.addFollowOn(
-                RunStaged(stage_in.rv(), spec["workflow"], spec["container"], unitName=name, **needs)
-            )
+            run = stage_in.addFollowOn(RunStaged(stage_in.rv(), spec["container"], unitName=name, **needs))
             run.addFollowOn(StageOut(run.rv(), tile["folder"]))
         else:
             root.addChildJobFn(run_tile, tile["folder"], tile["command"], spec["container"], **needs)

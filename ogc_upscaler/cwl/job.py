@@ -1,40 +1,57 @@
 """One job's input file: the campaign's (or a request's) values checked against the package's types and
-written as cwltool's ``job.yml``, with STAC items staged into Directories as a platform's stage-in does."""
+written as cwltool's ``job.yml``, the STAC items of Directory inputs left to the run's stage-in step."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pystac
 import yaml
 
-from ogc_upscaler.assets import Carried, carry_item_assets
 from ogc_upscaler.cwl.package import Package, Parameter
 from ogc_upscaler.cwl.types import CwlType, TypeMismatch
 from ogc_upscaler.errors import InvalidPackage
+from ogc_upscaler.stage import StageError, stage_items
 
 
-def write_job_file(package: Package, values: dict[str, Any], folder: Path, *, carry_assets: bool = False) -> Path:
+@dataclass(frozen=True)
+class JobFile:
+    """One run's ``job.yml`` and the Directory inputs it gives as STAC item hrefs, which the run's
+    stage-in steps stage (see :mod:`~ogc_upscaler.cwl.wrap`)."""
+
+    path: Path
+    staged: frozenset[str] = frozenset()
+
+
+def write_job_file(package: Package, values: dict[str, Any], folder: Path, *, carry_assets: bool = False) -> JobFile:
     """Write ``folder/job.yml`` for one run, converting each value to its CWL type.
 
-    A ``Directory`` given a list of STAC item hrefs is staged: the items are copied into
-    ``folder/stage/<input>/`` with a ``catalog.json`` listing them; each element of a ``Directory[]``
-    given item hrefs (one href, or a list) gets its own ``stage/<input>/<n>/``. A local folder is
-    passed as it is. Local assets keep absolute hrefs, or with ``carry_assets`` (a run in a container
-    sees only the Directory) are carried inside it. Inputs left out take their defaults.
+    A ``Directory`` input given STAC item hrefs (one, or a list) is written as the list of hrefs, and
+    a ``Directory[]`` as one list per element: the run's stage-in step stages them (into a Directory
+    named after the input, with a ``catalog.json``). A local folder is passed as it is. A Directory
+    deeper in an input (a record's field) given item hrefs is staged here, into
+    ``folder/stage/<input>/``, its local assets carried inside with ``carry_assets``. Inputs left out
+    take their defaults.
     """
     check_names(package, values)
     job: dict[str, Any] = {}
+    staged: set[str] = set()
     for parameter in package.inputs:
         if parameter.id in values:
-            stage = _Stager(folder / "stage" / parameter.id, carry_assets)
-            job[parameter.id] = _checked(package, parameter, values[parameter.id], stage)
+            value = values[parameter.id]
+            hrefs = _item_hrefs(parameter, value)
+            if hrefs is not None:
+                job[parameter.id] = hrefs
+                staged.add(parameter.id)
+            else:
+                stage = _Stager(folder / "stage" / parameter.id, carry_assets)
+                job[parameter.id] = _checked(package, parameter, value, stage)
     path = folder / "job.yml"
     path.write_text(yaml.safe_dump(job, sort_keys=False))
-    return path
+    return JobFile(path, frozenset(staged))
 
 
 def check_values(package: Package, values: dict[str, Any], job_id: str | None = None) -> None:
@@ -78,22 +95,27 @@ def describe_inputs(package: Package) -> str:
     return ", ".join(parts)
 
 
-def stage_items(hrefs: list[str], folder: Path, *, carry_assets: bool = False) -> Path:
-    """Copy STAC items into ``folder`` with a ``catalog.json`` listing them. Local assets stay
-    absolute, or with ``carry_assets`` are hard-linked (else copied) into ``folder/assets/``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    catalog = pystac.Catalog(id="inputs", description="STAC items staged for one job")
-    for href in hrefs:
-        item = pystac.Item.from_file(href)
-        item.make_asset_hrefs_absolute()
-        catalog.add_item(item.clone())
-    catalog.normalize_hrefs(str(folder))
-    catalog.save(pystac.CatalogType.SELF_CONTAINED)
-    if carry_assets:
-        carried = Carried(folder)
-        for item in catalog.get_items():
-            carry_item_assets(Path(item.get_self_href()), carried)
-    return folder
+def _item_hrefs(parameter: Parameter, value: Any) -> list[Any] | None:
+    """The item hrefs a top-level ``Directory`` (a list) or ``Directory[]`` (a list per element) input is
+    given, for its stage-in step; None when it is given folders or Directory objects, passed as they are."""
+    kind = parameter.type
+    if kind.is_("Directory"):
+        return _hrefs(value)
+    if kind.array_of("Directory") and isinstance(value, list) and any(_hrefs(v) is not None for v in value):
+        return [_hrefs(v) or [_location(v)] for v in value]  # folders too: stage-in takes one
+    return None
+
+
+def _hrefs(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return None if Path(value).is_dir() else [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _location(value: Any) -> Any:
+    return value.get("location", value.get("path")) if isinstance(value, dict) else value
 
 
 class _Stager:
@@ -116,7 +138,10 @@ class _Stager:
         if isinstance(value, str) and Path(value).is_dir():
             return {"class": "Directory", "location": value}
         folder = self.folder.joinpath(*re.findall(r"\[(\d+)\]", where))
-        staged = stage_items(hrefs, folder, carry_assets=self.carry_assets)
+        try:
+            staged = stage_items(hrefs, folder, carry_assets=self.carry_assets)
+        except StageError as err:
+            raise TypeMismatch(f"{where}: {err}") from None
         return {"class": "Directory", "location": str(staged)}
 
 

@@ -26,7 +26,7 @@ from ogc_upscaler.errors import InvalidPackage
 log = logging.getLogger(__name__)
 
 #: Where loaded packages are cached (``OGC_UPSCALER_CACHE`` or ``XDG_CACHE_HOME`` moves it).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def load_package(reference: str | Path, *, validate: bool = True) -> Package:
@@ -59,6 +59,18 @@ def workflows(reference: str | Path) -> list[str]:
         sources = _sources(context)
     _cache_write(key.hexdigest(), found, sources)
     return found
+
+
+def pack_process(path: Path) -> dict[str, Any]:
+    """The one process in the CWL file ``path`` (a CommandLineTool of ours), packed as cwltool packs it."""
+    from cwltool.load_tool import make_tool
+    from cwltool.main import print_pack
+
+    with _loading(f"CWL file {path}"):
+        context, _raw, uri, _order = _resolve(path, validate=True)
+        tool = make_tool(uri, context)
+        packed: dict[str, Any] = json.loads(print_pack(context, tool.tool["id"]))
+    return packed
 
 
 def _reference(reference: str | Path) -> tuple[Path, str]:
@@ -95,7 +107,8 @@ def _load(path: Path, wanted: str, validate: bool) -> tuple[Package, list[Path]]
     graph = packed.get("$graph", [packed])
     main = next(n for n in graph if n.get("id") == "#main")
     named = _named_types(graph)
-    tools = [n for n in graph if n.get("class") == "CommandLineTool"]
+    processes = list(_processes(graph))
+    tools = [n for n in processes if n.get("class") == "CommandLineTool"]
     if not tools:
         raise InvalidPackage(f"{where}: holds no CommandLineTool", hint="a package needs at least one CommandLineTool")
     text = json.dumps(packed)
@@ -110,10 +123,19 @@ def _load(path: Path, wanted: str, validate: bool) -> tuple[Package, list[Path]]
         outputs=_in_order(main.get("outputs", []), named, order.get(short_name(workflow["id"]), [])),
         temporary_fail_codes=frozenset(int(c) for n in tools for c in n.get("temporaryFailCodes", [])),
         tools=tuple(_tool(n) for n in tools),
-        javascript=any(_requirement(n, "InlineJavascriptRequirement") for n in graph),
+        javascript=any(_requirement(n, "InlineJavascriptRequirement") for n in processes),
         packed=text,
         metadata=json.dumps(_metadata(raw), default=str),
     ), sources
+
+
+def _processes(nodes: list[Any]) -> Iterator[dict[str, Any]]:
+    """Every process of a packed graph, the ones written inline as a step's ``run`` included."""
+    for node in nodes:
+        if isinstance(node, dict):
+            yield node
+            runs = [step.get("run") for step in node.get("steps", []) if isinstance(step, dict)]
+            yield from _processes([r for r in runs if isinstance(r, dict)])
 
 
 def _resolve(path: Path, validate: bool) -> tuple[Any, Any, str, dict[str, list[str]]]:

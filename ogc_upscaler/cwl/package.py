@@ -85,23 +85,11 @@ class Package:
     packed: str = field(default="", repr=False)
     #: The document's schema.org metadata (``s:softwareVersion``, ``s:author``…) as JSON, keys as ``s:name``.
     metadata: str = field(default="{}", repr=False)
-    #: The file cwltool and Toil run and its entry, when it is not ``path#workflow`` (see ``prepare``).
-    run_file: Path | None = None
-
-    @property
-    def run_path(self) -> Path:
-        """The file cwltool and Toil run: the prepared one, else the package's own."""
-        return self.run_file or self.path
-
-    @property
-    def run_workflow(self) -> str:
-        """The entry's id in :attr:`run_path` (a packed document's entry is ``main``)."""
-        return "main" if self.run_file else self.workflow
 
     @property
     def entry(self) -> str:
-        """``file#workflow``, as cwltool and Toil take it."""
-        return f"{self.run_path}#{self.run_workflow}"
+        """``file#workflow``, as cwltool and the settings name it."""
+        return f"{self.path}#{self.workflow}"
 
     @property
     def cores(self) -> float:

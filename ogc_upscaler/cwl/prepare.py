@@ -1,10 +1,11 @@
 """A package made ready to run on one kind of backend, unmodified in its own file.
 
-The packed document (every import inlined, offline) is written beside the runs, adapted to the
-container mode: with ``container: none`` a ``DockerRequirement`` under ``requirements`` becomes a hint
-(the tool then runs from this machine's PATH) and an ``EnvVarRequirement`` setting ``PATH`` for the
-image is dropped (this machine's PATH is used), each with a warning that says so. With an engine,
-nothing changes: the image provides what the package expects. A tool whose command is not there is
+The packed document (every import inlined, offline), wrapped in the stage steps, is written beside
+the runs, adapted to the container mode: with ``container: none`` a ``DockerRequirement`` under
+``requirements`` becomes a hint (the tool then runs from this machine's PATH) and an
+``EnvVarRequirement`` setting ``PATH`` for the image is dropped (this machine's PATH is used),
+each with a warning that says so. With an engine, nothing changes: the image provides what the
+package expects. A tool whose command is not there is
 refused before any job runs.
 """
 
@@ -15,36 +16,51 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ogc_upscaler.cwl.package import Package
+from ogc_upscaler.cwl.wrap import ENTRY, Staging, dumps, wrap
 from ogc_upscaler.errors import InvalidPackage
 
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """The package as it runs here (its ``run_file`` named, written by :meth:`write`), and what was changed
-    for that (one warning each)."""
+    """The package as it runs here, and what was changed for that (one warning each).
+
+    Each job runs a run file holding the adapted package wrapped in the stage steps
+    (:mod:`~ogc_upscaler.cwl.wrap`), written into ``folder`` the first time a job needs it.
+    """
 
     package: Package
     warnings: tuple[str, ...]
-    text: str = dataclasses.field(default="", repr=False)
+    folder: Path
+    document: str = dataclasses.field(default="", repr=False)
+    #: Whether staged Directories carry their local assets inside (a run in a container sees nothing else).
+    carry_assets: bool = False
+    _written: dict[Staging, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
-    def write(self) -> Path:
-        """Write the run file if it is not there yet (atomically: a reader never sees a part of it)."""
-        target = self.package.run_path
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_text(self.text)
-            tmp.replace(target)
-        return target
+    def entry(self, staged: Iterable[str] = ()) -> str:
+        """``file#entry`` of the run file for a job staging the Directory inputs ``staged`` from item hrefs,
+        written if it is not there yet (atomically: a reader never sees a part of it)."""
+        staging = Staging(frozenset(staged), self.carry_assets)
+        if staging not in self._written:
+            text = dumps(wrap(json.loads(self.document), self.package, staging))
+            digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+            target = self.folder / f"{self.package.workflow}-{digest}.cwl"
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_text(text)
+                tmp.replace(target)
+            self._written[staging] = f"{target}#{ENTRY}"
+        return self._written[staging]
 
 
 def prepare(package: Package, folder: Path, container: str, search_path: str | None = None) -> Prepared:
-    """The package's run file for ``container`` (``none``, ``docker``, ``podman``…), to be written into
-    ``folder`` by :meth:`Prepared.write` when the first job is submitted (nothing is written before).
+    """The package made ready for ``container`` (``none``, ``docker``, ``podman``…), its run files to be
+    written into ``folder`` by :meth:`Prepared.entry` when a job needs them (nothing is written before).
 
     ``search_path`` is the PATH the tools will run with (for the check that each command is there).
     """
@@ -54,10 +70,8 @@ def prepare(package: Package, folder: Path, container: str, search_path: str | N
         for node in document.get("$graph", [document]):
             warnings += _without_container(node)
         check_commands(package, search_path)
-    text = json.dumps(document, indent=1)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    target = folder.resolve() / f"{package.workflow}-{digest}.cwl"
-    return Prepared(dataclasses.replace(package, run_file=target), tuple(warnings), text)
+    wrap(document, package, Staging())  # a package that cannot be wrapped is refused now, not at its first job
+    return Prepared(package, tuple(warnings), folder.resolve(), json.dumps(document), carry_assets=container != "none")
 
 
 def _without_container(node: dict[str, Any]) -> list[str]:

@@ -38,7 +38,7 @@ from ogc_upscaler.backends.base import FINISHED, JobRequest, RemoteState
 from ogc_upscaler.backends.cwltool import CwltoolBackend
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.config import ConfigFile, resolve
-from ogc_upscaler.cwl import Package, check_names, check_values, load_package, stage_items
+from ogc_upscaler.cwl import Package, check_names, check_values, load_package
 from ogc_upscaler.errors import InvalidInput, InvalidPackage, InvalidRequest, UpscalerError
 from ogc_upscaler.grid.named import NAMED_GRIDS, is_grid_name
 from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES, check_campaign_size
@@ -137,24 +137,9 @@ class PackageProcessor(JobProcessor):
         return values
 
     def work(self, job_id: str, values: dict[str, Any], folder: Path, report: Report, stop: threading.Event) -> Any:
-        cwl_values = dict(values)
-        for parameter in self.package.inputs:
-            kind = parameter.type
-            if parameter.id not in values or not (kind.is_("Directory") or kind.array_of("Directory")):
-                continue
-            groups = [values[parameter.id]] if kind.is_("Directory") else values[parameter.id]
-            staged = []
-            for n, hrefs in enumerate(groups):
-                target = folder / "stage" / parameter.id / ("" if kind.is_("Directory") else str(n))
-                if not (target / "catalog.json").exists():
-                    report(5, f"staging {len(hrefs)} STAC items")
-                    stage_items(hrefs, target)
-                self._check_assets(target, parameter.id)
-                staged.append(str(target))
-            cwl_values[parameter.id] = staged[0] if kind.is_("Directory") else staged
         backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container)
-        remote = backend.started(job_id, 1) or backend.submit(JobRequest(job_id, 1, cwl_values))
-        report(10, "running the package with cwltool")
+        remote = backend.started(job_id, 1) or backend.submit(JobRequest(job_id, 1, values))  # items: staged in the run
+        report(10, "running the package with cwltool (stage-in, the package, stage-out)")
         while True:
             status = backend.poll([remote])[remote]
             if status.state in FINISHED:
@@ -185,10 +170,6 @@ class PackageProcessor(JobProcessor):
                     hint="each href names a STAC Item (JSON) by a URL or a file under a data root",
                 ) from None
             check_assets(item, self.data_roots, f"input {input_id!r}: ")
-
-    def _check_assets(self, staged: Path, input_id: str) -> None:
-        for item in pystac.Catalog.from_file(str(staged / "catalog.json")).get_items(recursive=True):
-            check_assets(item, self.data_roots, f"{input_id}: ")
 
     def _results(self, job_id: str, raw: dict[str, Any], folder: Path) -> dict[str, Any]:
         outputs = folder / "outputs"

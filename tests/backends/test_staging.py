@@ -12,9 +12,9 @@ import pytest
 from rio_cogeo.cogeo import cog_validate
 
 from ogc_upscaler.backends import staging, tile_run
-from ogc_upscaler.backends.cwltool import cwltool_command, read_results
+from ogc_upscaler.backends.cwltool import cwltool_command, read_results, tool_path
 from ogc_upscaler.config import load_campaign
-from ogc_upscaler.cwl import write_job_file
+from ogc_upscaler.cwl import prepare, write_job_file
 from ogc_upscaler.demo import write_archive
 from ogc_upscaler.plan import plan
 from ogc_upscaler.run import package_of
@@ -25,8 +25,9 @@ from ..conftest import demo_config
 pytestmark = pytest.mark.slow
 
 
-def staged_tile(tmp_path: Path, archive: Path) -> tuple[Path, object]:
-    """One planned demo tile written to its folder, as the Toil backend's submit writes it."""
+def staged_tile(tmp_path: Path, archive: Path) -> tuple[Path, str, list[str]]:
+    """One planned demo tile written to its folder, as the Toil backend's submit writes it: the folder, the
+    entry of its run file and the inputs its stage-in steps stage."""
     campaign = load_campaign(demo_config(tmp_path / "campaign", archive))
     with JobStore.open(campaign.store) as store:
         plan(campaign, store)
@@ -34,27 +35,30 @@ def staged_tile(tmp_path: Path, archive: Path) -> tuple[Path, object]:
     package = package_of(campaign)
     folder = tmp_path / "shared" / "tiles" / row["job_id"] / "attempt-1"
     folder.mkdir(parents=True)
-    write_job_file(package, json.loads(row["inputs"]), folder)
-    return folder, package
+    job_file = write_job_file(package, json.loads(row["inputs"]), folder)
+    entry = prepare(package, tmp_path / "shared" / "packages", "none").entry(job_file.staged)
+    return folder, entry, sorted(job_file.staged)
 
 
 def test_a_packed_tile_runs_without_the_archive_and_its_outcome_reads_like_a_shared_run(tmp_path) -> None:
     archive = write_archive(tmp_path / "archive")
-    folder, package = staged_tile(tmp_path, archive)
-    items = sorted((folder / "stage").rglob("*.json"))
-    before = [p.read_text() for p in items]
-    bundle = staging.pack(folder, package.path, tmp_path / "tile.tar")
+    folder, entry, staged = staged_tile(tmp_path, archive)
+    run_file, _, workflow = entry.partition("#")
+    job = (folder / "job.yml").read_text()
+    bundle = staging.pack(folder, Path(run_file), tmp_path / "tile.tar", staged)
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
-    assert "package.cwl" in names and "job.yml" in names and any(n.startswith("stage/items/assets/") for n in names)
-    assert [p.read_text() for p in items] == before, "packing (hard links) left the tile's own items as they were"
-    with tarfile.open(staging.pack(folder, package.path, tmp_path / "again.tar")) as tar:  # a restarted StageIn
-        assert any(n.startswith("stage/items/assets/") for n in tar.getnames()), "it carries the assets again"
+    assert "package.cwl" in names and "job.yml" in names and "staged.json" in names
+    assert any(n.startswith("items/items/0/") and n.endswith(".json") for n in names), "the items the stage-in reads"
+    assert any(n.startswith("items/items/0/assets/") for n in names), "with their local assets beside them"
+    assert (folder / "job.yml").read_text() == job, "packing left the tile's own files as they were"
+    with tarfile.open(staging.pack(folder, Path(run_file), tmp_path / "again.tar", staged)) as tar:  # a restart
+        assert any(n.startswith("items/items/0/assets/") for n in tar.getnames()), "it carries the assets again"
 
     shutil.rmtree(archive.parent)  # the node cannot see the archive, nor the package's folder
     work = staging.unpack(bundle, tmp_path / "node" / "tile")
-    command = [*cwltool_command(work), f"{work / 'package.cwl'}#{package.workflow}", str(work / "job.yml")]
-    assert tile_run.run_tile(work, command, {}) == 0, (work / "stderr.log").read_text()[-2000:]
+    command = [*cwltool_command(work), f"{work / 'package.cwl'}#{workflow}", str(work / "job.yml")]
+    assert tile_run.run_tile(work, command, tool_path()) == 0, (work / "stderr.log").read_text()[-2000:]
     outcome = staging.pack_outcome(work, tmp_path / "outcome.tar")
     shutil.rmtree(tmp_path / "node")  # Toil removes the node's scratch folder
 
@@ -81,8 +85,8 @@ def test_a_failed_run_comes_back_with_its_log_and_exit_code(tmp_path) -> None:
 
 def test_a_missing_local_input_is_refused_when_packing(tmp_path) -> None:
     archive = write_archive(tmp_path / "archive")
-    folder, package = staged_tile(tmp_path, archive)
+    folder, entry, staged = staged_tile(tmp_path, archive)
     next((archive.parent).rglob("*.tif")).unlink()
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        staging.pack(folder, package.path, tmp_path / "tile.tar")
+        staging.pack(folder, Path(entry.partition("#")[0]), tmp_path / "tile.tar", staged)
     assert not (tmp_path / "tile.tar").exists() and not list(tmp_path.glob(".pack-*")), "nothing half-written"

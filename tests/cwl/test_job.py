@@ -1,4 +1,4 @@
-"""One job's input file: values converted to the package's types, STAC items staged into Directories."""
+"""One job's input file: values converted to the package's types, STAC item hrefs left to the stage-in step."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import pystac
 import pytest
 import yaml
 
@@ -20,7 +19,7 @@ NDVI = PACKAGES.parent.parent / "app_packages" / "ndvi" / "ndvi.cwl"
 TYPES = PACKAGES / "ecosystem" / "types.cwl"
 
 
-def test_job_files_convert_types_and_stage_stac_items(tmp_path, demo_archive) -> None:
+def test_job_files_convert_types_and_leave_stac_items_to_the_stage_in_step(tmp_path, demo_archive) -> None:
     package = load_package(NDVI, validate=False)
     items = [str(p) for p in sorted(demo_archive.parent.glob("demo-s2-l2a/*/*.json"))[:2]]
     values = {
@@ -31,32 +30,21 @@ def test_job_files_convert_types_and_stage_stac_items(tmp_path, demo_archive) ->
         "tile_id": "T",
         "datetime": "2024-04-01T00:00:00Z/2024-05-01T00:00:00Z",
     }
-    job = yaml.safe_load(write_job_file(package, values, tmp_path).read_text())
+    job_file = write_job_file(package, values, tmp_path)
+    job = yaml.safe_load(job_file.path.read_text())
     assert job["epsg"] == 32632 and job["resolution"] == 20.0
-    staged = pystac.Catalog.from_file(job["items"]["location"] + "/catalog.json")
-    staged_items = list(staged.get_items())
-    assert len(staged_items) == 2
-    href = staged_items[0].assets["B04"].href
-    assert href.startswith("/") and href.endswith(".tif")
+    assert job["items"] == items and job_file.staged == {"items"}, "the run's stage-in step stages the items"
+    assert not (tmp_path / "stage").exists()
 
 
-def test_a_run_in_a_container_gets_its_items_with_their_assets_inside_the_directory(tmp_path, demo_archive) -> None:
+def test_a_local_folder_given_for_a_directory_is_passed_as_it_is(tmp_path, demo_archive) -> None:
     package = load_package(NDVI, validate=False)
-    items = [str(p) for p in sorted(demo_archive.parent.glob("demo-s2-l2a/*/*.json"))[:2]]
-    values = {"items": items, "bbox": "0,0,20,20", "epsg": 32632, "resolution": 20, "tile_id": "T", "datetime": "d"}
-    job = yaml.safe_load(write_job_file(package, values, tmp_path, carry_assets=True).read_text())
-    directory = Path(job["items"]["location"])
-    staged = list(pystac.Catalog.from_file(str(directory / "catalog.json")).get_items())
-    assert len(staged) == 2
-    for item in staged:
-        original = pystac.Item.from_file(next(i for i in items if Path(i).stem == item.id))
-        for key, asset in item.assets.items():  # relative in the file, so valid wherever the Directory is mounted
-            raw = json.loads(Path(item.get_self_href()).read_text())["assets"][key]["href"]
-            assert raw.startswith("../assets/"), raw
-            carried = Path(asset.get_absolute_href())
-            assert carried.is_relative_to(directory)
-            # on one filesystem the asset is hard-linked: no copy of the archive
-            assert carried.stat().st_ino == Path(original.assets[key].get_absolute_href()).stat().st_ino
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    values = {"items": str(folder), "bbox": "0,0,2,2", "epsg": 32632, "resolution": 2, "tile_id": "T", "datetime": "d"}
+    job_file = write_job_file(package, values, tmp_path)
+    assert yaml.safe_load(job_file.path.read_text())["items"] == {"class": "Directory", "location": str(folder)}
+    assert job_file.staged == frozenset()
 
 
 def test_carried_assets_are_copied_across_filesystems_and_a_missing_one_is_named(tmp_path) -> None:
@@ -104,13 +92,13 @@ def test_every_kind_of_input_is_converted_and_directories_of_a_list_are_staged_e
         "gain": "0.5",
         "mode": "accurate",
     }
-    job = yaml.safe_load(write_job_file(package, values, tmp_path).read_text())
+    job_file = write_job_file(package, values, tmp_path)
+    job = yaml.safe_load(job_file.path.read_text())
     assert job["aoi"] == {"bbox": [1.0, 2.0, 3.0, 4.5], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
     assert job["seed"] == 12345678901 and job["gain"] == 0.5 and job["mode"] == "accurate"
     assert "bands" not in job and "strict" not in job, "inputs left out take the package's defaults"
-    staged = [pystac.Catalog.from_file(d["location"] + "/catalog.json") for d in job["scenes"]]
-    assert [len(list(c.get_items())) for c in staged] == [1, 2]
-    assert job["scenes"][0]["location"] != job["scenes"][1]["location"]
+    assert job["scenes"] == [[items[0]], items[1:]], "one list of item hrefs per Directory: stage-in stages each"
+    assert job_file.staged == {"scenes"}
 
 
 @pytest.mark.parametrize(

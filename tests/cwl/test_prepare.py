@@ -29,30 +29,31 @@ def test_without_a_container_a_required_image_becomes_a_hint_and_path_is_ours(tm
     package = load_package(ECOSYSTEM / "image-required.cwl")
     original = (ECOSYSTEM / "image-required.cwl").read_text()
     prepared = prepare(package, tmp_path, "none", tool_path()["PATH"])
-    assert not prepared.package.run_path.exists(), "nothing is written before a job is submitted"
-    prepared.write()
+    assert not list(tmp_path.iterdir()), "nothing is written before a job needs it"
+    entry = prepared.entry()
+    run_file, _, workflow = entry.partition("#")
+    assert workflow == "ogc-upscaler" and Path(run_file).parent == tmp_path.resolve()
     assert (ECOSYSTEM / "image-required.cwl").read_text() == original, "the user's file is never changed"
-    tool = _nodes(prepared.package.run_path)["clt"]
+    tool = _nodes(Path(run_file))["clt"]
     assert "DockerRequirement" not in {r["class"] for r in tool["requirements"]}
     assert "DockerRequirement" in {h["class"] for h in tool["hints"]}
     env = next(r for r in tool["requirements"] if r["class"] == "EnvVarRequirement")
     assert "PATH" not in {d["envName"] for d in env["envDef"]}
-    assert prepared.package.entry == f"{prepared.package.run_path}#main"
     assert [w.split(" ", 1)[1] for w in prepared.warnings] == [
         "requires the image localhost/ndvi-tile:0.1.0; with container: none its command runs from this machine's PATH",
         "sets PATH=$PATH:/usr/local/bin:/usr/bin:/bin for its image; with container: none that is ignored"
         " and this machine's PATH is used",
     ]
     again = prepare(package, tmp_path, "none", tool_path()["PATH"])
-    assert again.package.run_path == prepared.package.run_path, "the same run file, written once"
+    assert again.entry() == entry, "the same run file, written once"
+    assert again.entry(["items"]) != entry, "a job staging items runs a wrapper with a stage-in step"
 
 
 def test_with_an_engine_nothing_is_changed(tmp_path) -> None:
     package = load_package(ECOSYSTEM / "image-required.cwl")
     prepared = prepare(package, tmp_path, "podman")
-    prepared.write()
     assert prepared.warnings == ()
-    tool = _nodes(prepared.package.run_path)["clt"]
+    tool = _nodes(Path(prepared.entry().partition("#")[0]))["clt"]
     assert "DockerRequirement" in {r["class"] for r in tool["requirements"]}
 
 
