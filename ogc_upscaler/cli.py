@@ -234,6 +234,8 @@ def package_inspect(path: str) -> None:
     for tool in pkg.tools:
         image = f"  image {tool.image}{' (required)' if tool.image_required else ''}" if tool.image else ""
         needs = f"{tool.resources.cores:g} cores, {tool.resources.ram_mib:g} MiB"
+        if tool.resources.expressions.fields:
+            needs += " (per job: " + ", ".join(f"{k} {v}" for k, v in tool.resources.expressions.fields) + ")"
         click.echo(f"  {tool.id:<14} {tool.command or '-':<12} {needs}{image}")
 
 

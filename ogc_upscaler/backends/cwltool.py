@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,8 +136,12 @@ class CwltoolBackend(Backend):
         containers.stop_left(Path(remote_id), self.container)
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:
-        """The job's inputs against the package's."""
-        check_values(self.package, inputs, job_id)
+        """The job's inputs against the package's, and what its tools ask (expressions evaluated) against
+        this machine."""
+        values = check_values(self.package, inputs, job_id)
+        if self.package.resource_expressions:
+            with naming(job_id):
+                self.package.check_fits(*machine_size(), "this machine", values)
 
     def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """This attempt's folder once its job file is written: from then on the runner may have started.
@@ -210,6 +214,15 @@ def ready(package: Package, folder: Path, container: str, offers: tuple[float, f
     for warning in prepared.warnings:
         log.warning("package %s: %s", package.path.name, warning)
     return prepared
+
+
+@contextlib.contextmanager
+def naming(job_id: str) -> Iterator[None]:
+    """An InvalidPackage raised for one job's values, its message naming the job."""
+    try:
+        yield
+    except InvalidPackage as err:
+        raise InvalidPackage(f"job {job_id}: {err.message}", hint=err.hint) from None
 
 
 def machine_size() -> tuple[float, float]:

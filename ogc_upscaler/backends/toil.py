@@ -52,7 +52,16 @@ from ogc_upscaler.backends.base import (
     RemoteState,
     RemoteStatus,
 )
-from ogc_upscaler.backends.cwltool import cwltool_command, exit_status, log_tail, read_results, ready, stop_tree
+from ogc_upscaler.backends.cwltool import (
+    cwltool_command,
+    exit_status,
+    log_tail,
+    machine_size,
+    naming,
+    read_results,
+    ready,
+    stop_tree,
+)
 from ogc_upscaler.backends.runner import descendants
 from ogc_upscaler.backends.tile_run import Started, unit_name
 from ogc_upscaler.cwl import Package, check_values, write_job_file
@@ -167,7 +176,8 @@ class ToilBackend(Backend):
         if self.options.shared is None:
             raise InvalidConfig("backend.toil.shared is not resolved", hint="build the backend from a loaded campaign")
         self.shared = Path(self.options.shared).resolve()
-        self.prepared = ready(package, self.shared / "packages", self.container, self._offers())
+        self.offers = self._offers()
+        self.prepared = ready(package, self.shared / "packages", self.container, self.offers)
         self.package = self.prepared.package
         self.staging = self.options.staging or ("jobstore" if self.options.batch_system == "kubernetes" else "shared")
         slots = settings.parallel
@@ -206,7 +216,9 @@ class ToilBackend(Backend):
         (folder / "tmp").mkdir(parents=True)
         try:
             job_file = write_job_file(self.package, job.inputs, folder, carry_assets=self.container != "none")
+            cores, ram = self.package.demand(job_file.values)  # its resource expressions evaluated for it
             run = {"entry": self.prepared.entry(job_file.staged), "staged": sorted(job_file.staged)}
+            run |= {"cores": cores, "ram_mib": ram}
             (folder / RUN).write_text(json.dumps(run) + "\n")
         except InvalidPackage as err:
             raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
@@ -255,8 +267,13 @@ class ToilBackend(Backend):
                     os.kill(member, signal.SIGTERM)
 
     def check(self, job_id: str, inputs: dict[str, Any]) -> None:
-        """The job's inputs against the package's."""
-        check_values(self.package, inputs, job_id)
+        """The job's inputs against the package's, and what its tools ask (expressions evaluated) against
+        what one tile can get."""
+        values = check_values(self.package, inputs, job_id)
+        if self.package.resource_expressions:
+            cores, ram, where = self.offers or (*machine_size(), "this machine")
+            with naming(job_id):
+                self.package.check_fits(cores, ram, where, values)
 
     def find(self, job: JobRequest, since: float, known: Callable[[str], bool]) -> Found:
         """The tile's folder once its job file is written (from then on a batch may run it)."""
@@ -363,7 +380,8 @@ class ToilBackend(Backend):
                     "command": [*cwltool_command(t, self.container), run["entry"], str(t / "job.yml")],
                     "entry": run["entry"],
                     "staged": run["staged"],
-                    "memory": f"{round(self.package.ram_mib * _memory_scale(t))}Mi",
+                    "cores": run.get("cores", self.package.cores),
+                    "memory": f"{round(run.get('ram_mib', self.package.ram_mib) * _memory_scale(t))}Mi",
                 }
             )
         return {

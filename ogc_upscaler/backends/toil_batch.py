@@ -108,7 +108,9 @@ def build(spec: dict[str, Any]) -> Job:
     root = Job(cores=0.1, memory="50Mi", disk="10Mi")  # it only issues the tiles
     batch_needs = {"cores": spec.get("cores", 1), "memory": spec.get("memory", "1Gi"), "disk": spec.get("disk", "1Gi")}
     for tile in spec["tiles"]:
-        needs = {**batch_needs, "memory": tile.get("memory", batch_needs["memory"])}  # more after running out
+        # a tile's own memory (more after running out) and cores (its resource expressions evaluated for it)
+        needs = {**batch_needs, "memory": tile.get("memory", batch_needs["memory"])}
+        needs["cores"] = tile.get("cores", batch_needs["cores"])
         if spec.get("staging") == "jobstore":
             stage_in = root.addChild(StageIn(tile["folder"], tile["entry"], tile["staged"]))
             name = tile_run.unit_name(Path(tile["folder"]))  # scancel finds the run by it (its files are on the node)

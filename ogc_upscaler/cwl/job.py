@@ -4,8 +4,8 @@ written as cwltool's ``job.yml``, the STAC items of Directory inputs left to the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ class JobFile:
 
     path: Path
     staged: frozenset[str] = frozenset()
+    #: The values written, in their CWL types (the staged inputs' as item hrefs).
+    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 def write_job_file(package: Package, values: dict[str, Any], folder: Path, *, carry_assets: bool = False) -> JobFile:
@@ -51,16 +53,15 @@ def write_job_file(package: Package, values: dict[str, Any], folder: Path, *, ca
                 job[parameter.id] = _checked(package, parameter, value, stage)
     path = folder / "job.yml"
     path.write_text(yaml.safe_dump(job, sort_keys=False))
-    return JobFile(path, frozenset(staged))
+    return JobFile(path, frozenset(staged), job)
 
 
-def check_values(package: Package, values: dict[str, Any], job_id: str | None = None) -> None:
-    """Check one job's input values against the package without writing anything (naming the job, if given)."""
+def check_values(package: Package, values: dict[str, Any], job_id: str | None = None) -> dict[str, Any]:
+    """Check one job's input values against the package without writing anything (naming the job, if given);
+    returns them in their CWL types."""
     try:
         check_names(package, values)
-        for parameter in package.inputs:
-            if parameter.id in values:
-                _checked(package, parameter, values[parameter.id], None)
+        return {p.id: _checked(package, p, values[p.id], None) for p in package.inputs if p.id in values}
     except InvalidPackage as err:
         if job_id is None:
             raise

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ogc_upscaler.cwl.package import Package, Parameter, Resources, Tool
+from ogc_upscaler.cwl.resources import FIELDS, Expressions, bindings
 from ogc_upscaler.cwl.types import parse, short_name
 from ogc_upscaler.errors import InvalidPackage
 
 log = logging.getLogger(__name__)
 
 #: Where loaded packages are cached (``OGC_UPSCALER_CACHE`` or ``XDG_CACHE_HOME`` moves it).
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def load_package(reference: str | Path, *, validate: bool = True) -> Package:
@@ -122,7 +123,7 @@ def _load(path: Path, wanted: str, validate: bool) -> tuple[Package, list[Path]]
         inputs=_in_order(main.get("inputs", []), named, order.get(short_name(workflow["id"]), [])),
         outputs=_in_order(main.get("outputs", []), named, order.get(short_name(workflow["id"]), [])),
         temporary_fail_codes=frozenset(int(c) for n in tools for c in n.get("temporaryFailCodes", [])),
-        tools=tuple(_tool(n) for n in tools),
+        tools=tuple(_tool(n, main) for n in tools),
         javascript=any(_requirement(n, "InlineJavascriptRequirement") for n in processes),
         packed=text,
         metadata=json.dumps(_metadata(raw), default=str),
@@ -234,7 +235,7 @@ def _parameter(raw: Mapping[str, Any], named: Mapping[str, Any]) -> Parameter:
     )
 
 
-def _tool(node: Mapping[str, Any]) -> Tool:
+def _tool(node: Mapping[str, Any], main: Mapping[str, Any]) -> Tool:
     base = node.get("baseCommand")
     command = (base[0] if isinstance(base, list) and base else base) if base else None
     docker = _requirement(node, "DockerRequirement")
@@ -247,19 +248,15 @@ def _tool(node: Mapping[str, Any]) -> Tool:
         image=(docker or {}).get("dockerPull") or (docker or {}).get("dockerImageId"),
         image_required=required,
         environment=names,
-        resources=_resources(_requirement(node, "ResourceRequirement") or {}),
+        resources=_resources(node, main),
     )
 
 
-def _resources(requirement: Mapping[str, Any]) -> Resources:
+def _resources(node: Mapping[str, Any], main: Mapping[str, Any]) -> Resources:
+    requirement = _requirement(node, "ResourceRequirement") or {}
     values: dict[str, float | None] = {}
     expressions = []
-    for key, name in (
-        ("coresMin", "cores_min"),
-        ("coresMax", "cores_max"),
-        ("ramMin", "ram_min"),
-        ("ramMax", "ram_max"),
-    ):
+    for key, name in FIELDS.items():
         value = requirement.get(key)
         if isinstance(value, bool) or value is None:
             values[name] = None
@@ -267,8 +264,12 @@ def _resources(requirement: Mapping[str, Any]) -> Resources:
             values[name] = float(value)
         else:
             values[name] = None
-            expressions.append(f"{key}: {value}")
-    return Resources(**values, expressions=tuple(expressions))
+            expressions.append((key, str(value)))
+    if not expressions:
+        return Resources(**values)
+    inherited = [*main.get("requirements", []), *node.get("requirements", [])]
+    found = Expressions(tuple(expressions), json.dumps(bindings(main, node)), json.dumps(inherited, default=str))
+    return Resources(**values, expressions=found)
 
 
 def _requirement(node: Mapping[str, Any], name: str) -> dict[str, Any] | None:

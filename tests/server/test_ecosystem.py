@@ -31,9 +31,9 @@ def test_each_top_level_workflow_is_a_process_and_a_refused_one_is_skipped(tmp_p
     with caplog.at_level(logging.WARNING, logger="ogc_upscaler.server.settings"):
         prepare(ServerSettings(state=tmp_path, packages=(ECOSYSTEM,)))
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving")]
-    assert line.startswith("serving 9 package process(es): ")
+    assert line.startswith("serving 10 package process(es): ")
     processes = ("vegetation", "vegetation-image", "expressions", "ndvi-fine", "ndvi-coarse", "main", "types")
-    for process in (*processes, "scattered", "no-catalog"):
+    for process in (*processes, "scattered", "no-catalog", "resource-expressions"):
         assert process in line
     assert "refused: missing-command.cwl#image-only (tool tool runs 'water-bodies-detect'" in line
 
