@@ -24,6 +24,8 @@ from shapely.geometry import shape
 from ogc_upscaler.errors import InvalidAOI
 from ogc_upscaler.projection import area_km2, crosses_pole, split_antimeridian_one
 
+#: shapely's type ids from which a geometry has parts: MultiPoint, MultiLineString, MultiPolygon, GeometryCollection.
+MULTIPART = 4
 _NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
 _BBOX = re.compile(rf"^{_NUMBER}(?:,{_NUMBER}){{3}}$")
 _WKT = re.compile(r"^\s*(MULTI)?POLYGON\b|^\s*GEOMETRYCOLLECTION\b|^\s*(MULTI)?(POINT|LINESTRING)\b", re.I)
@@ -212,44 +214,54 @@ def _check_crs_member(obj: Mapping[str, Any], source: str) -> None:
 
 
 def _checked(geom: shapely.Geometry, source: str) -> AOI:
-    polygons = _polygonal(geom, source)
-    _check_ranges(polygons, source)
-    if crosses_pole(polygons):
+    """The AOI of ``geom``: the union of all its polygonal parts (features that touch or overlap, such as
+    countries sharing borders, merge), each split at the antimeridian and repaired first if invalid."""
+    polygons = _polygons(geom, source)
+    _check_ranges(shapely.multipolygons(polygons), source)
+    if crosses_pole(shapely.multipolygons(polygons)):
         raise InvalidAOI(
             f"AOI {source}: a ring encircles a pole", hint="split the area at a meridian into closed parts"
         )
-    polygons = split_antimeridian_one(polygons)
+    pieces = _polygons(split_antimeridian_one(shapely.multipolygons(polygons)), source)
     warnings: list[str] = []
-    if not polygons.is_valid:
-        reason = shapely.is_valid_reason(polygons)
-        repaired = _polygonal(shapely.make_valid(polygons), source)
-        after = area_km2(np.asarray([repaired]))[0]
+    invalid = ~shapely.is_valid(pieces)
+    if invalid.any():
+        reasons = sorted({shapely.is_valid_reason(p).split("[")[0] for p in pieces[invalid]})
+        before = float(area_km2(pieces[invalid]).sum())
+        repaired = [q for p in pieces[invalid] for q in _polygons(shapely.make_valid(p), source, empty_ok=True)]
+        after = float(area_km2(np.asarray(repaired)).sum()) if repaired else 0.0
         warnings.append(
-            f"AOI {source}: invalid geometry ({reason}); repaired with shapely.make_valid into "
-            f"{after:,.1f} km²: check the repaired AOI on the plan map, or fix the file"
+            f"AOI {source}: {int(invalid.sum())} of {len(pieces)} polygons invalid ({'; '.join(reasons)}); repaired "
+            f"with shapely.make_valid ({before:,.1f} km² as drawn, {after:,.1f} km² repaired): check the repaired "
+            "AOI on the plan map, or fix the file"
         )
-        polygons = repaired
-    if polygons.is_empty or polygons.area == 0:
+        pieces = np.concatenate([pieces[~invalid], np.asarray(repaired, dtype=object)])
+    area = shapely.union_all(pieces) if len(pieces) else shapely.Polygon()
+    if area.is_empty or area.area == 0:
         raise InvalidAOI(
             f"AOI {source}: the geometry has no area", hint="give a polygon with at least 3 distinct corners"
         )
-    return AOI(polygons, source, tuple(warnings))
+    parts = _polygons(area, source)
+    return AOI(shapely.multipolygons(parts) if len(parts) > 1 else parts[0], source, tuple(warnings))
 
 
-def _polygonal(geom: shapely.Geometry, source: str) -> shapely.Geometry:
+def _polygons(geom: shapely.Geometry, source: str, *, empty_ok: bool = False) -> np.ndarray:
+    """Every Polygon in ``geom``, however deeply its collections and multi-part geometries nest (an array)."""
     if geom.is_empty:
+        if empty_ok:
+            return np.asarray([], dtype=object)
         raise InvalidAOI(f"AOI {source}: the geometry is empty", hint="give a Polygon or MultiPolygon with coordinates")
     parts = shapely.get_parts(geom)
-    while any(isinstance(p, shapely.GeometryCollection) for p in parts):
-        parts = np.concatenate([shapely.get_parts(p) for p in parts])
-    kinds = sorted({p.geom_type for p in parts if not isinstance(p, shapely.Polygon)})
-    if kinds and not any(isinstance(p, shapely.Polygon) for p in parts):
+    while (shapely.get_type_id(parts) >= MULTIPART).any():  # multi-part or a collection: open it
+        parts = shapely.get_parts(parts)
+    polygons = np.asarray([p for p in parts if isinstance(p, shapely.Polygon) and not p.is_empty], dtype=object)
+    if not len(polygons) and not empty_ok:
+        kinds = sorted({p.geom_type for p in parts})
         raise InvalidAOI(
             f"AOI {source}: holds {', '.join(kinds)} but no area",
             hint="give a Polygon or MultiPolygon; buffer points or lines into polygons first",
         )
-    polys = [p for p in parts if isinstance(p, shapely.Polygon) and not p.is_empty]
-    return shapely.multipolygons(polys) if len(polys) > 1 else polys[0]
+    return polygons
 
 
 def _check_ranges(geom: shapely.Geometry, source: str) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import shapely
+import shapely.geometry
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ogc_upscaler.aoi import load_aoi
 from ogc_upscaler.errors import InvalidAOI
@@ -129,3 +133,110 @@ def test_a_ring_around_a_pole_is_refused() -> None:
     assert load_aoi(band).area_km2 == pytest.approx(load_aoi("-180,70,180,80").area_km2, rel=1e-6)
     with pytest.raises(InvalidAOI, match="pole"):
         load_aoi("POLYGON((0 80, 120 80, -120 80, 0 80))")
+
+
+# -- country files: FeatureCollections of Polygon, MultiPolygon and GeometryCollection features ----------
+
+
+def _border(x0: float, x1: float, y: float, n: int = 40) -> list[list[float]]:
+    """A wavy border from (x0, y) to (x1, y), shared vertex for vertex by the countries on both sides."""
+    xs = np.linspace(x0, x1, n)
+    return [[float(x), float(y + 0.15 * np.sin(7 * x))] for x in xs]
+
+
+def _countries() -> dict:
+    """Country-like admin-0 features: neighbours sharing wavy borders, a country with islands (a
+    MultiPolygon), one with a hole that an enclave fills (as Lesotho in South Africa), one with an inland
+    lake that nothing fills, and a GeometryCollection feature; the three kinds mixed."""
+    north = _border(0, 4, 48)
+    south = [[x, y - 2] for x, y in _border(0, 4, 48)]
+    west = {
+        "type": "Polygon",
+        "coordinates": [[*north[:20], [north[19][0], south[19][1]], *south[:20][::-1], north[0]]],
+    }
+    east = {
+        "type": "Polygon",
+        "coordinates": [[*north[19:], [4, 44], [1.9, 44], [north[19][0], south[19][1]], north[19]]],
+    }
+    islands = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[*south[::-1], [0, 44.5], [4, 44.5], south[-1]]],  # the mainland, bordering west and east
+            [[[6, 44], [6.5, 44], [6.5, 44.4], [6, 44.4], [6, 44]]],  # an island
+            [[[7, 45], [7.2, 45], [7.2, 45.1], [7, 45]]],  # another
+        ],
+    }
+    outer = [[10, 44], [13, 44], [13, 47], [10, 47], [10, 44]]
+    hole = [[11, 45], [11, 46], [12, 46], [12, 45], [11, 45]]
+    lake = [[12.2, 44.2], [12.2, 44.6], [12.6, 44.6], [12.6, 44.2], [12.2, 44.2]]
+    with_holes = {"type": "Polygon", "coordinates": [outer, hole, lake]}
+    enclave = {"type": "Polygon", "coordinates": [hole[::-1]]}
+    collection = {"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [20, 40]}, enclave]}
+    kinds = [west, east, islands, with_holes, collection]
+    return {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {"n": i}, "geometry": g} for i, g in enumerate(kinds)],
+    }
+
+
+def test_a_country_file_is_the_union_of_every_polygonal_part_and_drops_none(tmp_path) -> None:
+    countries = _countries()
+    aoi = load_aoi(write(tmp_path, countries))
+    assert aoi.warnings == (), "touching and shared borders are fine: nothing to repair"
+    parts = [shapely.geometry.shape(f["geometry"]) for f in countries["features"]]
+    union = shapely.union_all([p for g in parts for p in shapely.get_parts(g) if p.geom_type != "Point"])
+    assert aoi.geometry.is_valid and shapely.equals_exact(
+        shapely.normalize(aoi.geometry), shapely.normalize(union), 1e-9
+    )
+    assert aoi.geometry.area == pytest.approx(union.area, rel=1e-12)
+    assert len(shapely.get_parts(aoi.geometry)) == 4, "the mainland block, two islands, the holed country filled"
+    (block,) = [p for p in shapely.get_parts(aoi.geometry) if p.covers(shapely.Point(11.5, 45.5))]
+    assert len(block.interiors) == 1, "the enclave fills its hole; the lake stays one"
+    assert aoi.geometry.covers(shapely.Point(6.2, 44.2)), "the island of a MultiPolygon feature is kept"
+
+
+def test_every_feature_a_multipolygon_is_an_area(tmp_path) -> None:
+    features = [{"type": "Feature", "properties": {}, "geometry": {"type": "MultiPolygon", "coordinates": [SQUARE]}}]
+    assert load_aoi(write(tmp_path, {"type": "FeatureCollection", "features": features})).area_km2 > 8000
+
+
+def test_an_invalid_country_is_repaired_alone_and_said(tmp_path) -> None:
+    bow = {"type": "Polygon", "coordinates": [[[20, 45], [21, 46], [21, 45], [20, 46], [20, 45]]]}
+    countries = _countries()
+    countries["features"].append({"type": "Feature", "properties": {}, "geometry": bow})
+    aoi = load_aoi(write(tmp_path, countries))
+    (warning,) = aoi.warnings
+    assert "1 of 8 polygons invalid (Self-intersection)" in warning and "repaired" in warning
+    assert aoi.geometry.covers(shapely.Point(20.1, 45.5)) and aoi.geometry.covers(shapely.Point(6.2, 44.2))
+
+
+@st.composite
+def _features(draw) -> list[dict]:
+    """Random mixes of boxes as Polygon, MultiPolygon and GeometryCollection features, overlapping or not."""
+    features = []
+    for _ in range(draw(st.integers(1, 6))):
+        boxes = []
+        for _ in range(draw(st.integers(1, 3))):
+            x, y = draw(st.integers(-20, 20)) / 4, draw(st.integers(-20, 20)) / 4
+            w, h = draw(st.integers(1, 12)) / 4, draw(st.integers(1, 12)) / 4
+            boxes.append(json.loads(shapely.to_geojson(shapely.box(x, y, x + w, y + h))))
+        kind = draw(st.sampled_from(["Polygon", "MultiPolygon", "GeometryCollection"]))
+        if kind == "Polygon":
+            geometries = [b for b in boxes]
+        elif kind == "MultiPolygon":
+            geometries = [{"type": "MultiPolygon", "coordinates": [b["coordinates"] for b in boxes]}]
+        else:
+            geometries = [{"type": "GeometryCollection", "geometries": boxes}]
+        features += [{"type": "Feature", "properties": {}, "geometry": g} for g in geometries]
+    return features
+
+
+@settings(max_examples=60, deadline=None)
+@given(_features())
+def test_any_mix_of_features_is_the_union_of_their_polygons(features) -> None:
+    aoi = load_aoi({"type": "FeatureCollection", "features": features})
+    shapes = [shapely.geometry.shape(f["geometry"]) for f in features]
+    union = shapely.union_all([p for g in shapes for p in shapely.get_parts(shapely.get_parts(g))])
+    assert aoi.geometry.is_valid
+    assert aoi.geometry.area == pytest.approx(union.area, rel=1e-9)
+    assert shapely.symmetric_difference(aoi.geometry, union).area == pytest.approx(0, abs=1e-9)
