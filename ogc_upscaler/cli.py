@@ -14,25 +14,18 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ogc_upscaler import maps
-from ogc_upscaler.aoi import load_aoi
-from ogc_upscaler.campaign import Campaign
-from ogc_upscaler.cancel import cancel_jobs, stop_running_manager
-from ogc_upscaler.config import load_campaign
-from ogc_upscaler.cwl import load_package
-from ogc_upscaler.demo import write_archive, write_campaign
 from ogc_upscaler.errors import InvalidInput, UpscalerError
-from ogc_upscaler.estimate import estimate
-from ogc_upscaler.export import FORMATS, export
-from ogc_upscaler.grid import GRID_HELP, grid_from_spec
-from ogc_upscaler.plan import plan
-from ogc_upscaler.progress import ProgressBar
-from ogc_upscaler.run import RunResult, make_backend, rebuild_catalog, run_campaign
-from ogc_upscaler.status import Status
+from ogc_upscaler.export import FORMATS
+from ogc_upscaler.grid.syntax import GRID_HELP
 from ogc_upscaler.store import JobStore, State
+
+if TYPE_CHECKING:
+    from ogc_upscaler.campaign import Campaign
+    from ogc_upscaler.run import RunResult
 
 config_argument = click.argument("config", type=click.Path(path_type=Path))
 
@@ -51,6 +44,9 @@ def cli() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the tiles as GeoJSON.")
 def grid(aoi: str, grid_spec: str, resolution: float | None, buffer: int, output: Path | None) -> None:
     """Tile an AOI on a grid: print the count and area, optionally write the tiles."""
+    from ogc_upscaler.aoi import load_aoi
+    from ogc_upscaler.grid import grid_from_spec
+
     area = load_aoi(aoi)
     _warn(area.warnings)
     tiles = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer).tiles(area)
@@ -70,6 +66,11 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     """Write the whole job plan to the store before anything runs, and print a summary. The package (or the
     process description) is loaded first and every job's inputs are checked against it, as `run` does, so a
     misspelled package or input is found before the store is written."""
+    from ogc_upscaler import maps
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.plan import plan
+    from ogc_upscaler.run import make_backend
+
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     backend = make_backend(campaign)
@@ -108,6 +109,10 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
 )
 def status(config: Path, as_json: bool, map_path: Path | None, job_state: str | None) -> None:
     """Jobs per state and backend; with --jobs STATE, those jobs and their logs."""
+    from ogc_upscaler import maps
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.status import Status
+
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
         current = Status.of(store)
@@ -135,6 +140,9 @@ def status(config: Path, as_json: bool, map_path: Path | None, job_state: str | 
 )
 def export_command(config: Path, output: Path) -> None:
     """Export the jobs with their footprints to GeoJSON, CSV or GeoParquet."""
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.export import export
+
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
         n = export(store, output)
@@ -145,6 +153,8 @@ def export_command(config: Path, output: Path) -> None:
 @config_argument
 def run(config: Path) -> None:
     """Plan what is new, run every job, collect the results into a STAC catalog; resume after any stop."""
+    from ogc_upscaler.config import load_campaign
+
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     result = _run_with_progress(campaign)
@@ -164,6 +174,8 @@ def run(config: Path) -> None:
 )
 def retry(config: Path, only_failed: bool, in_doubt: bool) -> None:
     """Put failed (and cancelled) jobs back to planned, with fresh attempts; `run` runs them."""
+    from ogc_upscaler.config import load_campaign
+
     campaign = load_campaign(config)
     with JobStore.open(campaign.store) as store:
         if in_doubt:
@@ -178,6 +190,9 @@ def retry(config: Path, only_failed: bool, in_doubt: bool) -> None:
 @config_argument
 def cancel(config: Path) -> None:
     """Stop a running manager, cancel the jobs on the backend, and mark every unfinished job cancelled."""
+    from ogc_upscaler.cancel import cancel_jobs, stop_running_manager
+    from ogc_upscaler.config import load_campaign
+
     campaign = load_campaign(config)
     stopped = stop_running_manager(campaign.store)
     if stopped:
@@ -191,6 +206,9 @@ def cancel(config: Path) -> None:
 @config_argument
 def estimate_command(config: Path) -> None:
     """Runtime per tile and per km² from finished jobs, and the time left at the configured parallelism."""
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.estimate import estimate
+
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
         click.echo(estimate(store, campaign.parallel).summary())
@@ -200,6 +218,9 @@ def estimate_command(config: Path) -> None:
 @config_argument
 def catalog(config: Path) -> None:
     """Write the campaign's STAC Collection again from the store."""
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.run import rebuild_catalog
+
     campaign = load_campaign(config)
     click.echo(f"catalog: {rebuild_catalog(campaign)}")
 
@@ -208,6 +229,8 @@ def catalog(config: Path) -> None:
 @click.argument("directory", type=click.Path(path_type=Path))
 def demo_data(directory: Path) -> None:
     """Write the synthetic Sentinel-2-like demo archive (COGs and a static STAC catalog) into DIRECTORY."""
+    from ogc_upscaler.demo import write_archive
+
     click.echo(f"archive: {write_archive(directory)}")
 
 
@@ -221,6 +244,8 @@ def package() -> None:
 def package_inspect(path: str) -> None:
     """Check an application package (a CWL file, FILE#workflow, or a folder holding one CWL file) and list
     its inputs and outputs with their types and defaults, and what its tools need to run."""
+    from ogc_upscaler.cwl import load_package
+
     pkg = load_package(path)
     click.echo(f"{pkg.entry}  (version {pkg.version or 'unknown'})")
     if pkg.label:
@@ -245,6 +270,7 @@ def package_inspect(path: str) -> None:
 def package_validate(path: str, notes: bool) -> None:
     """Check a package against the OGC EO Application Package best practice, as a platform does before it
     deploys one (ogc-ap-validator's checks, offline); exit 1 if a platform would refuse it."""
+    from ogc_upscaler.cwl import load_package
     from ogc_upscaler.cwl.validate import best_practice
 
     pkg = load_package(path)
@@ -261,6 +287,10 @@ def package_validate(path: str, notes: bool) -> None:
 @click.argument("directory", type=click.Path(path_type=Path), default=Path("demo"))
 def demo(directory: Path) -> None:
     """Make the demo data and config in DIRECTORY and run the whole campaign end to end."""
+    from ogc_upscaler import maps
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.demo import write_archive, write_campaign
+
     config = write_campaign(directory)
     if not (directory / "archive" / "catalog.json").exists():
         click.echo("writing the synthetic archive …")
@@ -374,6 +404,9 @@ def serve(
 
 
 def _run_with_progress(campaign: Campaign) -> RunResult:
+    from ogc_upscaler.progress import ProgressBar
+    from ogc_upscaler.run import run_campaign
+
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

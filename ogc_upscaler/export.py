@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import shapely
-
 from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.store import JobStore
 
@@ -73,6 +71,8 @@ def export(store: JobStore, path: Path) -> int:
 
 def to_geojson(store: JobStore, path: Path) -> int:
     """A FeatureCollection: one Feature per job, footprint in WGS84, every column a property."""
+    import shapely  # here, not at import: the command line's help must not pay for it
+
     n = 0
     with _atomic(path, newline=None) as out:
         out.write('{"type": "FeatureCollection", "features": [\n')
@@ -91,6 +91,8 @@ def to_geojson(store: JobStore, path: Path) -> int:
 
 def to_csv(store: JobStore, path: Path) -> int:
     """A CSV: one row per job, footprint as WKT (WGS84) beside the EPSG code and native bounds."""
+    import shapely  # here, not at import: the command line's help must not pay for it
+
     n = 0
     with _atomic(path, newline="") as out:
         writer = csv.writer(out)

@@ -34,6 +34,13 @@ def transformer(src: int, dst: int) -> Transformer:
     return Transformer.from_crs(CRS.from_epsg(src), CRS.from_epsg(dst), always_xy=True)
 
 
+@lru_cache(maxsize=256)
+def is_equal_area(epsg: int) -> bool:
+    """Whether EPSG ``epsg`` is an equal-area projection (areas measured in it are true areas)."""
+    operation = CRS.from_epsg(epsg).coordinate_operation
+    return operation is not None and "equal area" in operation.method_name.lower().replace("-", " ")
+
+
 def project(geoms: np.ndarray | shapely.Geometry, src: int, dst: int) -> np.ndarray:
     """Project geometries from EPSG ``src`` to EPSG ``dst`` vertex by vertex.
 

@@ -7,12 +7,31 @@
 (20, 'LAEA20KM-E4420N2760')
 """
 
-from ogc_upscaler.grid.base import Grid
-from ogc_upscaler.grid.file import FileGrid
-from ogc_upscaler.grid.named import GRID_HELP, NAMED_GRIDS, custom_grid, grid_from_spec
-from ogc_upscaler.grid.projected import ProjectedGrid
-from ogc_upscaler.grid.tiles import Tile, TileSet
-from ogc_upscaler.grid.utm import UTMGrid
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ogc_upscaler.grid.base import Grid
+    from ogc_upscaler.grid.file import FileGrid
+    from ogc_upscaler.grid.named import GRID_HELP, NAMED_GRIDS, custom_grid, grid_from_spec
+    from ogc_upscaler.grid.projected import ProjectedGrid
+    from ogc_upscaler.grid.tiles import Tile, TileSet
+    from ogc_upscaler.grid.utm import UTMGrid
+
+#: Where each name lives, imported on first use: ``ogc_upscaler.grid.syntax`` (the command line's help)
+#: must not import numpy, shapely and pyproj with the grids.
+_HOMES = {
+    "FileGrid": "ogc_upscaler.grid.file",
+    "GRID_HELP": "ogc_upscaler.grid.syntax",
+    "Grid": "ogc_upscaler.grid.base",
+    "NAMED_GRIDS": "ogc_upscaler.grid.syntax",
+    "ProjectedGrid": "ogc_upscaler.grid.projected",
+    "Tile": "ogc_upscaler.grid.tiles",
+    "TileSet": "ogc_upscaler.grid.tiles",
+    "UTMGrid": "ogc_upscaler.grid.utm",
+    "custom_grid": "ogc_upscaler.grid.named",
+    "grid_from_spec": "ogc_upscaler.grid.named",
+}
 
 __all__ = [
     "GRID_HELP",
@@ -26,3 +45,12 @@ __all__ = [
     "custom_grid",
     "grid_from_spec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the package, imported from its module on first use (PEP 562)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'ogc_upscaler.grid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ogc_upscaler.errors import InvalidGrid
 from ogc_upscaler.grid.base import Grid
 from ogc_upscaler.grid.file import FileGrid
 from ogc_upscaler.grid.projected import ProjectedGrid
+from ogc_upscaler.grid.syntax import CUSTOM, GRID_HELP, NAMED_GRIDS
 from ogc_upscaler.grid.utm import UTMGrid
+
+__all__ = ["GRID_HELP", "NAMED_GRIDS", "custom_grid", "grid_from_spec"]
 
 DEFAULT_RESOLUTION = 10.0
 
-#: Named grids: kind and tile size in metres.
-NAMED_GRIDS: dict[str, tuple[str, float]] = {
-    "laea-20km": ("laea", 20_000.0),
-    "laea-100km": ("laea", 100_000.0),
-    "utm-10km": ("utm", 10_000.0),
-    "utm-20km": ("utm", 20_000.0),
-    "utm-100km": ("utm", 100_000.0),
-}
-
-_CUSTOM = re.compile(r"EPSG:(\d{4,6}):([0-9.]+)(?::(-?[0-9.]+),(-?[0-9.]+))?", re.I)
-GRID_HELP = (
-    f"a named grid ({', '.join(NAMED_GRIDS)}), a custom grid EPSG:CODE:TILE_SIZE[:ORIGIN_X,ORIGIN_Y] "
-    "in metres (e.g. EPSG:32633:5000), or a GeoJSON grid file of tiles"
-)
+_CUSTOM = CUSTOM
 
 
 def grid_from_spec(

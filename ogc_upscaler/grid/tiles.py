@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from ogc_upscaler.projection import CUT_STEP, WGS84, area_km2, project, to_wgs84
+from ogc_upscaler.projection import CUT_STEP, WGS84, area_km2, is_equal_area, project, to_wgs84
 
 if TYPE_CHECKING:
     from ogc_upscaler.grid.base import Grid
@@ -145,8 +145,14 @@ class TileSet:
 
     @cached_property
     def areas_km2(self) -> np.ndarray:
-        """Area of every tile in km² (equal-area measure of the footprint)."""
-        return area_km2(self.footprints)
+        """Area of every tile in km²: measured in its own CRS where that is equal-area (LAEA), else
+        the equal-area measure of its footprint."""
+        out = np.empty(len(self))
+        for epsg in np.unique(self.epsg):
+            sel = self.epsg == epsg
+            own = is_equal_area(int(epsg))
+            out[sel] = shapely.area(self.native[sel]) / 1e6 if own else area_km2(self.footprints[sel])
+        return out
 
     @property
     def area_km2(self) -> float:
@@ -181,18 +187,36 @@ class TileSet:
         }
 
     def write_geojson(self, path: Path) -> None:
-        """Write the tiles as a GeoJSON FeatureCollection (WGS84 footprints), atomically."""
+        """Write the tiles as a GeoJSON FeatureCollection (WGS84 footprints), atomically.
+
+        Each feature's text is put together from columns (footprints encoded by shapely at once, numbers
+        by ``repr``, which is JSON's form of a finite float): the same properties as :meth:`properties`
+        without a Python object or a ``json.dumps`` per tile.
+        """
         geometries = shapely.to_geojson(self.footprints, indent=None)
+        pixel, buffer = float(self.grid.pixel_size), int(self.grid.buffer_px)
+        grown = self.bounds + np.array([-1.0, -1.0, 1.0, 1.0]) * buffer * pixel
+        rows = np.rint((grown[:, 3] - grown[:, 1]) / pixel).astype(np.int64)
+        cols = np.rint((grown[:, 2] - grown[:, 0]) / pixel).astype(np.int64)
+        grid = json.dumps(self.grid.code)
+        columns = zip(
+            self.ids.tolist(), self.epsg.tolist(), self.bounds.tolist(), grown[:, 0].tolist(), grown[:, 3].tolist(),
+            rows.tolist(), cols.tolist(), np.round(self.areas_km2, 6).tolist(), geometries.tolist(), strict=True,
+        )  # fmt: skip
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         with tmp.open("w", encoding="utf-8") as out:
             out.write('{"type": "FeatureCollection", "features": [\n')
-            for i in range(len(self)):
-                props = json.dumps(self.properties(i))
-                sep = ",\n" if i else ""
+            sep = ""
+            for tile_id, epsg, bounds, west, north, height, width, area, geometry in columns:
+                name = json.dumps(str(tile_id))
                 out.write(
-                    f'{sep}{{"type": "Feature", "id": {json.dumps(str(self.ids[i]))}, '
-                    f'"geometry": {geometries[i]}, "properties": {props}}}'
+                    f'{sep}{{"type": "Feature", "id": {name}, "geometry": {geometry}, "properties": '
+                    f'{{"tile_id": {name}, "grid": {grid}, "crs": "EPSG:{epsg}", '
+                    f'"bounds": [{", ".join(map(repr, bounds))}], "resolution": {pixel!r}, "buffer_px": {buffer}, '
+                    f'"shape": [{height}, {width}], '
+                    f'"transform": [{pixel!r}, 0.0, {west!r}, 0.0, {-pixel!r}, {north!r}], "area_km2": {area!r}}}}}'
                 )
+                sep = ",\n"
             out.write("\n]}\n")
         tmp.replace(path)
 
