@@ -24,6 +24,8 @@ from shapely.geometry import shape
 from ogc_upscaler.errors import InvalidAOI
 from ogc_upscaler.projection import area_km2, crosses_pole, split_antimeridian_one
 
+#: File name endings read as GeoJSON here (ring by ring, with errors naming the feature).
+GEOJSON = (".geojson", ".json")
 #: shapely's type ids from which a geometry has parts: MultiPoint, MultiLineString, MultiPolygon, GeometryCollection.
 MULTIPART = 4
 _NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
@@ -66,11 +68,24 @@ class AOI:
         return json.loads(shapely.to_geojson(self.geometry))
 
 
-def load_aoi(spec: str | Path | Mapping[str, Any], *, base_dir: Path | None = None) -> AOI:
-    """Read an AOI from a bbox ``W,S,E,N``, WKT, a GeoJSON file path, or a GeoJSON mapping.
+def load_aoi(
+    spec: str | Path | Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    layer: str | None = None,
+    where: str | None = None,
+) -> AOI:
+    """Read an AOI from a bbox ``W,S,E,N``, WKT, a vector file's path, a GeoJSON mapping, or a mapping
+    ``{file: PATH, layer: NAME, where: SQL}`` naming a file's layer and the features to take.
 
-    A relative file path is resolved against ``base_dir`` when given.
+    A relative file path is resolved against ``base_dir`` when given. ``layer`` and ``where`` apply to a
+    file (GeoPackage, Shapefile, FlatGeobuf, GeoParquet, GeoJSON).
     """
+    if isinstance(spec, Mapping) and "file" in spec:
+        unknown = sorted(set(spec) - {"file", "layer", "where"})
+        if unknown:
+            raise InvalidAOI(f"AOI {spec['file']}: unknown key {unknown[0]!r}", hint="give file, layer and where")
+        return load_aoi(str(spec["file"]), base_dir=base_dir, layer=spec.get("layer"), where=spec.get("where"))
     if isinstance(spec, Mapping):
         return from_geojson(spec, source="inline GeoJSON")
     text = str(spec)
@@ -81,7 +96,7 @@ def load_aoi(spec: str | Path | Mapping[str, Any], *, base_dir: Path | None = No
     path = Path(text)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    return from_file(path)
+    return from_file(path, layer=layer, where=where)
 
 
 def from_bbox(west: float, south: float, east: float, north: float) -> AOI:
@@ -112,14 +127,22 @@ def from_wkt(text: str) -> AOI:
     return _checked(geom, source)
 
 
-def from_file(path: Path) -> AOI:
-    """An AOI from a GeoJSON file holding a Geometry, a Feature or a FeatureCollection."""
-    source = str(path)
-    if not path.is_file():
+def from_file(path: Path, *, layer: str | None = None, where: str | None = None) -> AOI:
+    """An AOI from a vector file: the union of the polygons of its features (those of ``layer`` that
+    ``where`` selects), reprojected to WGS84 from the file's CRS. A GeoJSON file without ``layer`` and
+    ``where`` is read here, checked ring by ring; other files through GDAL (:mod:`~ogc_upscaler.vector_file`)."""
+    source = str(path) + (f" (where {where})" if where else "")
+    if not path.exists():
         raise InvalidAOI(
-            f"AOI {source}: no such file, and not a bbox W,S,E,N or WKT either",
-            hint="give a GeoJSON file path, a bbox such as 10.5,45.0,11.5,46.0, or a WKT POLYGON",
+            f"AOI {path}: no such file, and not a bbox W,S,E,N or WKT either",
+            hint="give a vector file's path (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, GeoParquet), a bbox "
+            "such as 10.5,45.0,11.5,46.0, or a WKT POLYGON",
         )
+    if path.suffix.lower() not in GEOJSON or layer is not None or where is not None:
+        from ogc_upscaler.vector_file import read_features
+
+        features = read_features(path, layer=layer, where=where)
+        return _checked(shapely.geometrycollections(features.geometries), source)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -131,6 +154,22 @@ def from_file(path: Path) -> AOI:
         ) from None
     if not isinstance(obj, Mapping):
         raise InvalidAOI(f"AOI {source}: the JSON is a {type(obj).__name__}, not a GeoJSON object")
+    if _names_other_crs(obj):  # GeoJSON of 2008 in a projected CRS, as GDAL writes it: GDAL reprojects it
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        from ogc_upscaler.vector_file import read_features
+
+        name = obj["crs"].get("properties", {}).get("name") if isinstance(obj["crs"], Mapping) else obj["crs"]
+        try:
+            CRS.from_user_input(name)
+        except CRSError:  # GDAL would read the coordinates as WGS84 without a word
+            raise InvalidAOI(
+                f"AOI {source}: its CRS is not understood: the 'crs' member names {name!r}",
+                hint="name an EPSG CRS (urn:ogc:def:crs:EPSG::3035), or reproject the file to WGS84 (RFC 7946)",
+            ) from None
+
+        return _checked(shapely.geometrycollections(read_features(path).geometries), source)
     return from_geojson(obj, source=source)
 
 
@@ -199,6 +238,12 @@ def _check_rings(geom: Mapping[str, Any], where: str) -> None:
                     f"{'closed' if count and ring[0] == ring[-1] else 'not closed'})",
                     hint="a ring needs at least 4 [lon, lat] positions, the last equal to the first",
                 )
+
+
+def _names_other_crs(obj: Mapping[str, Any]) -> bool:
+    crs = obj.get("crs")
+    name = crs.get("properties", {}).get("name") if isinstance(crs, Mapping) else crs
+    return crs is not None and name not in _WGS84_CRS_NAMES
 
 
 def _check_crs_member(obj: Mapping[str, Any], source: str) -> None:

@@ -37,17 +37,31 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--aoi", required=True, help="GeoJSON file, bbox W,S,E,N (degrees) or WKT.")
+@click.option(
+    "--aoi",
+    required=True,
+    help="Vector file (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, GeoParquet), bbox W,S,E,N or WKT.",
+)
+@click.option("--layer", default=None, help="The file's layer holding the area (when it has several).")
+@click.option("--where", default=None, help="""SQL attribute filter, e.g. "iso_a3 IN ('FRA','DEU')".""")
 @click.option("--grid", "grid_spec", required=True, help=GRID_HELP)
 @click.option("--resolution", type=float, default=None, help="Pixel size in metres [default: 10].")
 @click.option("--buffer", type=click.IntRange(min=0), default=0, show_default=True, help="Buffer in pixels.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the tiles as GeoJSON.")
-def grid(aoi: str, grid_spec: str, resolution: float | None, buffer: int, output: Path | None) -> None:
+def grid(
+    aoi: str,
+    layer: str | None,
+    where: str | None,
+    grid_spec: str,
+    resolution: float | None,
+    buffer: int,
+    output: Path | None,
+) -> None:
     """Tile an AOI on a grid: print the count and area, optionally write the tiles."""
     from ogc_upscaler.aoi import load_aoi
     from ogc_upscaler.grid import grid_from_spec
 
-    area = load_aoi(aoi)
+    area = load_aoi(aoi, layer=layer, where=where)
     _warn(area.warnings)
     tiles = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer).tiles(area)
     click.echo(

@@ -9,7 +9,7 @@ what is expected.
 A config::
 
     name: alps-ndvi
-    aoi: alps.geojson            # a GeoJSON file, a bbox W,S,E,N, WKT, or inline GeoJSON
+    aoi: alps.geojson            # a vector file, a bbox W,S,E,N, WKT, inline GeoJSON, or {file, layer, where}
     grid: utm-20km               # a named grid, EPSG:CODE:SIZE[:OX,OY], or a grid file
     resolution: 10               # pixel size in metres
     buffer: 8                    # pixels around each tile
