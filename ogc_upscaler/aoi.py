@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import shape
 
 from ogc_upscaler.errors import InvalidAOI
-from ogc_upscaler.projection import area_km2, crosses_pole, split_antimeridian_one
+from ogc_upscaler.projection import ambiguous_crossings, area_km2, crosses_pole, split_antimeridian_one
 
 #: File name endings read as GeoJSON here (ring by ring, with errors naming the feature).
 GEOJSON = (".geojson", ".json")
@@ -142,7 +142,8 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
         from ogc_upscaler.vector_file import read_features
 
         features = read_features(path, layer=layer, where=where)
-        return _checked(shapely.geometrycollections(features.geometries), source)
+        named = tuple(f"feature {i}" for i in range(len(features.geometries)))
+        return _checked(shapely.geometrycollections(features.geometries), source, named)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -189,7 +190,9 @@ def from_geojson(obj: Mapping[str, Any], *, source: str) -> AOI:
                 f"AOI {source}: {where} is not a valid GeoJSON geometry ({err})",
                 hint="each ring needs at least 4 [lon, lat] positions, the first equal to the last",
             ) from None
-    return _checked(shapely.geometrycollections(shapes) if len(shapes) > 1 else shapes[0], source)
+    if len(shapes) == 1:
+        return _checked(shapes[0], source, (geometries[0][0],))
+    return _checked(shapely.geometrycollections(shapes), source, tuple(where for where, _ in geometries))
 
 
 def _geojson_geometries(obj: Mapping[str, Any], source: str):
@@ -258,17 +261,18 @@ def _check_crs_member(obj: Mapping[str, Any], source: str) -> None:
         )
 
 
-def _checked(geom: shapely.Geometry, source: str) -> AOI:
+def _checked(geom: shapely.Geometry, source: str, named: tuple[str, ...] = ()) -> AOI:
     """The AOI of ``geom``: the union of all its polygonal parts (features that touch or overlap, such as
-    countries sharing borders, merge), each split at the antimeridian and repaired first if invalid."""
+    countries sharing borders, merge), each split at the antimeridian and repaired first if invalid.
+    ``named`` says where each part of a collection came from (``features[3].geometry``), for warnings."""
     polygons = _polygons(geom, source)
+    warnings = _crossing_warnings(geom, source, named)
     _check_ranges(shapely.multipolygons(polygons), source)
     if crosses_pole(shapely.multipolygons(polygons)):
         raise InvalidAOI(
             f"AOI {source}: a ring encircles a pole", hint="split the area at a meridian into closed parts"
         )
     pieces = _polygons(split_antimeridian_one(shapely.multipolygons(polygons)), source)
-    warnings: list[str] = []
     invalid = ~shapely.is_valid(pieces)
     if invalid.any():
         reasons = sorted({shapely.is_valid_reason(p).split("[")[0] for p in pieces[invalid]})
@@ -288,6 +292,20 @@ def _checked(geom: shapely.Geometry, source: str) -> AOI:
         )
     parts = _polygons(area, source)
     return AOI(shapely.multipolygons(parts) if len(parts) > 1 else parts[0], source, tuple(warnings))
+
+
+def _crossing_warnings(geom: shapely.Geometry, source: str, named: tuple[str, ...]) -> list[str]:
+    """One warning per ring whose reading across the antimeridian is ambiguous, naming the feature and ring."""
+    members = list(shapely.get_parts(geom)) if len(named) > 1 else [geom]
+    warnings = []
+    for where, member in zip(named or ("the geometry",), members, strict=False):
+        polygons = _polygons(member, source, empty_ok=True)
+        for found in ambiguous_crossings(shapely.multipolygons(polygons)) if len(polygons) else []:
+            warnings.append(
+                f"AOI {source}: {where}, {found}: check the area on the plan map; add vertices so that no edge "
+                "spans more than 180° if it lies between, or split it at the antimeridian yourself"
+            )
+    return warnings
 
 
 def _polygons(geom: shapely.Geometry, source: str, *, empty_ok: bool = False) -> np.ndarray:

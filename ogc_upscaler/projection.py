@@ -107,6 +107,49 @@ def split_antimeridian_one(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.multipolygons(pieces) if len(pieces) > 1 else pieces[0]
 
 
+#: A jump of longitude between two vertices read as crossing the antimeridian, as RFC 7946 and the
+#: ``antimeridian`` package read it, is unambiguous when the crossing way is short: at most this many degrees.
+CLEAR_CROSSING = 90.0
+
+
+def ambiguous_crossings(geom: shapely.Geometry) -> list[str]:
+    """The edges of WGS84 polygons that are read as crossing the antimeridian (their longitudes jump by more
+    than 180°) although drawn as they are they could as well be a wide edge: the crossing way spans more than
+    :data:`CLEAR_CROSSING` degrees, or the ring winds clockwise read as crossing and counter-clockwise as
+    drawn (RFC 7946's right-hand rule then says: as drawn). One description per such ring."""
+    found = []
+    for p, polygon in enumerate(shapely.get_parts(geom)):
+        for r, ring in enumerate([polygon.exterior, *polygon.interiors]):
+            coords = np.asarray(ring.coords)[:, :2]
+            lon = coords[:, 0]
+            jumps = np.diff(lon)
+            edges = np.flatnonzero(
+                (np.abs(jumps) > 180.0) & ~((np.abs(lon[:-1]) == 180.0) & (np.abs(lon[1:]) == 180.0))
+            )
+            if not len(edges):
+                continue
+            wide = [e for e in edges if 360.0 - abs(jumps[e]) > CLEAR_CROSSING]
+            drawn, crossing = _signed_area(coords[:, 0], coords[:, 1]), _signed_area(_unwrap(lon), coords[:, 1])
+            winding = r == 0 and drawn > 0 > crossing
+            if wide or winding:
+                e = (wide or list(edges))[0]
+                (x0, y0), (x1, y1) = coords[e], coords[e + 1]
+                why = (
+                    "its ring winds counter-clockwise as drawn"
+                    if winding
+                    else f"the crossing way spans {360 - abs(jumps[e]):.0f}°"
+                )
+                found.append(
+                    f"polygon {p}, ring {r}: the edge from ({x0:g}, {y0:g}) to ({x1:g}, {y1:g}) spans "
+                    f"{abs(jumps[e]):.0f}° of longitude and is read as crossing the antimeridian, but {why}"
+                )
+    return found
+
+
+def _signed_area(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]) / 2.0)
+
+
 def crosses_pole(geom: shapely.Geometry) -> bool:
     """Whether a WGS84 polygon's ring winds around a pole (its unwrapped ring does not close)."""
     for poly in shapely.get_parts(geom):

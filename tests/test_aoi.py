@@ -240,3 +240,36 @@ def test_any_mix_of_features_is_the_union_of_their_polygons(features) -> None:
     assert aoi.geometry.is_valid
     assert aoi.geometry.area == pytest.approx(union.area, rel=1e-9)
     assert shapely.symmetric_difference(aoi.geometry, union).area == pytest.approx(0, abs=1e-9)
+
+
+# -- the antimeridian ----------------------------------------------------------------------------------
+
+
+def test_a_clear_crossing_is_split_without_a_word(tmp_path) -> None:
+    ring = [[179, -17], [-179, -17], [-179, -16], [179, -16], [179, -17]]  # Fiji-like: 2° across the dateline
+    aoi = load_aoi(write(tmp_path, {"type": "Polygon", "coordinates": [ring]}))
+    assert aoi.warnings == () and len(shapely.get_parts(aoi.geometry)) == 2
+    assert aoi.area_km2 == pytest.approx(2 * 111.3 * 106.6, rel=0.02)
+
+
+def test_an_edge_spanning_more_than_half_the_globe_is_read_as_crossing_with_a_warning_naming_it(tmp_path) -> None:
+    wide = [[-100, 0], [100, 0], [100, 10], [-100, 10], [-100, 0]]  # drawn counter-clockwise, 200° wide
+    clear = [[170, 40], [-170, 40], [-170, 41], [170, 41], [170, 40]]
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [g]}}
+        for g in (clear, wide)
+    ]
+    aoi = load_aoi(write(tmp_path, {"type": "FeatureCollection", "features": features}))
+    (warning,) = aoi.warnings
+    assert (
+        "features[1].geometry, polygon 0, ring 0: the edge from (-100, 0) to (100, 0) spans 200° of longitude"
+        in warning
+    )
+    assert "read as crossing the antimeridian" in warning and "add vertices" in warning
+    assert aoi.geometry.covers(shapely.Point(150, 5)) and not aoi.geometry.covers(shapely.Point(0, 5))
+
+
+def test_the_same_area_with_vertices_every_90_degrees_is_read_as_drawn(tmp_path) -> None:
+    ring = [[-100, 0], [0, 0], [100, 0], [100, 10], [0, 10], [-100, 10], [-100, 0]]
+    aoi = load_aoi(write(tmp_path, {"type": "Polygon", "coordinates": [ring]}))
+    assert aoi.warnings == () and aoi.geometry.covers(shapely.Point(0, 5))
