@@ -34,6 +34,7 @@ from rio_cogeo.profiles import cog_profiles
 
 from ogc_upscaler.backends.base import Outputs
 from ogc_upscaler.errors import JobError
+from ogc_upscaler.projection import stac_bbox
 from ogc_upscaler.store import Job, JobStore, State
 
 COLLECTION_FILE = "collection.json"
@@ -111,21 +112,19 @@ def _save(item: pystac.Item, folder: Path, job_id: str) -> Path:
 def write_collection(store: JobStore, output: Path, campaign: str, description: str = "") -> Path:
     """(Re)write ``output/collection.json`` linking every collected job's item; returns its path."""
     output.mkdir(parents=True, exist_ok=True)
-    bbox = [180.0, 90.0, -180.0, -90.0]
+    footprints = []
     start, end = None, None
     codes, links = set(), []
     for job in store.jobs(State.COLLECTED, with_tile=True):
         assert job.tile is not None
         if job.outputs is None or job.outputs.item is None:
             continue
-        west, south, east, north = shapely.bounds(shapely.from_wkb(job.tile.footprint))
-        bbox = [min(bbox[0], west), min(bbox[1], south), max(bbox[2], east), max(bbox[3], north)]
+        footprints.append(shapely.from_wkb(job.tile.footprint))
         start = min(start or job.window_start, job.window_start)
         end = max(end or job.window_end, job.window_end)
         codes.add(f"EPSG:{job.tile.epsg}")
         links.append({"rel": "item", "href": "./" + job.outputs.item, "type": pystac.MediaType.GEOJSON})
-    if not links:
-        bbox, start, end = [-180.0, -90.0, 180.0, 90.0], None, None
+    bbox = stac_bbox(np.asarray(footprints, dtype=object)) if links else [-180.0, -90.0, 180.0, 90.0]
     collection = pystac.Collection(
         id=campaign,
         description=description or f"Results of the ogc-upscaler campaign {campaign}",
@@ -190,7 +189,7 @@ def _item(job: Job, campaign: str) -> pystac.Item:
     item = pystac.Item(
         id=job.job_id,
         geometry=shapely.geometry.mapping(footprint),
-        bbox=list(footprint.bounds),
+        bbox=stac_bbox(footprint),
         datetime=_time(job.window_start),
         properties=properties,
         collection=campaign,

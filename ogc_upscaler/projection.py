@@ -150,6 +150,28 @@ def _signed_area(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]) / 2.0)
 
 
+def stac_bbox(geom: shapely.Geometry | np.ndarray) -> list[float]:
+    """The bbox of WGS84 geometries as STAC (and RFC 7946, 5.2) writes it: the shortest span of longitudes
+    that holds them all, which across the antimeridian has ``west > east`` (Fiji: ``[177, -19, -179, -16]``)."""
+    parts = shapely.get_parts(np.atleast_1d(np.asarray(geom, dtype=object)))
+    bounds = shapely.bounds(parts[~shapely.is_empty(parts)])
+    south, north = float(bounds[:, 1].min()), float(bounds[:, 3].max())
+    spans = bounds[np.argsort(bounds[:, 0])][:, [0, 2]]
+    merged = [list(spans[0])]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    # the widest gap between the merged spans, the one around the back of the globe (east end to west start) too
+    gaps = [(merged[i + 1][0] - merged[i][1], i) for i in range(len(merged) - 1)]
+    around = merged[0][0] + 360.0 - merged[-1][1]
+    if not gaps or max(gaps)[0] <= around:
+        return [float(merged[0][0]), south, float(merged[-1][1]), north]
+    _, i = max(gaps)
+    return [float(merged[i + 1][0]), south, float(merged[i][1]), north]
+
+
 def crosses_pole(geom: shapely.Geometry) -> bool:
     """Whether a WGS84 polygon's ring winds around a pole (its unwrapped ring does not close)."""
     for poly in shapely.get_parts(geom):
