@@ -64,13 +64,26 @@ def check_buffer(buffer_px: int, where: str) -> None:
         raise InvalidGrid(f"{where}: buffer must be a whole number of pixels >= 0, got {buffer_px}")
 
 
-def corner_code(values: np.ndarray, unit: float, positive: str, negative: str) -> list[str]:
-    """``E4320``-style codes of corner coordinates in ``unit`` metres (``W120`` below zero)."""
-    scaled = np.rint(values / unit).astype(np.int64)
-    return [f"{positive}{v}" if v >= 0 else f"{negative}{-v}" for v in scaled.tolist()]
+def corner_code(values: np.ndarray, unit: float, positive: str, negative: str, decimals: int = 0) -> list[str]:
+    """``E4320``-style codes of corner coordinates in ``unit`` metres (``W120`` below zero), with
+    ``decimals`` places where corners are not whole units (``E495000.5``), so that every id maps back."""
+    if not decimals:
+        scaled = np.rint(values / unit).astype(np.int64)
+        return [f"{positive}{v}" if v >= 0 else f"{negative}{-v}" for v in scaled.tolist()]
+    scaled = np.round(values / unit, decimals)
+    texts = [f"{abs(v):.{decimals}f}".rstrip("0").rstrip(".") for v in scaled.tolist()]
+    return [f"{positive if v >= 0 else negative}{t}" for v, t in zip(scaled.tolist(), texts, strict=True)]
 
 
-def parse_corner(text: str, positive: str, negative: str) -> int:
-    """The signed integer of an ``E4320``/``W120`` code."""
+def parse_corner(text: str, positive: str, negative: str) -> float:
+    """The signed value of an ``E4320``/``W120``/``E495000.5`` code."""
     sign = {positive: 1, negative: -1}[text[0]]
-    return sign * int(text[1:])
+    return sign * float(text[1:])
+
+
+def decimals_of(*values: float, most: int = 6) -> int:
+    """The fewest decimal places that write each of ``values`` exactly (up to ``most``)."""
+    for places in range(most + 1):
+        if all(abs(round(v, places) - v) < 1e-9 for v in values):
+            return places
+    return most

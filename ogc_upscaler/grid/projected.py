@@ -13,7 +13,7 @@ from pyproj.exceptions import CRSError
 
 from ogc_upscaler.aoi import AOI
 from ogc_upscaler.errors import InvalidAOI, InvalidGrid
-from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, parse_corner
+from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, decimals_of, parse_corner
 from ogc_upscaler.grid.mask import cells_in
 from ogc_upscaler.grid.tiles import Tile, TileSet, concat
 from ogc_upscaler.projection import WGS84, densify_degrees, project
@@ -65,24 +65,26 @@ class ProjectedGrid(Grid):
 
     def tile_ids(self, epsg: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
         """``{code}-E{x}N{y}`` from the lower-left corner of each tile."""
-        east = corner_code(self.origin[0] + col * self.tile_size, self.id_unit, "E", "W")
-        north = corner_code(self.origin[1] + row * self.tile_size, self.id_unit, "N", "S")
+        places = decimals_of(self.tile_size / self.id_unit, *(v / self.id_unit for v in self.origin))
+        east = corner_code(self.origin[0] + col * self.tile_size, self.id_unit, "E", "W", places)
+        north = corner_code(self.origin[1] + row * self.tile_size, self.id_unit, "N", "S", places)
         return np.array([f"{self.code}-{e}{n}" for e, n in zip(east, north, strict=True)], dtype=object)
 
     def tile(self, tile_id: str) -> Tile:
         """The tile named ``tile_id``."""
-        match = re.fullmatch(rf"{re.escape(self.code)}-([EW]\d+)([NS]\d+)", tile_id)
+        match = re.fullmatch(rf"{re.escape(self.code)}-([EW]\d+(?:\.\d+)?)([NS]\d+(?:\.\d+)?)", tile_id)
         if match is None:
             raise InvalidGrid(
                 f"tile id {tile_id!r} is not of grid {self.name}", hint=f"ids look like {self.code}-E4320N2860"
             )
         x = parse_corner(match[1], "E", "W") * self.id_unit - self.origin[0]
         y = parse_corner(match[2], "N", "S") * self.id_unit - self.origin[1]
-        if x % self.tile_size or y % self.tile_size:
+        col, row = round(x / self.tile_size), round(y / self.tile_size)
+        if max(abs(col * self.tile_size - x), abs(row * self.tile_size - y)) > 1e-6 * self.tile_size:
             raise InvalidGrid(
                 f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}"
             )
-        return self._cells(np.array([int(x // self.tile_size)]), np.array([int(y // self.tile_size)]))[0]
+        return self._cells(np.array([col]), np.array([row]))[0]
 
     def describe(self) -> dict[str, Any]:
         """The grid's defining values."""

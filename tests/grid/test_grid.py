@@ -293,3 +293,17 @@ def test_bad_grid_files_get_clear_errors(tmp_path, features, message) -> None:
 def test_utm_grid_needs_whole_kilometre_tiles() -> None:
     with pytest.raises(InvalidGrid, match="kilometres"):
         UTMGrid("utm-x", "UTMX", 1500.0, 10.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ox=st.integers(-99_999, 99_999).map(lambda v: v / 1000),
+    oy=st.integers(-99_999, 99_999).map(lambda v: v / 8),
+    size=st.sampled_from(["5000", "2500.5", "1000"]),
+)
+def test_every_id_of_a_custom_grid_with_a_fractional_origin_maps_back_to_its_tile(ox, oy, size) -> None:
+    grid = grid_from_spec(f"EPSG:32633:{size}:{ox},{oy}", resolution=0.5)
+    tiles = grid.tiles(load_aoi("15,50,15.1,50.1"))
+    assert len(set(tiles.ids.tolist())) == len(tiles), "ids are unique"
+    for i in range(len(tiles)):
+        assert grid.tile(str(tiles.ids[i])).bounds == tiles[i].bounds
