@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pystac
 import rasterio
+import rasterio.features
 import shapely
 from pystac.extensions.file import FileExtension
 from pystac.extensions.grid import GridExtension
@@ -34,7 +35,7 @@ from rio_cogeo.profiles import cog_profiles
 
 from ogc_upscaler.backends.base import Outputs
 from ogc_upscaler.errors import JobError
-from ogc_upscaler.projection import stac_bbox
+from ogc_upscaler.projection import WGS84, densify_degrees, project, stac_bbox
 from ogc_upscaler.store import Job, JobStore, State
 
 COLLECTION_FILE = "collection.json"
@@ -78,6 +79,8 @@ def collect(job: Job, outputs: Outputs, output: Path, campaign: str) -> Collecte
     source_item, asset = _data_asset(outputs.catalog)
     cog = folder / f"{job.job_id}.tif"
     _place_cog(Path(asset.get_absolute_href() or asset.href), cog)
+    if job.tile is not None:
+        _mask_outside(cog, shapely.from_wkb(job.tile.footprint))
     item = _item(job, campaign)
     _add_cog(item, source_item, asset, cog)
     item_path = _save(item, folder, job.job_id)
@@ -173,6 +176,45 @@ def _place_cog(source: Path, target: Path) -> None:
     else:
         cog_translate(str(source), str(tmp), cog_profiles.get("deflate"), quiet=True, in_memory=False)
     os.replace(tmp, target)
+
+
+def _mask_outside(cog: Path, footprint: shapely.Geometry) -> None:
+    """Make the pixels of ``cog`` outside its tile's ``footprint`` (WGS84) nodata, and write it again.
+
+    A tile clipped at a UTM zone seam is processed on its whole pixel window, which runs past the
+    seam into the neighbour zone's tiles: without this, the place would be published twice, and the
+    item's geometry would not say where its data is. A pixel is kept when its centre is inside. A COG
+    whose window lies inside its footprint (most tiles) is left as it is, without being read.
+    """
+    with rasterio.open(cog) as src:
+        window = shapely.box(*src.bounds)
+        native = project(densify_degrees(footprint), WGS84, src.crs.to_epsg())
+        if shapely.buffer(native, src.res[0] / 2).covers(window):  # within half a pixel: nothing to drop
+            return
+        inside = rasterio.features.geometry_mask(
+            [native], out_shape=(src.height, src.width), transform=src.transform, invert=True
+        )
+        profile, data = src.profile, src.read()
+        nodata = src.nodata if src.nodata is not None else _nodata_for(data.dtype)
+    data[:, ~inside] = nodata
+    plain = cog.with_name(cog.name + ".masked.tif")
+    profile.update(driver="GTiff", nodata=nodata)
+    for key in ("blockxsize", "blockysize", "tiled", "interleave"):
+        profile.pop(key, None)
+    with rasterio.open(plain, "w", **profile) as out:
+        out.write(data)
+    tmp = cog.with_name(cog.name + ".tmp")
+    cog_translate(str(plain), str(tmp), cog_profiles.get("deflate"), quiet=True, in_memory=False)
+    plain.unlink()
+    os.replace(tmp, cog)
+
+
+def _nodata_for(dtype: np.dtype) -> float:
+    """A nodata value for a raster that declares none: NaN for floats, the type's far end for integers."""
+    if np.issubdtype(dtype, np.floating):
+        return float("nan")
+    info = np.iinfo(dtype)
+    return float(info.max if info.min == 0 else info.min)
 
 
 def _item(job: Job, campaign: str) -> pystac.Item:

@@ -99,6 +99,27 @@ def test_ndvi_values_are_right_where_the_answer_is_known(demo, zone) -> None:
     assert checked > 300
 
 
+@pytest.mark.parametrize("lon", [11.97, 11.995, 12.005, 12.03])
+def test_each_place_beside_a_zone_seam_has_data_in_one_item_per_window(demo, lon) -> None:
+    """Tiles clipped at the 12°E seam between zones 32 and 33 keep data only inside their footprint:
+    on each side of the seam, one item per month has a value there, and its geometry holds the place."""
+    import shapely.geometry
+
+    lat = 48.0
+    found: dict[str, list[str]] = {}
+    for item in items(demo):
+        with rasterio.open(item.assets["data"].get_absolute_href()) as src:
+            x, y = Transformer.from_crs(4326, src.crs, always_xy=True).transform(lon, lat)
+            left, bottom, right, top = src.bounds
+            if not (left <= x < right and bottom < y <= top):
+                continue
+            value = next(src.sample([(x, y)], masked=True))[0]
+        if not np.ma.is_masked(value):
+            found.setdefault(item.properties["start_datetime"], []).append(item.id)
+            assert shapely.geometry.shape(item.geometry).covers(shapely.Point(lon, lat)), item.id
+    assert len(found) == 3 and all(len(ids) == 1 for ids in found.values()), found
+
+
 def test_the_picture_and_the_status_after_the_run(demo) -> None:
     assert (demo / "ndvi.png").stat().st_size > 20_000
     status = subprocess.run([EXE, "status", str(demo / "demo.yaml"), "--json"], capture_output=True, text=True)
