@@ -7,6 +7,7 @@ from pathlib import Path
 from ogc_upscaler.errors import InvalidGrid
 from ogc_upscaler.grid.base import Grid
 from ogc_upscaler.grid.file import FileGrid
+from ogc_upscaler.grid.mgrs import MGRSGrid
 from ogc_upscaler.grid.projected import ProjectedGrid
 from ogc_upscaler.grid.syntax import CUSTOM, GRID_HELP, NAMED_GRIDS
 from ogc_upscaler.grid.utm import UTMGrid
@@ -28,6 +29,8 @@ def grid_from_spec(
         code = spec.replace("-", "").upper()
         if kind == "laea":
             return ProjectedGrid(spec, code, 3035, size, pixel, (0.0, 0.0), buffer_px)
+        if kind == "mgrs":
+            return MGRSGrid(pixel_size=pixel, buffer_px=buffer_px)
         return UTMGrid(spec, code, size, pixel, buffer_px)
     custom = _CUSTOM.fullmatch(spec)
     if custom:

@@ -15,6 +15,7 @@ NAMED_GRIDS: dict[str, tuple[str, float]] = {
     "utm-10km": ("utm", 10_000.0),
     "utm-20km": ("utm", 20_000.0),
     "utm-100km": ("utm", 100_000.0),
+    "mgrs": ("mgrs", 100_000.0),  # the MGRS 100 km squares (Sentinel-2's tiles), ids MGRS-32TQM
 }
 
 #: A custom grid: EPSG:CODE:TILE_SIZE[:ORIGIN_X,ORIGIN_Y].
