@@ -16,7 +16,7 @@ from ogc_upscaler.grid import FileGrid, UTMGrid, custom_grid, grid_from_spec
 from ogc_upscaler.grid.mask import cells_in
 from ogc_upscaler.projection import area_km2
 
-GRIDS = ["laea-20km", "laea-100km", "utm-10km", "utm-20km", "utm-100km", "EPSG:32633:5000:1234,-20"]
+GRIDS = ["laea-20km", "laea-100km", "utm-10km", "utm-20km", "utm-100km", "mgrs", "EPSG:32633:5000:1234,-20"]
 SEAM_AOI = "11.6,47.6,12.4,48.2"  # across 12°E, the seam of UTM zones 32 and 33
 
 
