@@ -10,6 +10,7 @@ longitudes in [-180, 180]; one that crosses the antimeridian is split there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -52,6 +53,10 @@ class AOI:
     geometry: shapely.Geometry
     source: str
     warnings: tuple[str, ...] = field(default=())
+    #: The features it was made of, when they have properties (a country file): WGS84 geometries
+    #: and their properties, for the tiles' attributes (``{tile.props.NAME}``).
+    features: tuple[shapely.Geometry, ...] = field(default=(), compare=False, repr=False)
+    properties: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -143,7 +148,8 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
 
         features = read_features(path, layer=layer, where=where)
         named = tuple(f"feature {i}" for i in range(len(features.geometries)))
-        return _checked(shapely.geometrycollections(features.geometries), source, named)
+        aoi = _checked(shapely.geometrycollections(features.geometries), source, named)
+        return _with_features(aoi, list(features.geometries), list(features.properties))
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -191,8 +197,28 @@ def from_geojson(obj: Mapping[str, Any], *, source: str) -> AOI:
                 hint="each ring needs at least 4 [lon, lat] positions, the first equal to the last",
             ) from None
     if len(shapes) == 1:
-        return _checked(shapes[0], source, (geometries[0][0],))
-    return _checked(shapely.geometrycollections(shapes), source, tuple(where for where, _ in geometries))
+        aoi = _checked(shapes[0], source, (geometries[0][0],))
+    else:
+        aoi = _checked(shapely.geometrycollections(shapes), source, tuple(where for where, _ in geometries))
+    return _with_features(aoi, shapes, _geojson_properties(obj))
+
+
+def _with_features(aoi: AOI, shapes: list[shapely.Geometry], properties: list[dict[str, Any]]) -> AOI:
+    """``aoi`` keeping its features' geometries and properties, when any feature has some."""
+    if len(properties) != len(shapes) or not any(properties):
+        return aoi
+    return dataclasses.replace(aoi, features=tuple(shapes), properties=tuple(properties))
+
+
+def _geojson_properties(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The properties of the features that have a geometry, in the order their geometries are read."""
+    if obj.get("type") == "FeatureCollection":
+        features = [f for f in obj.get("features", []) if isinstance(f, Mapping) and f.get("geometry") is not None]
+    elif obj.get("type") == "Feature" and obj.get("geometry") is not None:
+        features = [obj]
+    else:
+        return []
+    return [dict(f.get("properties") or {}) for f in features]
 
 
 def _geojson_geometries(obj: Mapping[str, Any], source: str):

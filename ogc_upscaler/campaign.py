@@ -92,6 +92,8 @@ class Campaign:
     retries: Retries = field(default_factory=Retries)
     workdir: Path = Path("runs")
     output: Path = Path("catalog")
+    #: A numeric tile attribute ordering the plan, and so the runs: highest first.
+    priority: str | None = None
 
     @property
     def backend(self) -> BackendSettings:

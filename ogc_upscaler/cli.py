@@ -82,13 +82,13 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     misspelled package or input is found before the store is written."""
     from ogc_upscaler import maps
     from ogc_upscaler.config import load_campaign
-    from ogc_upscaler.plan import plan
+    from ogc_upscaler.plan import campaign_tiles, plan
     from ogc_upscaler.run import make_backend
 
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     backend = make_backend(campaign)
-    tiles = campaign.grid.tiles(campaign.aoi)
+    tiles = campaign_tiles(campaign)
     with JobStore.open(campaign.store) as store:
         report = plan(
             campaign,

@@ -157,6 +157,7 @@ class ConfigFile(_Strict):
     store: str | None = None
     workdir: str | None = None
     output: str | None = None
+    priority: str | None = Field(default=None, description="a numeric tile attribute: tiles planned highest first")
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -221,6 +222,7 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         ),
         workdir=workdir,
         output=base / (parsed.output or f"{name}-catalog"),
+        priority=parsed.priority,
     )
 
 

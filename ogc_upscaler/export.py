@@ -32,6 +32,7 @@ COLUMNS = (
     "params",
     "inputs",
     "area_km2",
+    "props",
     "state",
     "backend",
     "remote_id",
@@ -53,7 +54,7 @@ COLUMNS = (
     "in_doubt_at",
     "updated_at",
 )
-_JSON_COLUMNS = ("params", "inputs", "outputs")
+_JSON_COLUMNS = ("params", "inputs", "outputs", "props")
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".csv": "CSV", ".parquet": "GeoParquet"}
 
 

@@ -8,7 +8,8 @@ in the store is refused unless ``replan`` is asked for.
 Process inputs are templates rendered per job with ``str.format`` fields:
 ``{tile.id}``, ``{tile.bbox}`` (buffered, native CRS), ``{tile.bbox_wgs84}``,
 ``{tile.crs}``, ``{tile.epsg}``, ``{tile.bounds}``, ``{tile.shape}``,
-``{tile.transform}``, ``{tile.pixel_size}``, ``{tile.footprint}`` (GeoJSON),
+``{tile.transform}``, ``{tile.pixel_size}``, ``{tile.footprint}`` (GeoJSON), ``{tile.props.NAME}``
+(an attribute of the AOI's or the grid file's feature, see :mod:`ogc_upscaler.attributes`),
 ``{window.start}``, ``{window.end}``, ``{window.interval}``, ``{window.key}``,
 ``{params.NAME}``, ``{inputs.stac_items}`` (the hrefs of the job's STAC items, when the
 config has an ``inputs`` section), ``{job_id}``, ``{campaign}``. A string that is exactly one
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from ogc_upscaler.attributes import with_attributes
 from ogc_upscaler.campaign import Campaign, ParameterSet
 from ogc_upscaler.discovery import InputSource, open_source
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
@@ -40,8 +42,8 @@ from ogc_upscaler.windows import Window
 _ONE_FIELD = re.compile(r"^\{([^{}]+)\}$")
 TEMPLATE_FIELDS = (
     "tile.id, tile.bbox, tile.bbox_wgs84, tile.crs, tile.epsg, tile.bounds, tile.shape, tile.transform, "
-    "tile.pixel_size, tile.footprint, window.start, window.end, window.interval, window.key, params.NAME, "
-    "inputs.stac_items, job_id, campaign"
+    "tile.pixel_size, tile.footprint, tile.props.NAME, window.start, window.end, window.interval, window.key, "
+    "params.NAME, inputs.stac_items, job_id, campaign"
 )
 
 
@@ -88,6 +90,11 @@ class PlanReport:
         return "\n".join(lines)
 
 
+def campaign_tiles(campaign: Campaign) -> TileSet:
+    """The campaign's tiles with their attributes, in the order they are planned (by ``priority``)."""
+    return with_attributes(campaign.grid.tiles(campaign.aoi), campaign.aoi, campaign.priority)
+
+
 def tile_records(tiles: TileSet) -> Iterator[TileRecord]:
     """The tiles as the store keeps them, footprints as WKB."""
     wkb = shapely.to_wkb(tiles.footprints)
@@ -99,7 +106,8 @@ def tile_records(tiles: TileSet) -> Iterator[TileRecord]:
             float(tiles.bounds[i, 2]),
             float(tiles.bounds[i, 3]),
         )
-        yield TileRecord(str(tile_id), int(tiles.epsg[i]), bounds, wkb[i], float(areas[i]))
+        props = tiles.props[i] if tiles.props is not None else {}
+        yield TileRecord(str(tile_id), int(tiles.epsg[i]), bounds, wkb[i], float(areas[i]), props)
 
 
 def job_specs(campaign: Campaign, tiles: TileSet, source: InputSource | None = None) -> Iterator[JobSpec]:
@@ -187,7 +195,7 @@ def plan(
     raises, the store is left as it was. Jobs that found no inputs before and find some now
     (the archive grew) are planned again without ``replan``: they never ran.
     """
-    tiles = campaign.grid.tiles(campaign.aoi) if tiles is None else tiles
+    tiles = campaign_tiles(campaign) if tiles is None else tiles
     _check_grid(campaign, store, replan)
     source = None
     if campaign.inputs is not None:

@@ -38,7 +38,7 @@ from typing import Any
 
 from ogc_upscaler.errors import StoreError, StoreLocked
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class State(StrEnum):
@@ -113,7 +113,8 @@ CREATE TABLE tiles (
     epsg      INTEGER NOT NULL,
     xmin REAL NOT NULL, ymin REAL NOT NULL, xmax REAL NOT NULL, ymax REAL NOT NULL,
     footprint BLOB NOT NULL,
-    area_km2  REAL NOT NULL
+    area_km2  REAL NOT NULL,
+    props     TEXT NOT NULL DEFAULT '{{}}'
 ) WITHOUT ROWID;
 CREATE TABLE jobs (
     seq            INTEGER PRIMARY KEY,
@@ -157,9 +158,11 @@ _MIGRATIONS = {
     "CREATE TABLE remotes (remote_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL) WITHOUT ROWID; "
     "INSERT OR IGNORE INTO remotes SELECT remote_id, job_id, attempts FROM jobs WHERE remote_id IS NOT NULL; "
     "PRAGMA user_version = 3; COMMIT;",
+    3: "BEGIN IMMEDIATE; ALTER TABLE tiles ADD COLUMN props TEXT NOT NULL DEFAULT '{}'; "
+    "PRAGMA user_version = 4; COMMIT;",
 }
 
-TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2")
+TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2", "props")
 SPEC_COLUMNS = ("job_id", "tile_id", "window_start", "window_end", "params_name", "params", "inputs", "spec_hash")
 JOB_COLUMNS = (
     "seq",
@@ -183,17 +186,19 @@ COLUMNS = (*JOB_COLUMNS, *TILE_COLUMNS[1:])
 
 @dataclass(frozen=True)
 class TileRecord:
-    """A tile as the store keeps it: id, CRS, native bounds, WGS84 footprint (WKB) and area."""
+    """A tile as the store keeps it: id, CRS, native bounds, WGS84 footprint (WKB), area and attributes."""
 
     tile_id: str
     epsg: int
     bounds: tuple[float, float, float, float]
     footprint: bytes
     area_km2: float
+    props: Mapping[str, Any] = field(default_factory=dict)
 
     def row(self) -> tuple[Any, ...]:
         """The values of :data:`TILE_COLUMNS`."""
-        return (self.tile_id, self.epsg, *self.bounds, self.footprint, self.area_km2)
+        props = json.dumps(dict(self.props), sort_keys=True, default=str)
+        return (self.tile_id, self.epsg, *self.bounds, self.footprint, self.area_km2, props)
 
 
 @dataclass(frozen=True)
@@ -327,6 +332,7 @@ class Job:
                 ymax=ymax,
                 footprint=self.tile.footprint,
                 area_km2=self.tile.area_km2,
+                props=json.dumps(dict(self.tile.props), sort_keys=True, default=str),
             )
         return values
 
@@ -613,7 +619,7 @@ class JobStore:
         cursor = self._db.execute(f"SELECT {', '.join(TILE_COLUMNS)} FROM tiles ORDER BY tile_id")
         while batch := cursor.fetchmany(1000):
             for t in batch:
-                yield TileRecord(t[0], t[1], (t[2], t[3], t[4], t[5]), t[6], t[7])
+                yield TileRecord(t[0], t[1], (t[2], t[3], t[4], t[5]), t[6], t[7], json.loads(t[8]))
 
     def knows_remote(self, remote_id: str) -> bool:
         """Whether any attempt of any job of the store ever held this remote id."""
@@ -699,7 +705,7 @@ def _job(row: tuple[Any, ...], *, with_tile: bool = False) -> Job:
     tile = None
     if with_tile:
         t = row[_N:]
-        tile = TileRecord(row[2], t[0], (t[1], t[2], t[3], t[4]), t[5], t[6])
+        tile = TileRecord(row[2], t[0], (t[1], t[2], t[3], t[4]), t[5], t[6], json.loads(t[7]))
     return Job(
         seq=row[0],
         job_id=row[1],

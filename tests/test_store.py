@@ -254,7 +254,8 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
     v1 = (
-        store_module._SCHEMA.replace(", no_inputs_at TEXT", "")
+        store_module._SCHEMA.replace(",\n    props     TEXT NOT NULL DEFAULT '{}'", "")
+        .replace(", no_inputs_at TEXT", "")
         .replace(", in_doubt_at TEXT", "")
         .replace("CREATE INDEX jobs_queue ON jobs (state, seq);", "")
         .replace("CREATE INDEX jobs_remote ON jobs (remote_id);", "")
@@ -268,6 +269,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
         fill(s, 3)
         s.move("job-000000", Move.SUBMIT, remote_id="r")
         assert s.move("job-000000", Move.DOUBT) and s.get("job-000000").at(State.IN_DOUBT)
+        assert s.get("job-000000").tile.props == {}, "tiles planned before attributes existed have none"
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
 
 

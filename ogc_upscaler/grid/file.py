@@ -52,12 +52,14 @@ class FileGrid(Grid):
     def all_tiles(self) -> TileSet:
         """Every tile of the file, whatever the AOI."""
         features = _features(self.path)
-        ids, epsg, bounds = [], [], []
+        ids, epsg, bounds, props = [], [], [], []
         for i, feature in enumerate(features):
             tile_id, code, box = _tile(feature, i, self.path, self.pixel_size)
             ids.append(tile_id)
             epsg.append(code)
             bounds.append(box)
+            given = (feature.get("properties") or {}).items()
+            props.append({k: v for k, v in given if k not in OWN and not k.startswith("proj:")})
         duplicated = {t for t, n in Counter(ids).items() if n > 1}
         if duplicated:
             raise InvalidGrid(f"grid file {self.path}: tile ids repeat: {', '.join(sorted(duplicated)[:5])}")
@@ -69,6 +71,7 @@ class FileGrid(Grid):
             np.zeros(n, np.int64),
             np.array(bounds, float).reshape(n, 4),
             names=np.array(ids, dtype=object),
+            props=_column(props),
         )
 
     @cached_property
@@ -104,6 +107,16 @@ class FileGrid(Grid):
             "pixel_size": self.pixel_size,
             "buffer_px": self.buffer_px,
         }
+
+
+#: A grid file's feature properties that define the tile (and those ``grid -o`` writes): not attributes.
+OWN = frozenset({"tile_id", "id", "crs", "bounds", "grid", "resolution", "buffer_px", "shape", "transform", "area_km2"})
+
+
+def _column(values: list[dict[str, Any]]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _features(path: Path) -> list[dict[str, Any]]:

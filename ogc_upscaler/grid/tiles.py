@@ -7,10 +7,11 @@ geometries and footprints are built only when asked for, vectorized.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,22 @@ if TYPE_CHECKING:
     from ogc_upscaler.grid.base import Grid
 
 
+class Props(dict):  # type: ignore[type-arg]
+    """A tile's attributes (from the AOI's features and the grid file's), read in templates as
+    ``{tile.props.NAME}``; a name it does not have is an error that lists those it has."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"the tile has no attribute {name!r} (its attributes: {', '.join(sorted(self)) or 'none'})"
+            ) from None
+
+
 @dataclass(frozen=True)
 class Tile:
-    """One tile: a pixel-aligned rectangle (possibly clipped) in its own projected CRS."""
+    """One tile: a pixel-aligned rectangle (possibly clipped) in its own projected CRS, and its attributes."""
 
     id: str
     grid: str
@@ -37,6 +51,7 @@ class Tile:
     pixel_size: float
     buffer_px: int
     footprint: shapely.Geometry
+    props: Props = field(default_factory=Props, compare=False)
 
     @property
     def crs(self) -> str:
@@ -89,6 +104,8 @@ class TileSet:
     bounds: np.ndarray
     clipped: np.ndarray | None = None
     names: np.ndarray | None = None
+    #: Each tile's attributes (a dict per tile), from the grid file's features and the AOI's.
+    props: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.epsg)
@@ -104,6 +121,7 @@ class TileSet:
             pixel_size=self.grid.pixel_size,
             buffer_px=self.grid.buffer_px,
             footprint=self.footprints[i],
+            props=Props(self.props[i] if self.props is not None else {}),
         )
 
     def __iter__(self) -> Iterator[Tile]:
@@ -169,7 +187,12 @@ class TileSet:
             self.bounds[keep],
             None if self.clipped is None else self.clipped[keep],
             None if self.names is None else self.names[keep],
+            None if self.props is None else self.props[keep],
         )
+
+    def with_props(self, props: np.ndarray) -> TileSet:
+        """These tiles with ``props`` (a dict per tile) as their attributes."""
+        return dataclasses.replace(self, props=props)
 
     def properties(self, i: int) -> dict[str, Any]:
         """The attributes of tile ``i`` written with its footprint: id, CRS, bounds, pixel grid."""
