@@ -8,10 +8,9 @@ implementation detail that may change.
 99
 """
 
-import importlib
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ogc_upscaler.lazy import attach
 
 if TYPE_CHECKING:
     from ogc_upscaler.aoi import AOI, load_aoi
@@ -127,27 +126,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (PEP 562)."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'ogc_upscaler' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
-
-
-class _Package(types.ModuleType):
-    """The package module: importing a submodule that shares a public name (``plan``, ``export``) leaves
-    the name to the function, as importing everything at once did."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _HOMES and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+attach(__name__, _HOMES)

@@ -7,8 +7,9 @@
 (20, 'LAEA20KM-E4420N2760')
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ogc_upscaler.lazy import attach
 
 if TYPE_CHECKING:
     from ogc_upscaler.grid.base import Grid
@@ -47,10 +48,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A name of the package, imported from its module on first use (PEP 562)."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'ogc_upscaler.grid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+attach(__name__, _HOMES)
