@@ -191,6 +191,8 @@ def _mask_outside(cog: Path, footprint: shapely.Geometry) -> None:
         native = project(densify_degrees(footprint), WGS84, src.crs.to_epsg())
         if shapely.buffer(native, src.res[0] / 2).covers(window):  # within half a pixel: nothing to drop
             return
+        if not shapely.intersects(native, window):  # not this tile's raster at all: kept as it is, not blanked
+            return
         inside = rasterio.features.geometry_mask(
             [native], out_shape=(src.height, src.width), transform=src.transform, invert=True
         )
@@ -210,8 +212,9 @@ def _mask_outside(cog: Path, footprint: shapely.Geometry) -> None:
 
 
 def _nodata_for(dtype: np.dtype) -> float:
-    """A nodata value for a raster that declares none: NaN for floats, the type's far end for integers."""
-    if np.issubdtype(dtype, np.floating):
+    """A nodata value for a raster that declares none: NaN for floats (and complex), the type's far end for
+    integers."""
+    if np.issubdtype(dtype, np.inexact):  # float and complex
         return float("nan")
     info = np.iinfo(dtype)
     return float(info.max if info.min == 0 else info.min)
