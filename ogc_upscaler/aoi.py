@@ -167,7 +167,7 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
 
         from ogc_upscaler.vector_file import read_features
 
-        name = obj["crs"].get("properties", {}).get("name") if isinstance(obj["crs"], Mapping) else obj["crs"]
+        name = _crs_name(obj)
         try:
             CRS.from_user_input(name)
         except CRSError:  # GDAL would read the coordinates as WGS84 without a word
@@ -269,17 +269,20 @@ def _check_rings(geom: Mapping[str, Any], where: str) -> None:
                 )
 
 
-def _names_other_crs(obj: Mapping[str, Any]) -> bool:
+def _crs_name(obj: Mapping[str, Any]) -> Any:
+    """What a GeoJSON object's (2008) ``crs`` member names, or None without one."""
     crs = obj.get("crs")
-    name = crs.get("properties", {}).get("name") if isinstance(crs, Mapping) else crs
-    return crs is not None and name not in _WGS84_CRS_NAMES
+    return crs.get("properties", {}).get("name") if isinstance(crs, Mapping) else crs
+
+
+def _names_other_crs(obj: Mapping[str, Any]) -> bool:
+    return obj.get("crs") is not None and _crs_name(obj) not in _WGS84_CRS_NAMES
 
 
 def _check_crs_member(obj: Mapping[str, Any], source: str) -> None:
-    crs = obj.get("crs")
-    if crs is None:
+    if obj.get("crs") is None:
         return
-    name = crs.get("properties", {}).get("name") if isinstance(crs, Mapping) else crs
+    name = _crs_name(obj)
     if name not in _WGS84_CRS_NAMES:
         raise InvalidAOI(
             f"AOI {source}: the 'crs' member names {name!r}; only WGS84 longitude/latitude is accepted",

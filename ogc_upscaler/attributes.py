@@ -20,9 +20,9 @@ from ogc_upscaler.projection import area_km2
 
 def with_attributes(tiles: TileSet, aoi: AOI, priority: str | None = None) -> TileSet:
     """``tiles`` with their attributes, ordered by ``priority`` (highest first, stable) when it is given."""
-    own = tiles.props if tiles.props is not None else np.array([{}] * len(tiles) or [], dtype=object)
+    own = tiles.props if tiles.props is not None else [{}] * len(tiles)
     props = np.empty(len(tiles), dtype=object)
-    props[:] = [dict(p or {}) for p in own] if len(tiles) else []
+    props[:] = [dict(p) for p in own]
     if aoi.properties and len(tiles):
         chosen = _largest_overlap(tiles.footprints, np.asarray(aoi.features, dtype=object))
         for i, feature in enumerate(chosen.tolist()):

@@ -50,11 +50,6 @@ class Staging:
     inputs: frozenset[str] = frozenset()
     carry_assets: bool = False
 
-    @property
-    def name(self) -> str:
-        """A short stable name for this wrapper, for its run file."""
-        return "-".join(["stage", *sorted(self.inputs)]) + ("-carried" if self.carry_assets else "")
-
 
 def wrap(document: dict[str, Any], package: Package, staging: Staging) -> dict[str, Any]:
     """The packed ``document`` of ``package`` with the stage steps and the wrapper :data:`ENTRY` added."""
