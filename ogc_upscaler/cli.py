@@ -24,7 +24,10 @@ from ogc_upscaler.grid.syntax import GRID_HELP
 from ogc_upscaler.store import JobStore, State
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ogc_upscaler.campaign import Campaign
+    from ogc_upscaler.grid import TileSet
     from ogc_upscaler.run import RunResult
 
 config_argument = click.argument("config", type=click.Path(path_type=Path))
@@ -57,18 +60,34 @@ def grid(
     buffer: int,
     output: Path | None,
 ) -> None:
-    """Tile an AOI on a grid: print the count and area, optionally write the tiles."""
+    """Tile an AOI on a grid: print the count and area, optionally write the tiles. The grid is made a part
+    at a time (a UTM zone at a time) and each part written before the next is made, so a whole globe takes
+    the memory of one zone; a progress bar shows the area done."""
     from ogc_upscaler.aoi import load_aoi
     from ogc_upscaler.grid import grid_from_spec
+    from ogc_upscaler.grid.tiles import write_geojson
+    from ogc_upscaler.progress import AreaBar
 
     area = load_aoi(aoi, layer=layer, where=where)
     _warn(area.warnings)
-    tiles = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer).tiles(area)
-    click.echo(
-        f"{len(tiles):,} tiles of {grid_spec}, {tiles.area_km2:,.0f} km² covering an AOI of {area.area_km2:,.0f} km²"
-    )
+    chosen = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer)
+    count, tiled = 0, 0.0
+    with AreaBar(f"grid {grid_spec}", area.area_km2) as bar:
+
+        def parts() -> Iterator[TileSet]:
+            nonlocal count, tiled
+            for part in chosen.chunks(area):
+                count, tiled = count + len(part), tiled + part.area_km2
+                yield part
+                bar.advance(len(part), part.area_km2)
+
+        if output is None:
+            for _ in parts():
+                pass
+        else:
+            write_geojson(output, parts())
+    click.echo(f"{count:,} tiles of {grid_spec}, {tiled:,.0f} km² covering an AOI of {area.area_km2:,.0f} km²")
     if output is not None:
-        tiles.write_geojson(output)
         click.echo(f"tiles: {output}")
 
 

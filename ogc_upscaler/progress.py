@@ -1,14 +1,16 @@
-"""The progress bar of a run on the terminal: done, failed, running, rate and ETA."""
+"""Progress bars on the terminal: a run's (done, failed, running, rate and ETA) and a grid's (area tiled)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ogc_upscaler.manager import Progress as RunProgress
+if TYPE_CHECKING:
+    from ogc_upscaler.manager import Progress as RunProgress
 
 
 class ProgressBar:
@@ -46,3 +48,35 @@ class ProgressBar:
             f"running {c['submitted'] + c['running']:,}  waiting {c['waiting']:,}  {rate:.1f}/min"
         )
         self._bar.update(self._task, total=progress.total, completed=progress.done, detail=detail)
+
+
+class AreaBar:
+    """The area a grid has tiled so far, against the AOI's area (tiles run a little past the AOI's edge, so
+    the bar is full at the last part); silent where stderr is not a terminal."""
+
+    def __init__(self, name: str, total_km2: float) -> None:
+        console = Console(file=sys.stderr)
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f} %  {task.fields[tiles]:,} tiles"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=True,
+        )
+        self._total = max(total_km2, 1e-9)
+        self._task = self._bar.add_task(name, total=self._total, tiles=0)
+        self._tiles, self._done = 0, 0.0
+
+    def __enter__(self) -> AreaBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def advance(self, tiles: int, km2: float) -> None:
+        """Count a part of ``tiles`` tiles covering ``km2``."""
+        self._tiles, self._done = self._tiles + tiles, self._done + km2
+        self._bar.update(self._task, completed=min(self._done, self._total), tiles=self._tiles)

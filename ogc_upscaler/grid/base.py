@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +33,11 @@ class Grid(ABC):
     @abstractmethod
     def tiles(self, aoi: AOI) -> TileSet:
         """The tiles whose area meets the AOI."""
+
+    def chunks(self, aoi: AOI) -> Iterator[TileSet]:
+        """The same tiles as :meth:`tiles`, in the same order, a part at a time (a UTM zone at a time), so
+        that a whole globe can be written without holding all of it; a grid without parts gives one."""
+        yield self.tiles(aoi)
 
     @abstractmethod
     def tile_ids(self, epsg: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:

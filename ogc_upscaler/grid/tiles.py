@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -210,11 +210,15 @@ class TileSet:
         }
 
     def write_geojson(self, path: Path) -> None:
-        """Write the tiles as a GeoJSON FeatureCollection (WGS84 footprints), atomically.
+        """Write the tiles as a GeoJSON FeatureCollection (WGS84 footprints), atomically."""
+        write_geojson(path, [self])
 
-        Each feature's text is put together from columns (footprints encoded by shapely at once, numbers
-        by ``repr``, which is JSON's form of a finite float): the same properties as :meth:`properties`
-        without a Python object or a ``json.dumps`` per tile.
+    def geojson_features(self) -> Iterator[str]:
+        """Each tile as the text of a GeoJSON Feature, with the properties of :meth:`properties`.
+
+        The text is put together from columns (footprints encoded by shapely at once, numbers by
+        ``repr``, which is JSON's form of a finite float), without a Python object or a ``json.dumps``
+        per tile.
         """
         geometries = shapely.to_geojson(self.footprints, indent=None)
         pixel, buffer = float(self.grid.pixel_size), int(self.grid.buffer_px)
@@ -226,22 +230,38 @@ class TileSet:
             self.ids.tolist(), self.epsg.tolist(), self.bounds.tolist(), grown[:, 0].tolist(), grown[:, 3].tolist(),
             rows.tolist(), cols.tolist(), np.round(self.areas_km2, 6).tolist(), geometries.tolist(), strict=True,
         )  # fmt: skip
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        for tile_id, epsg, bounds, west, north, height, width, area, geometry in columns:
+            name = json.dumps(str(tile_id))
+            yield (
+                f'{{"type": "Feature", "id": {name}, "geometry": {geometry}, "properties": '
+                f'{{"tile_id": {name}, "grid": {grid}, "crs": "EPSG:{epsg}", '
+                f'"bounds": [{", ".join(map(repr, bounds))}], "resolution": {pixel!r}, "buffer_px": {buffer}, '
+                f'"shape": [{height}, {width}], '
+                f'"transform": [{pixel!r}, 0.0, {west!r}, 0.0, {-pixel!r}, {north!r}], "area_km2": {area!r}}}}}'
+            )
+
+
+def write_geojson(path: Path, parts: Iterable[TileSet]) -> None:
+    """Write tile sets, one after the other, as one GeoJSON FeatureCollection, atomically.
+
+    Each part is encoded and let go before the next is made, so a whole globe (a
+    UTM zone at a time, :meth:`Grid.chunks <ogc_upscaler.grid.base.Grid.chunks>`)
+    is written in the memory of its largest part. An error leaves no file behind.
+    """
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
         with tmp.open("w", encoding="utf-8") as out:
             out.write('{"type": "FeatureCollection", "features": [\n')
             sep = ""
-            for tile_id, epsg, bounds, west, north, height, width, area, geometry in columns:
-                name = json.dumps(str(tile_id))
-                out.write(
-                    f'{sep}{{"type": "Feature", "id": {name}, "geometry": {geometry}, "properties": '
-                    f'{{"tile_id": {name}, "grid": {grid}, "crs": "EPSG:{epsg}", '
-                    f'"bounds": [{", ".join(map(repr, bounds))}], "resolution": {pixel!r}, "buffer_px": {buffer}, '
-                    f'"shape": [{height}, {width}], '
-                    f'"transform": [{pixel!r}, 0.0, {west!r}, 0.0, {-pixel!r}, {north!r}], "area_km2": {area!r}}}}}'
-                )
-                sep = ",\n"
+            for part in parts:
+                for feature in part.geojson_features():
+                    out.write(sep)
+                    out.write(feature)
+                    sep = ",\n"
             out.write("\n]}\n")
         tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> TileSet:

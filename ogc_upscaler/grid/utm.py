@@ -10,6 +10,7 @@ snapped outwards to whole pixels.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,10 @@ class UTMGrid(Grid):
 
     def tiles(self, aoi: AOI) -> TileSet:
         """The tiles whose area meets the AOI, zone by zone, north to south, west to east."""
+        return concat(self, list(self.chunks(aoi)), presorted=True)
+
+    def chunks(self, aoi: AOI) -> Iterator[TileSet]:
+        """The tiles of :meth:`tiles`, one zone at a time (an AOI outside UTM's range is refused at once)."""
         _, south, _, north = aoi.bounds
         if south < SOUTH_LIMIT or north > NORTH_LIMIT:
             raise InvalidAOI(
@@ -64,8 +69,7 @@ class UTMGrid(Grid):
         zones, boxes = _zone_boxes()
         shapely.prepare(aoi.geometry)
         hit = shapely.intersects(aoi.geometry, boxes) & ~shapely.touches(aoi.geometry, boxes)
-        parts = [self._zone_tiles(aoi.geometry, boxes[i], int(zones[i])) for i in np.flatnonzero(hit)]
-        return concat(self, parts, presorted=True)
+        return (self._zone_tiles(aoi.geometry, boxes[i], int(zones[i])) for i in np.flatnonzero(hit))
 
     def _zone_tiles(self, aoi: shapely.Geometry, zone_box: shapely.Geometry, epsg: int) -> TileSet:
         piece = shapely.intersection(aoi, zone_box)
