@@ -24,10 +24,7 @@ from ogc_upscaler.grid.syntax import GRID_HELP
 from ogc_upscaler.store import JobStore, State
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from ogc_upscaler.campaign import Campaign
-    from ogc_upscaler.grid import TileSet
     from ogc_upscaler.run import RunResult
 
 config_argument = click.argument("config", type=click.Path(path_type=Path))
@@ -71,22 +68,14 @@ def grid(
     area = load_aoi(aoi, layer=layer, where=where)
     _warn(area.warnings)
     chosen = grid_from_spec(grid_spec, resolution=resolution, buffer_px=buffer)
-    count, tiled = 0, 0.0
     with AreaBar(f"grid {grid_spec}", area.area_km2) as bar:
-
-        def parts() -> Iterator[TileSet]:
-            nonlocal count, tiled
-            for part in chosen.chunks(area):
-                count, tiled = count + len(part), tiled + part.area_km2
-                yield part
-                bar.advance(len(part), part.area_km2)
-
+        parts = bar.counted(chosen.chunks(area))
         if output is None:
-            for _ in parts():
+            for _ in parts:
                 pass
         else:
-            write_geojson(output, parts())
-    click.echo(f"{count:,} tiles of {grid_spec}, {tiled:,.0f} km² covering an AOI of {area.area_km2:,.0f} km²")
+            write_geojson(output, parts)
+    click.echo(f"{bar.tiles:,} tiles of {grid_spec}, {bar.km2:,.0f} km² covering an AOI of {area.area_km2:,.0f} km²")
     if output is not None:
         click.echo(f"tiles: {output}")
 

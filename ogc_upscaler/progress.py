@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
+    from ogc_upscaler.grid import TileSet
     from ogc_upscaler.manager import Progress as RunProgress
 
 
@@ -67,7 +69,7 @@ class AreaBar:
         )
         self._total = max(total_km2, 1e-9)
         self._task = self._bar.add_task(name, total=self._total, tiles=0)
-        self._tiles, self._done = 0, 0.0
+        self.tiles, self.km2 = 0, 0.0
 
     def __enter__(self) -> AreaBar:
         self._bar.start()
@@ -76,7 +78,9 @@ class AreaBar:
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
-    def advance(self, tiles: int, km2: float) -> None:
-        """Count a part of ``tiles`` tiles covering ``km2``."""
-        self._tiles, self._done = self._tiles + tiles, self._done + km2
-        self._bar.update(self._task, completed=min(self._done, self._total), tiles=self._tiles)
+    def counted(self, parts: Iterable[TileSet]) -> Iterator[TileSet]:
+        """``parts`` as they come, each counted (``tiles``, ``km2``) once its consumer is done with it."""
+        for part in parts:
+            yield part
+            self.tiles, self.km2 = self.tiles + len(part), self.km2 + part.area_km2
+            self._bar.update(self._task, completed=min(self.km2, self._total), tiles=self.tiles)
