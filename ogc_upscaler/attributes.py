@@ -1,13 +1,18 @@
 """Tile attributes, as large productions prepare them up front: each tile gets the properties of the grid
 file's feature it is (if the grid is a file) and of the AOI feature it lies most in (a country's code, the
 model to run there), read in templates and exports as ``{tile.props.NAME}``; an attribute can set the order
-in which tiles are planned, and so run (``priority: NAME``, highest first).
+in which tiles run (``priority: NAME``, highest first): each tile's jobs get a rank, so the order holds
+however the plan is made, a UTM zone at a time or all at once.
 
 A tile that straddles two AOI features (a border) takes the attributes of the one holding the larger part of
 it; the AOI's attributes win over the grid file's where both have a name.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import shapely
@@ -18,8 +23,8 @@ from ogc_upscaler.grid import TileSet
 from ogc_upscaler.projection import area_km2
 
 
-def with_attributes(tiles: TileSet, aoi: AOI, priority: str | None = None) -> TileSet:
-    """``tiles`` with their attributes, ordered by ``priority`` (highest first, stable) when it is given."""
+def with_attributes(tiles: TileSet, aoi: AOI) -> TileSet:
+    """``tiles`` with their attributes: the grid file's, then those of the AOI feature each lies most in."""
     own = tiles.props if tiles.props is not None else [{}] * len(tiles)
     props = np.empty(len(tiles), dtype=object)
     props[:] = [dict(p) for p in own]
@@ -28,10 +33,29 @@ def with_attributes(tiles: TileSet, aoi: AOI, priority: str | None = None) -> Ti
         for i, feature in enumerate(chosen.tolist()):
             if feature >= 0:
                 props[i] = {**props[i], **aoi.properties[feature]}
-    tiles = tiles.with_props(props)
-    if priority is None:
-        return tiles
-    return tiles.select(_order(props, priority))
+    return tiles.with_props(props)
+
+
+def tile_rank(props: Mapping[str, Any], name: str) -> float:
+    """The rank of a tile's jobs for ``priority: NAME``: the lower, the sooner (the attribute negated);
+    a tile without the attribute runs last (infinity)."""
+    value = props.get(name)
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise InvalidConfig(
+            f"priority: attribute {name!r} is {value!r} for a tile, not a number",
+            hint="give priority the name of a numeric attribute of the AOI's (or the grid file's) features",
+        )
+    return -float(value)
+
+
+def no_tile_has(name: str, names: Iterable[str]) -> InvalidConfig:
+    """The error for a ``priority`` attribute that no tile of the plan has; ``names`` are those they have."""
+    return InvalidConfig(
+        f"priority: no tile has the attribute {name!r}",
+        hint=f"the tiles' attributes are: {', '.join(sorted(set(names))) or 'none'}",
+    )
 
 
 def _largest_overlap(footprints: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -45,23 +69,3 @@ def _largest_overlap(footprints: np.ndarray, features: np.ndarray) -> np.ndarray
         if a > most[t]:
             best[t], most[t] = f, a
     return best
-
-
-def _order(props: np.ndarray, name: str) -> np.ndarray:
-    """Tile positions by the numeric attribute ``name``, highest first; tiles without it last, in order."""
-    values = []
-    for p in props:
-        value = p.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InvalidConfig(
-                f"priority: attribute {name!r} is {value!r} for a tile, not a number",
-                hint="give priority the name of a numeric attribute of the AOI's (or the grid file's) features",
-            )
-        values.append(np.nan if value is None else float(value))
-    keys = np.asarray(values)
-    if np.isnan(keys).all():
-        raise InvalidConfig(
-            f"priority: no tile has the attribute {name!r}",
-            hint=f"the tiles' attributes are: {', '.join(sorted({k for p in props for k in p})) or 'none'}",
-        )
-    return np.lexsort((np.arange(len(keys)), np.where(np.isnan(keys), np.inf, -keys)))

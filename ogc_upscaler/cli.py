@@ -24,7 +24,10 @@ from ogc_upscaler.grid.syntax import GRID_HELP
 from ogc_upscaler.store import JobStore, State
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from ogc_upscaler.campaign import Campaign
+    from ogc_upscaler.grid import TileSet
     from ogc_upscaler.run import RunResult
 
 config_argument = click.argument("config", type=click.Path(path_type=Path))
@@ -87,34 +90,45 @@ def grid(
 def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     """Write the whole job plan to the store before anything runs, and print a summary. The package (or the
     process description) is loaded first and every job's inputs are checked against it, as `run` does, so a
-    misspelled package or input is found before the store is written."""
+    misspelled package or input is found before the store is written. The plan is made a part at a time (a
+    UTM zone at a time) in one transaction, so a whole globe takes the memory of one zone; a progress bar
+    shows the area planned."""
     from ogc_upscaler import maps
     from ogc_upscaler.config import load_campaign
-    from ogc_upscaler.plan import campaign_tiles, plan
+    from ogc_upscaler.plan import campaign_parts, plan
+    from ogc_upscaler.progress import AreaBar
     from ogc_upscaler.run import make_backend
 
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     backend = make_backend(campaign)
-    tiles = campaign_tiles(campaign)
-    with JobStore.open(campaign.store) as store:
+    drawn: list[TileSet] = []
+
+    def kept(parts: Iterable[TileSet]) -> Iterator[TileSet]:
+        for part in parts:
+            drawn.append(part)
+            yield part
+
+    with AreaBar(f"plan {campaign.name}", campaign.aoi.area_km2) as bar, JobStore.open(campaign.store) as store:
+        parts = bar.counted(campaign_parts(campaign))
         report = plan(
             campaign,
             store,
             replan=replan,
-            tiles=tiles,
+            parts=kept(parts) if map_path is not None else parts,
             check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
         )
     click.echo(f"campaign {campaign.name} on grid {campaign.grid.name}")
     click.echo(report.summary())
     click.echo(f"store: {campaign.store}")
     if map_path is not None:
+        footprints = [f for part in drawn for f in part.footprints]
         maps.draw(
             map_path,
             campaign.aoi.geometry,
-            tiles.footprints,
-            title=f"{campaign.name}: {len(tiles):,} tiles of {campaign.grid.name}",
-            labels=list(tiles.ids),
+            footprints,
+            title=f"{campaign.name}: {report.tiles:,} tiles of {campaign.grid.name}",
+            labels=[str(i) for part in drawn for i in part.ids],
         )
         click.echo(f"map: {map_path}")
 

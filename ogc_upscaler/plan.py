@@ -1,5 +1,9 @@
 """The job plan: tiles × time windows × parameter sets, written to the store before anything runs.
 
+The plan is made and written a part of the grid at a time (a UTM zone at a time), in one store
+transaction, so a whole globe plans in the memory of one part and a plan refused half-way leaves
+the store as it was.
+
 Job ids are deterministic (``{tile}_{window}`` or ``{tile}_{window}_{parameters}``),
 so planning the same campaign twice adds nothing, planning a grown AOI adds
 only the new tiles' jobs, and a changed config that would alter jobs already
@@ -23,15 +27,15 @@ import json
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import shapely
 
-from ogc_upscaler.attributes import with_attributes
+from ogc_upscaler.attributes import no_tile_has, tile_rank, with_attributes
 from ogc_upscaler.campaign import Campaign, ParameterSet
 from ogc_upscaler.discovery import InputSource, open_source
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
@@ -90,9 +94,10 @@ class PlanReport:
         return "\n".join(lines)
 
 
-def campaign_tiles(campaign: Campaign) -> TileSet:
-    """The campaign's tiles with their attributes, in the order they are planned (by ``priority``)."""
-    return with_attributes(campaign.grid.tiles(campaign.aoi), campaign.aoi, campaign.priority)
+def campaign_parts(campaign: Campaign) -> Iterator[TileSet]:
+    """The campaign's tiles with their attributes, a part of the grid at a time (:meth:`Grid.chunks`)."""
+    for part in campaign.grid.chunks(campaign.aoi):
+        yield with_attributes(part, campaign.aoi)
 
 
 def tile_records(tiles: TileSet) -> Iterator[TileRecord]:
@@ -114,7 +119,8 @@ def job_specs(campaign: Campaign, tiles: TileSet, source: InputSource | None = N
     """Every job of the campaign, in plan order: tile by tile, then window, then parameter set.
 
     With an input ``source``, each tile's items are searched once for all windows;
-    a job whose window has no items is planned in state ``no_inputs``.
+    a job whose window has no items is planned in state ``no_inputs``. With ``priority``,
+    a tile's jobs get its rank (:func:`~ogc_upscaler.attributes.tile_rank`).
     """
     sets = campaign.parameter_sets or (ParameterSet("default"),)
     named = bool(campaign.parameter_sets)
@@ -127,6 +133,7 @@ def job_specs(campaign: Campaign, tiles: TileSet, source: InputSource | None = N
             [tile.id, tile.epsg, list(tile.bounds), tile.pixel_size, tile.buffer_px, campaign.process.application]
         )
         found = source.items(tile.footprint, campaign.windows) if source is not None else None
+        rank = 0.0 if campaign.priority is None else tile_rank(tile.props, campaign.priority)
         for j, (window, view) in enumerate(windows):
             items = None if found is None else found[j]
             state = State.NO_INPUTS if items == [] else State.PLANNED
@@ -154,6 +161,7 @@ def job_specs(campaign: Campaign, tiles: TileSet, source: InputSource | None = N
                     inputs,
                     digest.hexdigest()[:32],
                     state,
+                    rank,
                 )
 
 
@@ -186,67 +194,109 @@ def plan(
     store: JobStore,
     *,
     replan: bool = False,
-    tiles: TileSet | None = None,
+    parts: Iterable[TileSet] | None = None,
     check: Callable[[JobSpec], None] | None = None,
 ) -> PlanReport:
     """Write the campaign's jobs to the store; see the module docstring for what is refused.
 
-    ``check`` is called with every job that would run before anything is written: when it
-    raises, the store is left as it was. Jobs that found no inputs before and find some now
+    ``parts`` are the campaign's tiles (default :func:`campaign_parts`), planned and written one
+    after the other in one transaction. ``check`` is called with every job that would run: when
+    it raises, the store is left as it was. Jobs that found no inputs before and find some now
     (the archive grew) are planned again without ``replan``: they never ran.
     """
-    tiles = campaign_tiles(campaign) if tiles is None else tiles
+    parts = campaign_parts(campaign) if parts is None else parts
     _check_grid(campaign, store, replan)
     source = None
     if campaign.inputs is not None:
         source = open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
-    existing = store.specs()
-    new, grown, changed, unchanged, seen, no_inputs = [], [], [], 0, set(), 0
-    for spec in job_specs(campaign, tiles, source):
-        seen.add(spec.job_id)
-        no_inputs += spec.state is State.NO_INPUTS
-        if check is not None and spec.state is State.PLANNED:
-            check(spec)
-        old = existing.get(spec.job_id)
-        if old is None:
-            new.append(spec)
-        elif old[0] == spec.spec_hash:
-            unchanged += 1
-        elif old[1] is State.NO_INPUTS:
-            grown.append(spec)
-        else:
-            changed.append(spec)
-    if changed and not replan:
-        raise PlanConflict(
-            f"store {store.path}: {len(changed):,} jobs already planned would change (e.g. {changed[0].job_id}): "
-            "the config changed since they were planned",
-            hint="run `ogc-upscaler plan CONFIG --replan` to give the jobs that are not running the new config, "
-            "or use a new store",
-        )
-    stale = [job_id for job_id in existing if job_id not in seen]
-    removed = store.delete(stale) if replan and stale else 0
-    store.put_tiles(tile_records(tiles))
-    added = store.insert(new)
-    grew = store.replace_specs(grown, only=(State.NO_INPUTS,)) if grown else 0
-    replanned = store.replace_specs(changed, only=REPLANNABLE) if changed else 0
-    left = Counter(existing[s.job_id][1].value for s in changed if existing[s.job_id][1] not in REPLANNABLE)
-    _record(campaign, store)
+    tally = _Tally()
+    with store.planning() as planning:
+        for part in parts:
+            tally.part(part, campaign.priority)
+            specs = list(job_specs(campaign, part, source))
+            known = planning.named([spec.job_id for spec in specs])
+            new, grown, changed, reranked = [], [], [], []
+            for spec in specs:
+                tally.jobs += 1
+                tally.no_inputs += spec.state is State.NO_INPUTS
+                if check is not None and spec.state is State.PLANNED:
+                    check(spec)
+                old = known.get(spec.job_id)
+                if old is None:
+                    new.append(spec)
+                elif old.spec_hash == spec.spec_hash:
+                    tally.unchanged += 1
+                    if old.rank != spec.rank:
+                        reranked.append((spec.job_id, spec.rank))
+                elif old.state is State.NO_INPUTS:
+                    grown.append(spec)
+                else:
+                    changed.append(spec)
+                    if old.state not in REPLANNABLE:
+                        tally.left[old.state.value] += 1
+            tally.changed += len(changed)
+            tally.conflict = tally.conflict or (changed[0].job_id if changed and not replan else None)
+            if tally.conflict is not None:
+                continue  # counted to the end, written never: the transaction is rolled back below
+            store.put_tiles(tile_records(part))
+            tally.added += store.insert(new)
+            tally.grew += store.replace_specs(grown, only=(State.NO_INPUTS,)) if grown else 0
+            tally.replanned += store.replace_specs(changed, only=REPLANNABLE) if changed else 0
+            planning.rerank(reranked, only=REPLANNABLE)
+        if tally.conflict is not None:
+            raise PlanConflict(
+                f"store {store.path}: {tally.changed:,} jobs already planned would change "
+                f"(e.g. {tally.conflict}): the config changed since they were planned",
+                hint="run `ogc-upscaler plan CONFIG --replan` to give the jobs that are not running the new config, "
+                "or use a new store",
+            )
+        if campaign.priority is not None and not tally.ranked:
+            raise no_tile_has(campaign.priority, tally.names)
+        stale = planning.unnamed()
+        removed = planning.drop_unnamed() if replan and stale else 0
+        _record(campaign, store)
     return PlanReport(
-        tiles=len(tiles),
+        tiles=tally.tiles,
         windows=len(campaign.windows),
         parameter_sets=max(1, len(campaign.parameter_sets)),
-        jobs=len(seen),
-        added=added,
-        unchanged=unchanged,
-        replanned=replanned,
+        jobs=tally.jobs,
+        added=tally.added,
+        unchanged=tally.unchanged,
+        replanned=tally.replanned,
         removed=removed,
-        stale=len(stale) - removed,
-        tile_area_km2=tiles.area_km2,
+        stale=stale - removed,
+        tile_area_km2=tally.km2,
         aoi_area_km2=campaign.aoi.area_km2,
-        no_inputs=no_inputs,
-        left=tuple(sorted(left.items())),
-        grown=grew,
+        no_inputs=tally.no_inputs,
+        left=tuple(sorted(tally.left.items())),
+        grown=tally.grew,
     )
+
+
+@dataclass
+class _Tally:
+    """What :func:`plan` counts as it goes, part by part."""
+
+    tiles: int = 0
+    km2: float = 0.0
+    jobs: int = 0
+    no_inputs: int = 0
+    added: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    replanned: int = 0
+    grew: int = 0
+    left: Counter[str] = field(default_factory=Counter)
+    conflict: str | None = None  # a job that would change, when replan was not asked for
+    ranked: bool = False  # a tile has the priority attribute
+    names: set[str] = field(default_factory=set)  # the attributes tiles have, while none is ranked
+
+    def part(self, part: TileSet, priority: str | None) -> None:
+        self.tiles += len(part)
+        self.km2 += part.area_km2
+        if priority is not None and not self.ranked and part.props is not None:
+            self.ranked = any(p.get(priority) is not None for p in part.props)
+            self.names.update(k for p in part.props for k in p)
 
 
 def render(template: Any, context: dict[str, Any]) -> Any:

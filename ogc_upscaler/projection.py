@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS, Proj, Transformer
 
 WGS84 = 4326
 EQUAL_AREA = 6933  # WGS 84 / NSIDC EASE-Grid 2.0 Global: equal-area, valid from 86°S to 86°N
@@ -84,6 +84,51 @@ def area_km2(geoms_wgs84: np.ndarray | shapely.Geometry) -> np.ndarray:
     """Area in km² of WGS84 geometries, measured in an equal-area projection."""
     projected = project(densify_degrees(geoms_wgs84), WGS84, EQUAL_AREA)
     return shapely.area(projected) / 1e6
+
+
+#: Gauss–Legendre points of a box's side (two, at ±1/√3 of its half-width): exact for cubic variation.
+_GAUSS = np.array([-1.0, 1.0]) / np.sqrt(3.0)
+
+
+@lru_cache(maxsize=256)
+def measures_by_scale(epsg: int) -> bool:
+    """Whether :func:`box_areas_km2` applies to EPSG ``epsg``: a Transverse Mercator (UTM) on the WGS84 or
+    GRS80 ellipsoid, whose areal scale PROJ gives exactly (not so for spherical forms such as EPSG:3857,
+    whose scale is that of a sphere, nor on another ellipsoid, whose area is not WGS84's)."""
+    crs = CRS.from_epsg(epsg)
+    operation = crs.coordinate_operation
+    ellipsoid = crs.ellipsoid
+    return (
+        operation is not None
+        and operation.method_name == "Transverse Mercator"
+        and ellipsoid is not None
+        and abs(ellipsoid.semi_major_metre - 6_378_137.0) < 0.01
+        and abs(ellipsoid.inverse_flattening - 298.2572) < 1e-3
+    )
+
+
+def box_areas_km2(bounds: np.ndarray, epsg: int) -> np.ndarray:
+    """Area in km² on the ellipsoid of boxes ``[xmin, ymin, xmax, ymax]`` of CRS ``epsg`` (one that
+    :func:`measures_by_scale`).
+
+    Each box's area in the CRS is divided by the CRS's areal scale (from PROJ's factors), averaged
+    over 2 × 2 Gauss points: no geometry is densified or projected. For UTM boxes of 10 to 100 km
+    it agrees with :func:`area_km2` of their footprints to about 1e-8.
+    """
+    if not len(bounds):
+        return np.empty(0)
+    half = (bounds[:, 2:] - bounds[:, :2]) / 2.0
+    centre = bounds[:, :2] + half
+    x = (centre[:, 0, None, None] + half[:, 0, None, None] * _GAUSS[None, :, None]).repeat(2, axis=2)
+    y = (centre[:, 1, None, None] + half[:, 1, None, None] * _GAUSS[None, None, :]).repeat(2, axis=1)
+    lon, lat = transformer(epsg, WGS84).transform(x.ravel(), y.ravel())
+    scale = np.asarray(_proj(epsg).get_factors(lon, lat).areal_scale).reshape(-1, 4)
+    return 4.0 * half[:, 0] * half[:, 1] * np.mean(1.0 / scale, axis=1) / 1e6
+
+
+@lru_cache(maxsize=256)
+def _proj(epsg: int) -> Proj:
+    return Proj(CRS.from_epsg(epsg))
 
 
 def split_antimeridian(geoms: np.ndarray) -> np.ndarray:

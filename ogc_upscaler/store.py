@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ogc_upscaler.errors import StoreError, StoreLocked
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class State(StrEnum):
@@ -137,10 +137,11 @@ CREATE TABLE jobs (
     log_path       TEXT,
     outputs        TEXT,
     {_STATE_TIMES},
-    updated_at     TEXT NOT NULL
+    updated_at     TEXT NOT NULL,
+    rank           REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX jobs_state ON jobs (state, backend);
-CREATE INDEX jobs_queue ON jobs (state, seq);
+CREATE INDEX jobs_queue ON jobs (state, rank, seq);
 CREATE INDEX jobs_tile ON jobs (tile_id);
 CREATE INDEX jobs_remote ON jobs (remote_id);
 CREATE TABLE remotes (remote_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL) WITHOUT ROWID;
@@ -160,6 +161,8 @@ _MIGRATIONS = {
     "PRAGMA user_version = 3; COMMIT;",
     3: "BEGIN IMMEDIATE; ALTER TABLE tiles ADD COLUMN props TEXT NOT NULL DEFAULT '{}'; "
     "PRAGMA user_version = 4; COMMIT;",
+    4: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN rank REAL NOT NULL DEFAULT 0; DROP INDEX jobs_queue; "
+    "CREATE INDEX jobs_queue ON jobs (state, rank, seq); PRAGMA user_version = 5; COMMIT;",
 }
 
 TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2", "props")
@@ -214,6 +217,8 @@ class JobSpec:
     inputs: str
     spec_hash: str
     state: State = State.PLANNED
+    #: Jobs run in order of rank, then of planning: ``priority`` gives a tile's jobs a rank (0 without it).
+    rank: float = 0.0
 
     def row(self) -> tuple[Any, ...]:
         """The values of :data:`SPEC_COLUMNS`."""
@@ -437,9 +442,15 @@ class JobStore:
 
     # -- the plan -----------------------------------------------------------------------------
 
-    def specs(self) -> dict[str, tuple[str, State]]:
-        """Every job id with the hash of its spec and its state."""
-        return {j: (h, State(s)) for j, h, s in self._db.execute("SELECT job_id, spec_hash, state FROM jobs")}
+    def planning(self) -> Planning:
+        """A plan written as one transaction, a part at a time: ``with store.planning() as planning: ...``.
+
+        Every write inside (:meth:`put_tiles`, :meth:`insert`, ...) joins it, so a plan refused
+        half-way leaves the store as it was; the jobs it names are kept in a temporary table
+        (on disk, not in memory), so a whole globe's plan finds the jobs it no longer names.
+        """
+        self._writer()
+        return Planning(self._db)
 
     def put_tiles(self, tiles: Iterable[TileRecord]) -> None:
         """Add tiles, or update the ones already known, in one transaction."""
@@ -454,12 +465,12 @@ class JobStore:
         """Add new jobs in state ``planned`` (or ``no_inputs``), in one transaction; returns how many."""
         self._writer()
         stamp = now()
-        columns = ", ".join((*SPEC_COLUMNS, "state", "planned_at", "updated_at"))
-        marks = ", ".join("?" * (len(SPEC_COLUMNS) + 3))
+        columns = ", ".join((*SPEC_COLUMNS, "state", "rank", "planned_at", "updated_at"))
+        marks = ", ".join("?" * (len(SPEC_COLUMNS) + 4))
         with self._transaction():
             cursor = self._db.executemany(
                 f"INSERT INTO jobs ({columns}) VALUES ({marks})",
-                ((*s.row(), s.state.value, stamp, stamp) for s in specs),
+                ((*s.row(), s.state.value, s.rank, stamp, stamp) for s in specs),
             )
         return cursor.rowcount
 
@@ -475,9 +486,9 @@ class JobStore:
         )
         with self._transaction():
             cursor = self._db.executemany(
-                f"UPDATE jobs SET {sets}, {cleared}, state = ?, attempts = 0, planned_at = ?, updated_at = ? "
-                f"WHERE job_id = ? AND state IN ({', '.join('?' * len(allowed))})",
-                ((*s.row()[1:], s.state.value, stamp, stamp, s.job_id, *allowed) for s in specs),
+                f"UPDATE jobs SET {sets}, {cleared}, state = ?, rank = ?, attempts = 0, planned_at = ?, "
+                f"updated_at = ? WHERE job_id = ? AND state IN ({', '.join('?' * len(allowed))})",
+                ((*s.row()[1:], s.state.value, s.rank, stamp, stamp, s.job_id, *allowed) for s in specs),
             )
         return cursor.rowcount
 
@@ -563,16 +574,17 @@ class JobStore:
     # -- reading ------------------------------------------------------------------------------
 
     def due(self, limit: int, at: str) -> list[Job]:
-        """Up to ``limit`` jobs to submit now, in plan order: planned ones and waiting ones whose back-off ended."""
+        """Up to ``limit`` jobs to submit now, by rank then plan order: planned ones and waiting ones whose
+        back-off ended."""
         if limit <= 0:
             return []
         columns = ", ".join(JOB_COLUMNS)
         cursor = self._db.execute(
             f"SELECT {columns} FROM ("
-            f" SELECT * FROM (SELECT * FROM jobs WHERE state = 'planned' ORDER BY seq LIMIT ?)"
+            f" SELECT * FROM (SELECT * FROM jobs WHERE state = 'planned' ORDER BY rank, seq LIMIT ?)"
             f" UNION ALL"
-            f" SELECT * FROM (SELECT * FROM jobs WHERE state = 'waiting' AND retry_at <= ? ORDER BY seq LIMIT ?)"
-            ") ORDER BY seq LIMIT ?",
+            f" SELECT * FROM (SELECT * FROM jobs WHERE state = 'waiting' AND retry_at <= ? ORDER BY rank, seq LIMIT ?)"
+            ") ORDER BY rank, seq LIMIT ?",
             (limit, at, limit, limit),
         )
         return [_job(row) for row in cursor.fetchall()]
@@ -684,16 +696,81 @@ class JobStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error; inside another transaction, a savepoint of it."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._nested = False
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._nested = self._db.in_transaction
+        self._db.execute("SAVEPOINT part" if self._nested else "BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if kind else "COMMIT")
+        if not self._nested:
+            self._db.execute("ROLLBACK" if kind else "COMMIT")
+        elif kind:
+            self._db.execute("ROLLBACK TO part")
+            self._db.execute("RELEASE part")
+        else:
+            self._db.execute("RELEASE part")
+
+
+class Planned(NamedTuple):
+    """A job the store holds, as planning compares it with the plan."""
+
+    spec_hash: str
+    state: State
+    rank: float
+
+
+class Planning:
+    """One plan being written (see :meth:`JobStore.planning`): the jobs it names, and those it no longer does."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._outer = _Transaction(db)
+
+    def __enter__(self) -> Planning:
+        self._outer.__enter__()
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS planned_ids (job_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("DELETE FROM temp.planned_ids")
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        self._outer.__exit__(kind, *rest)
+
+    def named(self, job_ids: list[str]) -> dict[str, Planned]:
+        """Note ``job_ids`` as part of the plan; those the store holds already, with their spec hash and state."""
+        ids = json.dumps(job_ids)
+        self._db.execute("INSERT OR IGNORE INTO temp.planned_ids SELECT value FROM json_each(?)", (ids,))
+        cursor = self._db.execute(
+            "SELECT job_id, spec_hash, state, rank FROM jobs WHERE job_id IN (SELECT value FROM json_each(?))", (ids,)
+        )
+        return {j: Planned(h, State(s), r) for j, h, s, r in cursor}
+
+    def rerank(self, ranks: Iterable[tuple[str, float]], *, only: Iterable[State]) -> int:
+        """Give jobs still in one of the ``only`` states a new rank (a changed ``priority``); returns how many."""
+        allowed = sorted({s.value for s in only})
+        cursor = self._db.executemany(
+            f"UPDATE jobs SET rank = ? WHERE job_id = ? AND state IN ({', '.join('?' * len(allowed))})",
+            ((rank, job_id, *allowed) for job_id, rank in ranks),
+        )
+        return cursor.rowcount
+
+    def unnamed(self) -> int:
+        """How many jobs of the store the plan has not named."""
+        return self._db.execute(
+            "SELECT count(*) FROM jobs WHERE job_id NOT IN (SELECT job_id FROM temp.planned_ids)"
+        ).fetchone()[0]
+
+    def drop_unnamed(self, *, only_state: State = State.PLANNED) -> int:
+        """Remove the jobs the plan has not named that are still in ``only_state``; returns how many."""
+        cursor = self._db.execute(
+            "DELETE FROM jobs WHERE state = ? AND job_id NOT IN (SELECT job_id FROM temp.planned_ids)",
+            (only_state.value,),
+        )
+        return cursor.rowcount
 
 
 _JOINED = ", ".join((*JOB_COLUMNS, *TILE_COLUMNS[1:]))

@@ -13,7 +13,7 @@ import yaml
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.export import export
-from ogc_upscaler.plan import campaign_tiles, plan
+from ogc_upscaler.plan import plan
 from ogc_upscaler.store import JobStore
 
 from .conftest import write_config
@@ -72,19 +72,47 @@ def test_each_tile_gets_the_attributes_of_the_country_holding_most_of_it(tmp_pat
     ), "the island too"
 
 
-def test_a_numeric_attribute_sets_the_order_tiles_are_planned_and_run_in(tmp_path) -> None:
-    campaign = load_campaign(_config(tmp_path, priority="rank"))
+@pytest.mark.parametrize("grid", ["laea-20km", "utm-20km"])
+def test_a_numeric_attribute_sets_the_order_tiles_run_in_across_every_part_of_the_plan(tmp_path, grid) -> None:
+    # on utm-20km the plan is made a zone at a time: AAA lies in zone 32, BBB in zones 32 and 33, so BBB's
+    # tiles of zone 33 are planned after AAA's and must still run before them
+    campaign = load_campaign(_config(tmp_path, priority="rank", grid=grid))
     with JobStore.open(campaign.store) as store:
         plan(campaign, store)
-        order = [j.inputs["country"] for j in store.jobs()]  # in seq order: the order they are submitted in
+        queue = store.due(10_000, "9999")
+        planned = [j.inputs["country"] for j in store.jobs()]  # in the order they were planned
+        order = [j.inputs["country"] for j in queue]
+        assert len(queue) == store.count()
     first_a = order.index("AAA")
     assert set(order[:first_a]) == {"BBB"} and set(order[first_a:]) == {"AAA"}, "rank 5 before rank 1"
+    if grid == "utm-20km":
+        assert {j.tile_id.split("-")[1] for j in queue if j.inputs["country"] == "BBB"} == {"32N", "33N"}
+        assert planned.index("AAA") < len(planned) - planned[::-1].index("BBB") - 1, "BBB planned after AAA too"
+
+
+def test_a_priority_dropped_from_the_config_gives_the_jobs_not_run_the_plan_order_back(tmp_path) -> None:
+    config = _config(tmp_path, priority="rank", grid="utm-20km")
+    campaign = load_campaign(config)
+    with JobStore.open(campaign.store) as store:
+        plan(campaign, store)
+        raw = yaml.safe_load(config.read_text())
+        del raw["priority"]
+        config.write_text(yaml.safe_dump(raw))
+        report = plan(load_campaign(config), store)
+        assert (report.added, report.unchanged, report.replanned) == (0, store.count(), 0)
+        assert [j.job_id for j in store.due(10_000, "9999")] == [j.job_id for j in store.jobs()]
 
 
 def test_a_priority_or_a_template_naming_a_missing_attribute_says_which_there_are(tmp_path) -> None:
-    with pytest.raises(InvalidConfig, match=r"no tile has the attribute 'size'") as err:
-        campaign_tiles(load_campaign(_config(tmp_path, priority="size")))
+    campaign = load_campaign(_config(tmp_path, priority="size", grid="utm-20km"))
+    with (
+        JobStore.open(campaign.store) as store,
+        pytest.raises(InvalidConfig, match=r"no tile has the attribute 'size'") as err,
+    ):
+        plan(campaign, store)
     assert "iso_a3, model, rank" in (err.value.hint or "")
+    with JobStore.open(campaign.store) as store:
+        assert store.count() == 0 and list(store.tiles()) == [], "the plan refused at its end wrote nothing"
     config = _config(tmp_path)
     raw = yaml.safe_load(config.read_text())
     raw["process"]["inputs"]["zone"] = "{tile.props.zone}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import shapely
 
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
-from ogc_upscaler.plan import plan
+from ogc_upscaler.grid import tiles as tiles_module
+from ogc_upscaler.plan import campaign_parts, plan
 from ogc_upscaler.store import JobStore, Move, State
 
 from .conftest import write_config
@@ -216,3 +218,86 @@ def test_jobs_without_inputs_are_planned_again_when_the_archive_grew(tmp_path, d
     assert second.grown == first.jobs and second.no_inputs == 0
     with JobStore.read(campaign.store) as store:
         assert all(j.state is State.PLANNED and j.inputs["items"] for j in store.jobs())
+
+
+#: 2.5°E to 20.5°E: four UTM zones (31N to 34N), so the plan is made in parts.
+ACROSS_ZONES = {
+    "type": "Polygon",
+    "coordinates": [[[2.5, 47.6], [20.5, 47.6], [20.5, 47.8], [2.5, 47.8], [2.5, 47.6]]],
+}
+
+
+def _across_zones(tmp_path, monkeypatch, **overrides):
+    monkeypatch.setattr(tiles_module, "PART_TILES", 10)  # several parts per zone too
+    path = write_config(tmp_path, **overrides)
+    (tmp_path / "aoi.geojson").write_text(json.dumps(ACROSS_ZONES))
+    return path
+
+
+def test_the_plan_is_written_a_part_at_a_time_and_committed_once(tmp_path, monkeypatch) -> None:
+    campaign = load_campaign(_across_zones(tmp_path, monkeypatch))
+    parts = list(campaign_parts(campaign))
+    assert len(parts) > 4 and {int(p.epsg[0]) for p in parts} == {32631, 32632, 32633, 32634}
+    written, seen_by_a_reader = [], []
+    with JobStore.open(campaign.store) as store:
+
+        def fed():
+            for part in parts:
+                written.append(store.count())  # this connection sees its own transaction
+                with JobStore.read(campaign.store) as reader:
+                    seen_by_a_reader.append(reader.count())
+                yield part
+
+        report = plan(campaign, store, parts=fed())
+        assert store.count() == report.jobs == report.added == 3 * sum(len(p) for p in parts)
+    assert written == np.cumsum([0] + [3 * len(p) for p in parts[:-1]]).tolist(), "each part written before the next"
+    assert set(seen_by_a_reader) == {0}, "nothing is visible to others before the whole plan is written"
+
+
+def test_a_check_refused_in_the_last_part_leaves_the_store_as_it_was(tmp_path, monkeypatch) -> None:
+    from ogc_upscaler.errors import InvalidPackage
+
+    campaign = load_campaign(_across_zones(tmp_path, monkeypatch))
+
+    def check(spec) -> None:
+        if json.loads(spec.inputs)["epsg"] == 32634:
+            raise InvalidPackage(f"job {spec.job_id}: refused")
+
+    with JobStore.open(campaign.store) as store:
+        with pytest.raises(InvalidPackage, match="refused"):
+            plan(campaign, store, check=check)
+        assert store.count() == 0 and list(store.tiles()) == [] and store.get_meta("fingerprint") is None
+
+
+def test_a_conflict_counts_the_changed_jobs_of_every_part_and_writes_none(tmp_path, monkeypatch) -> None:
+    path = _across_zones(tmp_path, monkeypatch)
+    first, campaign = run_plan(path)
+    with JobStore.open(campaign.store) as store:
+        before = {j.job_id: j.spec_hash for j in store.jobs()}
+    path = _across_zones(
+        tmp_path, monkeypatch, process={"application": "app.cwl", "inputs": {"bbox": "{tile.bbox_wgs84}"}}
+    )
+    with pytest.raises(PlanConflict, match=f"{first.jobs:,} jobs already planned would change"):
+        run_plan(path)
+    with JobStore.read(campaign.store) as store:
+        assert {j.job_id: j.spec_hash for j in store.jobs()} == before
+
+
+def test_jobs_of_parts_no_longer_planned_are_found_and_dropped_on_replan(tmp_path, monkeypatch) -> None:
+    path = _across_zones(tmp_path, monkeypatch)
+    _, campaign = run_plan(path)
+    west = {**ACROSS_ZONES, "coordinates": [[[2.5, 47.6], [12.0, 47.6], [12.0, 47.8], [2.5, 47.8], [2.5, 47.6]]]}
+    (tmp_path / "aoi.geojson").write_text(json.dumps(west))
+    still = set(load_campaign(path).grid.tiles(load_campaign(path).aoi).ids.tolist())
+    with JobStore.open(campaign.store) as store:
+        gone = sum(1 for j in store.jobs() if j.tile_id not in still)
+        kept = store.count() - gone
+        assert gone and kept and {t.split("-")[1] for t in still} == {"31N", "32N"}
+        some = next(j.job_id for j in store.jobs() if "-34N-" in j.job_id)
+        assert store.move(some, Move.SUBMIT, backend="local", remote_id="r")
+    second, _ = run_plan(path)
+    assert (second.jobs, second.unchanged, second.stale, second.removed) == (kept, kept, gone, 0)
+    third, _ = run_plan(path, replan=True)
+    assert (third.removed, third.stale) == (gone - 1, 1), "the submitted job is kept"
+    with JobStore.read(campaign.store) as store:
+        assert store.count() == kept + 1 and store.get(some).state is State.SUBMITTED

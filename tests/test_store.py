@@ -257,7 +257,8 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
         store_module._SCHEMA.replace(",\n    props     TEXT NOT NULL DEFAULT '{}'", "")
         .replace(", no_inputs_at TEXT", "")
         .replace(", in_doubt_at TEXT", "")
-        .replace("CREATE INDEX jobs_queue ON jobs (state, seq);", "")
+        .replace(",\n    rank           REAL NOT NULL DEFAULT 0", "")
+        .replace("CREATE INDEX jobs_queue ON jobs (state, rank, seq);", "")
         .replace("CREATE INDEX jobs_remote ON jobs (remote_id);", "")
         .replace(store_module._SCHEMA.split("CREATE TABLE remotes")[1].split(";")[0], "")
         .replace("CREATE TABLE remotes;", "")
@@ -270,6 +271,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
         s.move("job-000000", Move.SUBMIT, remote_id="r")
         assert s.move("job-000000", Move.DOUBT) and s.get("job-000000").at(State.IN_DOUBT)
         assert s.get("job-000000").tile.props == {}, "tiles planned before attributes existed have none"
+        assert [j.job_id for j in s.due(5, "9999")] == ["job-000001", "job-000002"], "rank 0: in plan order"
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from ogc_upscaler.aoi import AOI
 from ogc_upscaler.errors import InvalidAOI, InvalidGrid
 from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, decimals_of, parse_corner
 from ogc_upscaler.grid.mask import cells_in
-from ogc_upscaler.grid.tiles import Tile, TileSet, concat
+from ogc_upscaler.grid.tiles import Tile, TileSet, concat, split
 from ogc_upscaler.projection import WGS84, densify_degrees, project
 
 
@@ -48,6 +49,10 @@ class ProjectedGrid(Grid):
 
     def tiles(self, aoi: AOI) -> TileSet:
         """The tiles whose area meets the AOI, north to south, west to east."""
+        return concat(self, list(self.chunks(aoi)), presorted=True)
+
+    def chunks(self, aoi: AOI) -> Iterator[TileSet]:
+        """The tiles of :meth:`tiles`, in parts of at most :data:`~ogc_upscaler.grid.tiles.PART_TILES`."""
         mask = project(densify_degrees(aoi.geometry), WGS84, self.epsg)
         if not np.all(np.isfinite(shapely.get_coordinates(mask))):
             raise InvalidAOI(
@@ -55,7 +60,8 @@ class ProjectedGrid(Grid):
                 hint="use a grid whose CRS covers the whole AOI (utm-* grids cover 80°S to 84°N)",
             )
         hits = cells_in(mask, self.origin, self.tile_size)
-        return concat(self, [self._cells(hits.col, hits.row)])
+        order = np.lexsort((hits.col, -hits.row))
+        return split(self._cells(hits.col[order], hits.row[order]))
 
     def _cells(self, col: np.ndarray, row: np.ndarray) -> TileSet:
         ox, oy = self.origin

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from ogc_upscaler.projection import CUT_STEP, WGS84, area_km2, is_equal_area, project, to_wgs84
+from ogc_upscaler.projection import (
+    CUT_STEP,
+    WGS84,
+    area_km2,
+    box_areas_km2,
+    is_equal_area,
+    measures_by_scale,
+    project,
+    to_wgs84,
+)
 
 if TYPE_CHECKING:
     from ogc_upscaler.grid.base import Grid
@@ -163,13 +172,21 @@ class TileSet:
 
     @cached_property
     def areas_km2(self) -> np.ndarray:
-        """Area of every tile in km²: measured in its own CRS where that is equal-area (LAEA), else
+        """Area of every tile in km² on the ellipsoid: measured in its own CRS where that is equal-area
+        (LAEA), from its box and the CRS's areal scale in UTM, else (and for a tile clipped at a seam)
         the equal-area measure of its footprint."""
         out = np.empty(len(self))
         for epsg in np.unique(self.epsg):
             sel = self.epsg == epsg
-            own = is_equal_area(int(epsg))
-            out[sel] = shapely.area(self.native[sel]) / 1e6 if own else area_km2(self.footprints[sel])
+            if is_equal_area(int(epsg)):
+                out[sel] = shapely.area(self.native[sel]) / 1e6
+            elif measures_by_scale(int(epsg)):
+                out[sel] = box_areas_km2(self.bounds[sel], int(epsg))
+                cut = np.intersect1d(np.flatnonzero(sel), self._clipped_index)
+                if cut.size:
+                    out[cut] = area_km2(self.clipped[cut])  # type: ignore[index]
+            else:
+                out[sel] = area_km2(self.footprints[sel])
         return out
 
     @property
@@ -262,6 +279,18 @@ def write_geojson(path: Path, parts: Iterable[TileSet]) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+#: The most tiles in one part of :meth:`Grid.chunks <ogc_upscaler.grid.base.Grid.chunks>`: a part's footprints,
+#: GeoJSON and jobs are held at once, tens of MB at this size.
+PART_TILES = 50_000
+
+
+def split(tiles: TileSet, size: int | None = None) -> Iterator[TileSet]:
+    """``tiles`` in order, in parts of at most ``size`` tiles (default :data:`PART_TILES`; one empty part for
+    no tiles)."""
+    size = size or PART_TILES
+    yield from (tiles.select(slice(i, i + size)) for i in range(0, max(len(tiles), 1), size))
 
 
 def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> TileSet:

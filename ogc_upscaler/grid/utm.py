@@ -21,7 +21,7 @@ from ogc_upscaler.aoi import AOI
 from ogc_upscaler.errors import InvalidAOI, InvalidGrid
 from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, parse_corner
 from ogc_upscaler.grid.mask import cells_in
-from ogc_upscaler.grid.tiles import Tile, TileSet, concat
+from ogc_upscaler.grid.tiles import Tile, TileSet, concat, split
 from ogc_upscaler.projection import CUT_STEP, WGS84, densify_degrees, project, to_wgs84
 
 SOUTH_LIMIT = -80.0
@@ -58,7 +58,8 @@ class UTMGrid(Grid):
         return concat(self, list(self.chunks(aoi)), presorted=True)
 
     def chunks(self, aoi: AOI) -> Iterator[TileSet]:
-        """The tiles of :meth:`tiles`, one zone at a time (an AOI outside UTM's range is refused at once)."""
+        """The tiles of :meth:`tiles`, a zone at a time, in parts of at most
+        :data:`~ogc_upscaler.grid.tiles.PART_TILES` (an AOI outside UTM's range is refused at once)."""
         _, south, _, north = aoi.bounds
         if south < SOUTH_LIMIT or north > NORTH_LIMIT:
             raise InvalidAOI(
@@ -69,7 +70,9 @@ class UTMGrid(Grid):
         zones, boxes = _zone_boxes()
         shapely.prepare(aoi.geometry)
         hit = shapely.intersects(aoi.geometry, boxes) & ~shapely.touches(aoi.geometry, boxes)
-        return (self._zone_tiles(aoi.geometry, boxes[i], int(zones[i])) for i in np.flatnonzero(hit))
+        return (
+            part for i in np.flatnonzero(hit) for part in split(self._zone_tiles(aoi.geometry, boxes[i], int(zones[i])))
+        )
 
     def _zone_tiles(self, aoi: shapely.Geometry, zone_box: shapely.Geometry, epsg: int) -> TileSet:
         piece = shapely.intersection(aoi, zone_box)

@@ -12,6 +12,7 @@ from ogc_upscaler.aoi import load_aoi
 from ogc_upscaler.cli import cli
 from ogc_upscaler.errors import InvalidAOI
 from ogc_upscaler.grid import grid_from_spec
+from ogc_upscaler.grid import tiles as tiles_module
 from ogc_upscaler.grid.tiles import write_geojson
 
 ACROSS_ZONES = "4.5,-2,19.5,3"  # UTM zones 31 to 34, north and south of the equator: eight zone halves
@@ -25,6 +26,15 @@ def test_the_parts_of_a_grid_are_its_tiles_in_order(spec) -> None:
     np.testing.assert_array_equal(np.concatenate([p.bounds for p in parts]), whole.bounds)
     if spec != "laea-100km":
         assert len(parts) == 8 and all(len(np.unique(p.epsg)) == 1 for p in parts), "one UTM zone half a part"
+
+
+@pytest.mark.parametrize("spec", ["utm-20km", "laea-20km", "laea-100km"])
+def test_no_part_holds_more_than_part_tiles_and_together_they_are_the_tiles(spec, monkeypatch) -> None:
+    monkeypatch.setattr(tiles_module, "PART_TILES", 7)
+    grid, aoi = grid_from_spec(spec), load_aoi(ACROSS_ZONES)
+    whole, parts = grid.tiles(aoi), list(grid.chunks(aoi))
+    assert max(len(p) for p in parts) == 7 and len(parts) >= len(whole) / 7
+    assert np.concatenate([p.ids for p in parts]).tolist() == whole.ids.tolist()
 
 
 def test_an_aoi_outside_utm_is_refused_before_any_part_is_made() -> None:
