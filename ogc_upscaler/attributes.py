@@ -36,26 +36,38 @@ def with_attributes(tiles: TileSet, aoi: AOI) -> TileSet:
     return tiles.with_props(props)
 
 
-def tile_rank(props: Mapping[str, Any], name: str) -> float:
-    """The rank of a tile's jobs for ``priority: NAME``: the lower, the sooner (the attribute negated);
-    a tile without the attribute runs last (infinity)."""
-    value = props.get(name)
-    if value is None:
-        return math.inf
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+def check_priority(name: str, attributes: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse ``priority: NAME`` before anything is planned when no feature (of the AOI, of the grid file)
+    has the attribute, or one has it with a value that is not a number."""
+    names: set[str] = set()
+    found = False
+    for props in attributes:
+        names.update(props)
+        value = props.get(name)
+        if _missing(value):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidConfig(
+                f"priority: attribute {name!r} is {value!r} for a feature, not a number",
+                hint="give priority the name of a numeric attribute of the AOI's (or the grid file's) features",
+            )
+        found = True
+    if not found:
         raise InvalidConfig(
-            f"priority: attribute {name!r} is {value!r} for a tile, not a number",
-            hint="give priority the name of a numeric attribute of the AOI's (or the grid file's) features",
+            f"priority: no tile has the attribute {name!r}",
+            hint=f"the features' attributes are: {', '.join(sorted(names)) or 'none'}",
         )
-    return -float(value)
 
 
-def no_tile_has(name: str, names: Iterable[str]) -> InvalidConfig:
-    """The error for a ``priority`` attribute that no tile of the plan has; ``names`` are those they have."""
-    return InvalidConfig(
-        f"priority: no tile has the attribute {name!r}",
-        hint=f"the tiles' attributes are: {', '.join(sorted(set(names))) or 'none'}",
-    )
+def tile_rank(props: Mapping[str, Any], name: str) -> float:
+    """The rank of a tile's jobs for ``priority: NAME`` (checked by :func:`check_priority`): the lower, the
+    sooner (the attribute negated); a tile without it (missing, null, NaN as GDAL reads a null) runs last."""
+    value = props.get(name)
+    return math.inf if _missing(value) else -float(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _largest_overlap(footprints: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -102,12 +102,14 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     backend = make_backend(campaign)
-    drawn: list[TileSet] = []
+    footprints: list[Any] = []
+    ids: list[str] = []
 
     def kept(parts: Iterable[TileSet]) -> Iterator[TileSet]:
         for part in parts:
-            drawn.append(part)
             yield part
+            footprints.extend(part.footprints.tolist())  # what the map draws, not the parts
+            ids.extend(part.ids.tolist())
 
     with AreaBar(f"plan {campaign.name}", campaign.aoi.area_km2) as bar, JobStore.open(campaign.store) as store:
         parts = bar.counted(campaign_parts(campaign))
@@ -122,13 +124,12 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     click.echo(report.summary())
     click.echo(f"store: {campaign.store}")
     if map_path is not None:
-        footprints = [f for part in drawn for f in part.footprints]
         maps.draw(
             map_path,
             campaign.aoi.geometry,
             footprints,
             title=f"{campaign.name}: {report.tiles:,} tiles of {campaign.grid.name}",
-            labels=[str(i) for part in drawn for i in part.ids],
+            labels=ids,
         )
         click.echo(f"map: {map_path}")
 

@@ -157,7 +157,7 @@ class ConfigFile(_Strict):
     store: str | None = None
     workdir: str | None = None
     output: str | None = None
-    priority: str | None = Field(default=None, description="a numeric tile attribute: tiles planned highest first")
+    priority: str | None = Field(default=None, description="a numeric tile attribute: tiles run highest first")
 
 
 def load_campaign(path: str | Path) -> Campaign:

@@ -23,6 +23,7 @@ field keeps the field's type (a number stays a number).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import string
@@ -35,12 +36,12 @@ from typing import Any
 import numpy as np
 import shapely
 
-from ogc_upscaler.attributes import no_tile_has, tile_rank, with_attributes
+from ogc_upscaler.attributes import check_priority, tile_rank, with_attributes
 from ogc_upscaler.campaign import Campaign, ParameterSet
 from ogc_upscaler.discovery import InputSource, open_source
 from ogc_upscaler.errors import InvalidConfig, PlanConflict
 from ogc_upscaler.grid import TileSet
-from ogc_upscaler.store import JobSpec, JobStore, State, TileRecord
+from ogc_upscaler.store import JobSpec, JobStore, Planned, Planning, State, TileRecord
 from ogc_upscaler.windows import Window
 
 _ONE_FIELD = re.compile(r"^\{([^{}]+)\}$")
@@ -206,43 +207,25 @@ def plan(
     """
     parts = campaign_parts(campaign) if parts is None else parts
     _check_grid(campaign, store, replan)
+    if campaign.priority is not None:
+        check_priority(campaign.priority, [*campaign.aoi.properties, *campaign.grid.feature_attributes()])
     source = None
     if campaign.inputs is not None:
         source = open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
     tally = _Tally()
     with store.planning() as planning:
         for part in parts:
-            tally.part(part, campaign.priority)
-            specs = list(job_specs(campaign, part, source))
-            known = planning.named([spec.job_id for spec in specs])
-            new, grown, changed, reranked = [], [], [], []
-            for spec in specs:
-                tally.jobs += 1
-                tally.no_inputs += spec.state is State.NO_INPUTS
-                if check is not None and spec.state is State.PLANNED:
-                    check(spec)
-                old = known.get(spec.job_id)
-                if old is None:
-                    new.append(spec)
-                elif old.spec_hash == spec.spec_hash:
-                    tally.unchanged += 1
-                    if old.rank != spec.rank:
-                        reranked.append((spec.job_id, spec.rank))
-                elif old.state is State.NO_INPUTS:
-                    grown.append(spec)
-                else:
-                    changed.append(spec)
-                    if old.state not in REPLANNABLE:
-                        tally.left[old.state.value] += 1
-            tally.changed += len(changed)
-            tally.conflict = tally.conflict or (changed[0].job_id if changed and not replan else None)
-            if tally.conflict is not None:
-                continue  # counted to the end, written never: the transaction is rolled back below
-            store.put_tiles(tile_records(part))
-            tally.added += store.insert(new)
-            tally.grew += store.replace_specs(grown, only=(State.NO_INPUTS,)) if grown else 0
-            tally.replanned += store.replace_specs(changed, only=REPLANNABLE) if changed else 0
-            planning.rerank(reranked, only=REPLANNABLE)
+            tally.tiles, tally.km2 = tally.tiles + len(part), tally.km2 + part.area_km2
+            if tally.conflict is None:
+                store.put_tiles(tile_records(part))
+            specs = job_specs(campaign, part, source)
+            while batch := list(itertools.islice(specs, PART_JOBS)):
+                diff = _compare(batch, planning.note_and_find([s.job_id for s in batch]), tally, check)
+                tally.changed += len(diff.changed)
+                if diff.changed and not replan and tally.conflict is None:
+                    tally.conflict = diff.changed[0].job_id
+                if tally.conflict is None:  # else counted to the end, written never: rolled back below
+                    _write(store, planning, diff, tally)
         if tally.conflict is not None:
             raise PlanConflict(
                 f"store {store.path}: {tally.changed:,} jobs already planned would change "
@@ -250,8 +233,6 @@ def plan(
                 hint="run `ogc-upscaler plan CONFIG --replan` to give the jobs that are not running the new config, "
                 "or use a new store",
             )
-        if campaign.priority is not None and not tally.ranked:
-            raise no_tile_has(campaign.priority, tally.names)
         stale = planning.unnamed()
         removed = planning.drop_unnamed() if replan and stale else 0
         _record(campaign, store)
@@ -273,6 +254,10 @@ def plan(
     )
 
 
+#: The most jobs compared and written at once: a part's tiles × windows × parameter sets, in batches.
+PART_JOBS = 50_000
+
+
 @dataclass
 class _Tally:
     """What :func:`plan` counts as it goes, part by part."""
@@ -288,15 +273,50 @@ class _Tally:
     grew: int = 0
     left: Counter[str] = field(default_factory=Counter)
     conflict: str | None = None  # a job that would change, when replan was not asked for
-    ranked: bool = False  # a tile has the priority attribute
-    names: set[str] = field(default_factory=set)  # the attributes tiles have, while none is ranked
 
-    def part(self, part: TileSet, priority: str | None) -> None:
-        self.tiles += len(part)
-        self.km2 += part.area_km2
-        if priority is not None and not self.ranked and part.props is not None:
-            self.ranked = any(p.get(priority) is not None for p in part.props)
-            self.names.update(k for p in part.props for k in p)
+
+@dataclass
+class _Diff:
+    """A batch of the plan against the store: what is new, grew inputs, changed, or only moved in order."""
+
+    new: list[JobSpec] = field(default_factory=list)
+    grown: list[JobSpec] = field(default_factory=list)
+    changed: list[JobSpec] = field(default_factory=list)
+    reranked: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _compare(
+    batch: list[JobSpec], known: dict[str, Planned], tally: _Tally, check: Callable[[JobSpec], None] | None
+) -> _Diff:
+    """Check each job that would run, and sort the batch by what the store holds of it."""
+    diff = _Diff()
+    for spec in batch:
+        tally.jobs += 1
+        tally.no_inputs += spec.state is State.NO_INPUTS
+        if check is not None and spec.state is State.PLANNED:
+            check(spec)
+        old = known.get(spec.job_id)
+        if old is None:
+            diff.new.append(spec)
+        elif old.spec_hash == spec.spec_hash:
+            tally.unchanged += 1
+            if old.rank != spec.rank:
+                diff.reranked.append((spec.job_id, spec.rank))
+        elif old.state is State.NO_INPUTS:
+            diff.grown.append(spec)
+        else:
+            diff.changed.append(spec)
+            if old.state not in REPLANNABLE:
+                tally.left[old.state.value] += 1
+    return diff
+
+
+def _write(store: JobStore, planning: Planning, diff: _Diff, tally: _Tally) -> None:
+    """Write a batch: new jobs, jobs whose inputs grew, re-planned and re-ranked ones."""
+    tally.added += store.insert(diff.new)
+    tally.grew += store.replace_specs(diff.grown, only=(State.NO_INPUTS,)) if diff.grown else 0
+    tally.replanned += store.replace_specs(diff.changed, only=REPLANNABLE) if diff.changed else 0
+    planning.rerank(diff.reranked, only=REPLANNABLE)
 
 
 def render(template: Any, context: dict[str, Any]) -> Any:
@@ -362,6 +382,7 @@ def fingerprint(campaign: Campaign) -> str:
         "windows": [w.interval for w in campaign.windows],
         "parameters": [[p.name, p.values] for p in campaign.parameter_sets],
         "process": [campaign.process.application, campaign.process.inputs],
+        "priority": campaign.priority,
         "inputs": None if campaign.inputs is None else [campaign.inputs.stac, list(campaign.inputs.collections)],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

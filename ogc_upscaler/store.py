@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 from ogc_upscaler.errors import StoreError, StoreLocked
 
 SCHEMA_VERSION = 5
+#: Bytes of write-ahead log kept after a checkpoint (SQLite's journal_size_limit).
+WAL_LIMIT = 64 * 2**20
 
 
 class State(StrEnum):
@@ -368,6 +370,7 @@ class JobStore:
         self.path = path
         self._db = connection
         self._lock_fd = lock_fd
+        self._planning = False  # inside JobStore.planning(): writes are savepoints of its transaction
 
     @classmethod
     def open(cls, path: str | Path) -> JobStore:
@@ -381,6 +384,7 @@ class JobStore:
             db = sqlite3.connect(real, isolation_level=None, timeout=30.0)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
+            db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")  # a whole globe's plan leaves no GBs of WAL
             store = cls(path, db, lock_fd)
             store._migrate()
         except sqlite3.DatabaseError as err:
@@ -450,7 +454,9 @@ class JobStore:
         (on disk, not in memory), so a whole globe's plan finds the jobs it no longer names.
         """
         self._writer()
-        return Planning(self._db)
+        if self._planning:
+            raise StoreError(f"store {self.path}: a plan is being written already", hint="this is a bug; report it")
+        return Planning(self)
 
     def put_tiles(self, tiles: Iterable[TileRecord]) -> None:
         """Add tiles, or update the ones already known, in one transaction."""
@@ -489,15 +495,6 @@ class JobStore:
                 f"UPDATE jobs SET {sets}, {cleared}, state = ?, rank = ?, attempts = 0, planned_at = ?, "
                 f"updated_at = ? WHERE job_id = ? AND state IN ({', '.join('?' * len(allowed))})",
                 ((*s.row()[1:], s.state.value, s.rank, stamp, stamp, s.job_id, *allowed) for s in specs),
-            )
-        return cursor.rowcount
-
-    def delete(self, job_ids: Iterable[str], *, only_state: State = State.PLANNED) -> int:
-        """Remove jobs that are still in ``only_state``; returns how many."""
-        self._writer()
-        with self._transaction():
-            cursor = self._db.executemany(
-                "DELETE FROM jobs WHERE job_id = ? AND state = ?", ((j, only_state.value) for j in job_ids)
             )
         return cursor.rowcount
 
@@ -673,7 +670,7 @@ class JobStore:
         return fields
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, nested=self._planning)
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -696,24 +693,24 @@ class JobStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error; inside another transaction, a savepoint of it."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error; ``nested``, a savepoint of the plan's transaction."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, *, nested: bool = False) -> None:
         self._db = db
-        self._nested = False
+        self._nested = nested
 
     def __enter__(self) -> None:
-        self._nested = self._db.in_transaction
         self._db.execute("SAVEPOINT part" if self._nested else "BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, *_: object) -> None:
+        if not self._db.in_transaction:  # SQLite rolled back by itself (disk full, I/O error): the error says why
+            return
         if not self._nested:
             self._db.execute("ROLLBACK" if kind else "COMMIT")
-        elif kind:
+            return
+        if kind:
             self._db.execute("ROLLBACK TO part")
-            self._db.execute("RELEASE part")
-        else:
-            self._db.execute("RELEASE part")
+        self._db.execute("RELEASE part")
 
 
 class Planned(NamedTuple):
@@ -727,21 +724,31 @@ class Planned(NamedTuple):
 class Planning:
     """One plan being written (see :meth:`JobStore.planning`): the jobs it names, and those it no longer does."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        self._outer = _Transaction(db)
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+        self._db = store._db
+        self._outer = _Transaction(self._db)
 
     def __enter__(self) -> Planning:
         self._outer.__enter__()
-        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS planned_ids (job_id TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._db.execute("DELETE FROM temp.planned_ids")
+        try:
+            self._db.execute("CREATE TEMP TABLE planned_ids (job_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        except BaseException as err:
+            self._outer.__exit__(type(err), err, None)
+            raise
+        self._store._planning = True
         return self
 
     def __exit__(self, kind: object, *rest: object) -> None:
-        self._outer.__exit__(kind, *rest)
+        self._store._planning = False
+        try:
+            if self._db.in_transaction:
+                self._db.execute("DROP TABLE temp.planned_ids")  # with the transaction: rolled back, it is gone too
+        finally:
+            self._outer.__exit__(kind, *rest)
 
-    def named(self, job_ids: list[str]) -> dict[str, Planned]:
-        """Note ``job_ids`` as part of the plan; those the store holds already, with their spec hash and state."""
+    def note_and_find(self, job_ids: list[str]) -> dict[str, Planned]:
+        """Note ``job_ids`` as part of the plan, and find those the store holds already (spec hash, state, rank)."""
         ids = json.dumps(job_ids)
         self._db.execute("INSERT OR IGNORE INTO temp.planned_ids SELECT value FROM json_each(?)", (ids,))
         cursor = self._db.execute(

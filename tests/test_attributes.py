@@ -147,3 +147,29 @@ def test_a_grid_files_properties_are_attributes_and_the_exports_carry_them(tmp_p
     assert all(set(j.tile.props) == {"orbit", "iso_a3", "model", "rank"} for j in jobs), "the grid's and the AOI's"
     exported = json.loads((tmp_path / "jobs.geojson").read_text())["features"]
     assert {f["properties"]["props"]["orbit"] for f in exported} == {j.inputs["orbit"] for j in jobs}
+
+
+def test_a_null_priority_read_through_gdal_runs_its_tiles_last(tmp_path) -> None:
+    # GDAL gives a null field as NaN: that tile has no priority, it is not a bad value
+    config = _config(tmp_path, priority="rank", grid="utm-20km")
+    raw = json.loads((tmp_path / "countries.geojson").read_text())
+    raw["features"][1]["properties"]["rank"] = None
+    (tmp_path / "countries.geojson").write_text(json.dumps(raw))
+    settings = yaml.safe_load(config.read_text())
+    settings["aoi"] = {"file": "countries.geojson", "where": "iso_a3 IN ('AAA', 'BBB')"}
+    config.write_text(yaml.safe_dump(settings))
+    campaign = load_campaign(config)
+    assert campaign.aoi.properties[1]["rank"] != campaign.aoi.properties[1]["rank"], "NaN, as GDAL reads a null"
+    with JobStore.open(campaign.store) as store:
+        plan(campaign, store)
+        order = [j.inputs["country"] for j in store.due(10_000, "9999")]
+    first_b = order.index("BBB")
+    assert set(order[:first_b]) == {"AAA"} and set(order[first_b:]) == {"BBB"}, "rank 1 before no rank"
+
+
+def test_a_priority_that_is_not_a_number_is_refused_before_anything_is_planned(tmp_path) -> None:
+    campaign = load_campaign(_config(tmp_path, priority="model", grid="utm-20km"))
+    with JobStore.open(campaign.store) as store:
+        with pytest.raises(InvalidConfig, match=r"attribute 'model' is 'alpine' for a feature, not a number"):
+            plan(campaign, store, parts=iter(()))  # refused before a single part is asked for
+        assert store.count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -15,6 +16,8 @@ from ogc_upscaler.plan import campaign_parts, plan
 from ogc_upscaler.store import JobStore, Move, State
 
 from .conftest import write_config
+
+plan_module = importlib.import_module("ogc_upscaler.plan")  # the package exports plan, the function, by that name
 
 
 def run_plan(path, **kwargs):
@@ -235,6 +238,7 @@ def _across_zones(tmp_path, monkeypatch, **overrides):
 
 
 def test_the_plan_is_written_a_part_at_a_time_and_committed_once(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(plan_module, "PART_JOBS", 7)  # and each part's jobs in batches
     campaign = load_campaign(_across_zones(tmp_path, monkeypatch))
     parts = list(campaign_parts(campaign))
     assert len(parts) > 4 and {int(p.epsg[0]) for p in parts} == {32631, 32632, 32633, 32634}
@@ -267,6 +271,9 @@ def test_a_check_refused_in_the_last_part_leaves_the_store_as_it_was(tmp_path, m
         with pytest.raises(InvalidPackage, match="refused"):
             plan(campaign, store, check=check)
         assert store.count() == 0 and list(store.tiles()) == [] and store.get_meta("fingerprint") is None
+        store.set_meta("after", 1)  # no transaction is left open: a later write is committed at once
+        with JobStore.read(campaign.store) as reader:
+            assert reader.get_meta("after") == 1
 
 
 def test_a_conflict_counts_the_changed_jobs_of_every_part_and_writes_none(tmp_path, monkeypatch) -> None:

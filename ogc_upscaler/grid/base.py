@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,9 +35,15 @@ class Grid(ABC):
         """The tiles whose area meets the AOI."""
 
     def chunks(self, aoi: AOI) -> Iterator[TileSet]:
-        """The same tiles as :meth:`tiles`, in the same order, a part at a time (a UTM zone at a time), so
-        that a whole globe can be written without holding all of it; a grid without parts gives one."""
-        yield self.tiles(aoi)
+        """The same tiles as :meth:`tiles`, in the same order, a part at a time (a UTM zone, at most
+        :data:`~ogc_upscaler.grid.tiles.PART_TILES`), so that a whole globe is written without holding it."""
+        from ogc_upscaler.grid.tiles import split
+
+        yield from split(self.tiles(aoi))
+
+    def feature_attributes(self) -> Sequence[Mapping[str, Any]]:
+        """The attributes the grid gives its tiles, a mapping per feature (a grid file's); none by default."""
+        return ()
 
     @abstractmethod
     def tile_ids(self, epsg: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:

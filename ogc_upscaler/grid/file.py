@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -73,6 +74,10 @@ class FileGrid(Grid):
             names=np.array(ids, dtype=object),
             props=_column(props),
         )
+
+    def feature_attributes(self) -> Sequence[Mapping[str, Any]]:
+        """Each feature's properties, those that define the tile aside."""
+        return list(self.all_tiles.props) if self.all_tiles.props is not None else []
 
     @cached_property
     def digest(self) -> str:

@@ -289,7 +289,9 @@ PART_TILES = 50_000
 def split(tiles: TileSet, size: int | None = None) -> Iterator[TileSet]:
     """``tiles`` in order, in parts of at most ``size`` tiles (default :data:`PART_TILES`; one empty part for
     no tiles)."""
-    size = size or PART_TILES
+    size = PART_TILES if size is None else size
+    if size < 1:
+        raise ValueError(f"split: a part holds at least one tile, not {size}")
     yield from (tiles.select(slice(i, i + size)) for i in range(0, max(len(tiles), 1), size))
 
 

@@ -72,3 +72,10 @@ def test_the_grid_command_writes_zone_by_zone_what_the_grid_gives(tmp_path) -> N
     assert result.output.startswith(f"{len(tiles):,} tiles of utm-20km, {tiles.area_km2:,.0f} km²")
     written = [f["id"] for f in json.loads(out.read_text())["features"]]
     assert written == tiles.ids.tolist()
+
+
+def test_a_part_holds_at_least_one_tile() -> None:
+    tiles = grid_from_spec("utm-20km").tiles(load_aoi(ACROSS_ZONES))
+    with pytest.raises(ValueError, match="at least one tile"):
+        list(tiles_module.split(tiles, 0))
+    assert [len(p) for p in tiles_module.split(tiles.select(slice(0, 0)), 5)] == [0], "no tiles: one empty part"
