@@ -134,8 +134,9 @@ def from_wkt(text: str) -> AOI:
 
 def from_file(path: Path, *, layer: str | None = None, where: str | None = None) -> AOI:
     """An AOI from a vector file: the union of the polygons of its features (those of ``layer`` that
-    ``where`` selects), reprojected to WGS84 from the file's CRS. A GeoJSON file without ``layer`` and
-    ``where`` is read here, checked ring by ring; other files through GDAL (:mod:`~ogc_upscaler.vector_file`)."""
+    ``where`` selects), reprojected to WGS84 from the file's CRS. A WGS84 GeoJSON file is read here, checked
+    ring by ring, ``where`` run by SQLite over its features' properties; other files through GDAL
+    (:mod:`~ogc_upscaler.vector_file`)."""
     source = str(path) + (f" (where {where})" if where else "")
     if not path.exists():
         raise InvalidAOI(
@@ -143,13 +144,8 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
             hint="give a vector file's path (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, GeoParquet), a bbox "
             "such as 10.5,45.0,11.5,46.0, or a WKT POLYGON",
         )
-    if path.suffix.lower() not in GEOJSON or layer is not None or where is not None:
-        from ogc_upscaler.vector_file import read_features
-
-        features = read_features(path, layer=layer, where=where)
-        named = tuple(f"feature {i}" for i in range(len(features.geometries)))
-        aoi = _checked(shapely.geometrycollections(features.geometries), source, named)
-        return _with_features(aoi, list(features.geometries), list(features.properties))
+    if path.suffix.lower() not in GEOJSON or layer is not None:
+        return _through_gdal(path, layer, where, source)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -165,8 +161,6 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
         from pyproj import CRS
         from pyproj.exceptions import CRSError
 
-        from ogc_upscaler.vector_file import read_features
-
         name = _crs_name(obj)
         try:
             CRS.from_user_input(name)
@@ -176,8 +170,39 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
                 hint="name an EPSG CRS (urn:ogc:def:crs:EPSG::3035), or reproject the file to WGS84 (RFC 7946)",
             ) from None
 
-        return _checked(shapely.geometrycollections(read_features(path).geometries), source)
+        return _through_gdal(path, None, where, source)
+    if where is not None:
+        obj = _selected(obj, where, path)
     return from_geojson(obj, source=source)
+
+
+def _through_gdal(path: Path, layer: str | None, where: str | None, source: str) -> AOI:
+    from ogc_upscaler.vector_file import read_features
+
+    features = read_features(path, layer=layer, where=where)
+    named = tuple(f"feature {i}" for i in range(len(features.geometries)))
+    aoi = _checked(shapely.geometrycollections(features.geometries), source, named)
+    return _with_features(aoi, list(features.geometries), list(features.properties))
+
+
+def _selected(obj: Mapping[str, Any], where: str, path: Path) -> dict[str, Any]:
+    """The features of a GeoJSON object whose properties the SQL ``where`` selects, as a FeatureCollection."""
+    from ogc_upscaler.vector_file import select
+
+    if obj.get("type") == "FeatureCollection":
+        features = [f for f in obj.get("features") or [] if isinstance(f, Mapping)]
+    elif obj.get("type") == "Feature":
+        features = [obj]
+    else:
+        features = [{"type": "Feature", "geometry": obj, "properties": {}}]
+    rows = [dict(f.get("properties") or {}) for f in features]
+    keep = select(path, rows, where).tolist()
+    if not keep:
+        raise InvalidAOI(
+            f"AOI {path}: no feature where {where!r} in the file",
+            hint="check the attribute filter against the file's values (ogrinfo -so shows the fields)",
+        )
+    return {"type": "FeatureCollection", "features": [features[i] for i in keep]}
 
 
 def from_geojson(obj: Mapping[str, Any], *, source: str) -> AOI:

@@ -2,8 +2,9 @@
 (pyogrio), GeoParquet through pyarrow; one layer, an attribute filter, reprojected to WGS84.
 
 ``where`` is SQL: for GDAL's formats OGR's own filter (SQLite's dialect in a GeoPackage); for
-GeoParquet, which this machine's GDAL cannot read, the file's attributes are put into an in-memory
-SQLite table and the filter runs there, so the same ``iso_a3 IN ('FRA', 'DEU')`` works on both.
+GeoParquet, which this machine's GDAL cannot read, and for WGS84 GeoJSON, which :mod:`ogc_upscaler.aoi`
+reads itself (without GDAL's 0.5 s of imports), the attributes are put into an in-memory SQLite table
+and the filter runs there (:func:`select`), so the same ``iso_a3 IN ('FRA', 'DEU')`` works on all.
 Errors from GDAL, pyarrow and SQLite cross into :class:`InvalidAOI` here, naming the file and what to do.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,12 @@ def _gdal(path: Path, layer: str, where: str | None) -> tuple[np.ndarray, list[d
     return np.asarray(wkb, dtype=object), properties, meta.get("crs")
 
 
+def select(path: Path, rows: list[dict[str, Any]], where: str) -> np.ndarray:
+    """The indices of ``rows`` (the attributes of the features of ``path``) that the SQL ``where`` selects."""
+    with _boundary(path):
+        return _sqlite_filter(sorted({name for row in rows for name in row}), rows, where)
+
+
 def _parquet(path: Path, where: str | None) -> tuple[np.ndarray, list[dict[str, Any]], Any]:
     try:
         import pyarrow.parquet as pq
@@ -145,28 +153,36 @@ def _to_wgs84(geometries: np.ndarray, crs: Any, path: Path) -> np.ndarray:
 @contextlib.contextmanager
 def _boundary(path: Path) -> Iterator[None]:
     """The one place where what GDAL, pyarrow, PROJ and SQLite raise becomes an InvalidAOI for ``path``."""
-    import pyogrio.errors
-
     try:
         yield
     except InvalidAOI:
         raise
-    except sqlite3.Error as err:
-        raise InvalidAOI(f"AOI {path}: the attribute filter is not valid SQL here: {err}", hint=_WHERE) from None
-    except pyogrio.errors.FieldError as err:
-        raise InvalidAOI(f"AOI {path}: {err}", hint=_WHERE) from None
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
+    except Exception as err:
+        explained = _explained(err, path)
+        if explained is None:
+            raise
+        raise explained from None
+
+
+def _explained(err: Exception, path: Path) -> InvalidAOI | None:
+    gdal = sys.modules.get("pyogrio.errors")  # not imported: no GDAL error can have been raised
+    if isinstance(err, sqlite3.Error):
+        return InvalidAOI(f"AOI {path}: the attribute filter is not valid SQL here: {err}", hint=_WHERE)
+    if gdal is not None and isinstance(err, gdal.FieldError):
+        return InvalidAOI(f"AOI {path}: {err}", hint=_WHERE)
+    if gdal is not None and isinstance(err, gdal.DataSourceError | gdal.DataLayerError):
         text = str(err)
         if "where" in text.lower() or "sql" in text.lower():
-            raise InvalidAOI(f"AOI {path}: the attribute filter failed: {text}", hint=_WHERE) from None
-        raise InvalidAOI(
+            return InvalidAOI(f"AOI {path}: the attribute filter failed: {text}", hint=_WHERE)
+        return InvalidAOI(
             f"AOI {path}: not readable as a vector file: {text}",
             hint="give a GeoPackage, Shapefile, FlatGeobuf, GeoParquet or GeoJSON file",
-        ) from None
-    except (CRSError, pyogrio.errors.CRSError) as err:
-        raise InvalidAOI(f"AOI {path}: its CRS is not understood: {err}", hint="set an EPSG CRS on the file") from None
-    except (OSError, ValueError, KeyError, shapely.errors.GEOSException) as err:
-        raise InvalidAOI(f"AOI {path}: cannot be read: {type(err).__name__}: {err}") from None
+        )
+    if isinstance(err, CRSError) or (gdal is not None and isinstance(err, gdal.CRSError)):
+        return InvalidAOI(f"AOI {path}: its CRS is not understood: {err}", hint="set an EPSG CRS on the file")
+    if isinstance(err, OSError | ValueError | KeyError | shapely.errors.GEOSException):
+        return InvalidAOI(f"AOI {path}: cannot be read: {type(err).__name__}: {err}")
+    return None
 
 
 _WHERE = "write the filter as SQL over the file's attributes, e.g. where: \"iso_a3 IN ('FRA', 'DEU')\""

@@ -151,12 +151,26 @@ def test_a_grid_files_properties_are_attributes_and_the_exports_carry_them(tmp_p
 
 def test_a_null_priority_read_through_gdal_runs_its_tiles_last(tmp_path) -> None:
     # GDAL gives a null field as NaN: that tile has no priority, it is not a bad value
+    import numpy as np
+    import pyogrio.raw
+
     config = _config(tmp_path, priority="rank", grid="utm-20km")
-    raw = json.loads((tmp_path / "countries.geojson").read_text())
-    raw["features"][1]["properties"]["rank"] = None
-    (tmp_path / "countries.geojson").write_text(json.dumps(raw))
+    shapes = [
+        shapely.geometry.shape(f["geometry"])
+        for f in json.loads((tmp_path / "countries.geojson").read_text())["features"]
+    ]
+    multi = shapely.to_wkb(np.asarray([shapely.MultiPolygon(list(shapely.get_parts(g))) for g in shapes], dtype=object))
+    columns = [
+        np.asarray(["AAA", "BBB"], dtype=object),
+        np.asarray(["alpine", "coastal"], dtype=object),
+        np.asarray([1.0, np.nan]),
+    ]
+    pyogrio.raw.write(
+        tmp_path / "countries.gpkg", multi, columns, ["iso_a3", "model", "rank"],
+        driver="GPKG", geometry_type="MultiPolygon", crs="EPSG:4326",
+    )  # fmt: skip
     settings = yaml.safe_load(config.read_text())
-    settings["aoi"] = {"file": "countries.geojson", "where": "iso_a3 IN ('AAA', 'BBB')"}
+    settings["aoi"] = "countries.gpkg"
     config.write_text(yaml.safe_dump(settings))
     campaign = load_campaign(config)
     assert campaign.aoi.properties[1]["rank"] != campaign.aoi.properties[1]["rank"], "NaN, as GDAL reads a null"

@@ -95,9 +95,40 @@ def test_a_layer_is_chosen_by_name_and_several_layers_need_one(tmp_path) -> None
     assert load_aoi(path, layer="admin0").area_km2 == pytest.approx(load_aoi(path, layer="coastline").area_km2)
 
 
-@pytest.mark.parametrize("name", ["countries.gpkg", "countries.parquet"])
+def _wgs84_geojson(path: Path) -> Path:
+    """The country-like features as a WGS84 GeoJSON file (RFC 7946), with their codes."""
+    collection = _countries()
+    for feature, code in zip(collection["features"], CODES, strict=True):
+        feature["properties"] = {"iso_a3": code}
+    path.write_text(json.dumps(collection))
+    return path
+
+
+def test_a_wgs84_geojson_filter_is_run_without_gdal_and_selects_what_gdal_selects(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = _wgs84_geojson(tmp_path / "countries.geojson")
+    where = "iso_a3 IN ('FRA', 'DEU') OR iso_a3 LIKE 'sm%'"  # SQLite's SQL, as a GeoPackage takes it
+    ours = load_aoi(path, where=where)
+    package = load_aoi(_write(tmp_path / "countries.gpkg", "GPKG"), where=where)  # through GDAL
+    assert [p["iso_a3"] for p in ours.properties] == [p["iso_a3"] for p in package.properties]
+    assert [p["iso_a3"] for p in ours.properties] == ["FRA", "DEU", "SMR"], "LIKE ignores case, as in SQLite"
+    chosen = [f for f, code in zip(_countries()["features"], CODES, strict=True) if code in {"FRA", "DEU", "SMR"}]
+    reference = shapely.union_all([shapely.make_valid(shapely.geometry.shape(f["geometry"])) for f in chosen])
+    assert shapely.symmetric_difference(ours.geometry, reference).area < 1e-9 * reference.area
+    script = (
+        f"from ogc_upscaler.aoi import load_aoi; import sys; load_aoi({str(path)!r}, where={where!r}); "
+        "print(sorted(m for m in ('pyogrio', 'pandas', 'pyarrow') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", "GDAL's reader (and the pandas it imports) is not loaded: 0.5 s"
+
+
+@pytest.mark.parametrize("name", ["countries.gpkg", "countries.parquet", "countries.geojson"])
 def test_a_filter_that_selects_nothing_or_is_not_sql_is_said(tmp_path, name) -> None:
-    path = _write(tmp_path / name, "GPKG") if name.endswith("gpkg") else _parquet(tmp_path / name)
+    writers = {".gpkg": lambda p: _write(p, "GPKG"), ".parquet": _parquet, ".geojson": _wgs84_geojson}
+    path = writers[Path(name).suffix](tmp_path / name)
     with pytest.raises(InvalidAOI, match=r"no feature where \"iso_a3 = 'ESP'\""):
         load_aoi(path, where="iso_a3 = 'ESP'")
     with pytest.raises(InvalidAOI, match="attribute filter") as err:
