@@ -83,14 +83,37 @@ def grid(
         click.echo(f"tiles: {output}")
 
 
+@cli.command("check")
+@config_argument
+@click.option("--sample", "sample", type=click.IntRange(min=1), default=20, show_default=True, help="Tiles to check.")
+def check_command(config: Path, sample: int) -> None:
+    """Say what the campaign would do, before it does anything: its tiles and jobs; a sample of tiles spread
+    over the AOI with every template rendered and each job checked against the package (or the process
+    description); the input collections (which must exist), where the AOI and windows lie outside them and
+    how many jobs would find no items; parameter sets that only multiply jobs. Writes nothing."""
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.run import make_backend
+    from ogc_upscaler.survey import survey
+
+    campaign = load_campaign(config)
+    _warn(campaign.aoi.warnings)
+    backend = make_backend(campaign)
+    try:
+        found = survey(campaign, lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)), sample)
+    finally:
+        backend.close()
+    click.echo(found.summary())
+
+
 @cli.command("plan")
 @config_argument
 @click.option("--map", "map_path", type=click.Path(path_type=Path), help="Draw the AOI and the tiles to a PNG.")
 @click.option("--replan", is_flag=True, help="Replace jobs whose spec changed and drop planned jobs no longer wanted.")
 def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
-    """Write the whole job plan to the store before anything runs, and print a summary. The package (or the
-    process description) is loaded first and every job's inputs are checked against it, as `run` does, so a
-    misspelled package or input is found before the store is written. The plan is made a part at a time (a
+    """Write the whole job plan to the store before anything runs, and print a summary. The checks of `check`
+    run first (on a sample; a missing input collection stops here, the rest are warnings), and every job's
+    inputs are checked against the package (or the process description), as `run` does, so a misspelled
+    package or input is found before the store is written. The plan is made a part at a time (a
     UTM zone at a time) in one transaction, so a whole globe takes the memory of one zone; a progress bar
     shows the area planned."""
     from ogc_upscaler import maps
@@ -98,10 +121,13 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     from ogc_upscaler.plan import campaign_parts, plan
     from ogc_upscaler.progress import AreaBar
     from ogc_upscaler.run import make_backend
+    from ogc_upscaler.survey import survey
 
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     backend = make_backend(campaign)
+    checked = survey(campaign, lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)))
+    _warn(checked.warnings)
     footprints: list[Any] = []
     ids: list[str] = []
 

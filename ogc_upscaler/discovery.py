@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +23,28 @@ from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.windows import Window
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Where and when a source has items: the collections searched, a WGS84 footprint (the union of the
+    items' footprints for a static catalog, of the collections' extents for an API) and a time span."""
+
+    collections: tuple[str, ...]
+    footprint: shapely.Geometry
+    start: datetime | None
+    end: datetime | None
+
+
 class InputSource(ABC):
     """Where the input items of the jobs are found."""
 
     @abstractmethod
     def items(self, footprint: shapely.Geometry, windows: Sequence[Window]) -> list[list[str]]:
         """For each window, the hrefs of the items that meet the footprint during it."""
+
+    @abstractmethod
+    def coverage(self) -> Coverage:
+        """Where and when the searched collections have items; :class:`InvalidConfig` when a collection the
+        config names is not there (with the ones that are)."""
 
 
 class StaticCatalog(InputSource):
@@ -43,10 +60,27 @@ class StaticCatalog(InputSource):
             ) from None
         if not isinstance(root, pystac.Catalog):
             raise InvalidConfig(f"inputs.stac: {href} is a STAC {type(root).__name__}, not a catalog or collection")
-        items = [i for i in root.get_items(recursive=True) if not collections or i.collection_id in collections]
+        every = list(root.get_items(recursive=True))
+        self.href, self.collections = href, tuple(collections or ())
+        self.present = sorted({i.collection_id for i in every if i.collection_id})
+        items = [i for i in every if not collections or i.collection_id in collections]
         self.hrefs = np.array([i.get_self_href() for i in items], dtype=object)
         self.starts, self.ends = _times(items)
         self.tree = shapely.STRtree([shape(i.geometry) if i.geometry else shapely.Polygon() for i in items])
+
+    def coverage(self) -> Coverage:
+        """The union of the items' footprints and the span of their times."""
+        missing = [c for c in self.collections if c not in self.present]
+        if missing:
+            raise InvalidConfig(
+                f"inputs.collections: the catalog {self.href} has no items of collection {missing[0]!r}",
+                hint=f"its items are of: {', '.join(self.present) or 'no collection'}",
+            )
+        footprint = shapely.union_all(self.tree.geometries)
+        starts, ends = self.starts[np.isfinite(self.starts)], self.ends[np.isfinite(self.ends)]
+        start = _instant(float(starts.min())) if len(starts) else None
+        end = _instant(float(ends.max())) if len(ends) else None
+        return Coverage(self.collections or tuple(self.present), footprint, start, end)
 
     def items(self, footprint: shapely.Geometry, windows: Sequence[Window]) -> list[list[str]]:
         """Items whose geometry meets the footprint and whose time falls in each window."""
@@ -72,7 +106,38 @@ class StacApi(InputSource):
             raise InvalidConfig(
                 f"inputs.stac: cannot open the STAC API {url}: {err}", hint="check the URL and that the API answers"
             ) from None
+        self.url = url
         self.collections = list(collections) if collections else None
+
+    def coverage(self) -> Coverage:
+        """The union of the collections' spatial extents and the span of their temporal ones."""
+        from pystac_client.exceptions import APIError
+
+        try:
+            offered = {c.id: c for c in self.client.get_collections()}
+        except (APIError, OSError, ValueError) as err:
+            raise InvalidConfig(f"inputs.stac: cannot list the collections of {self.url}: {err}") from None
+        names = self.collections or sorted(offered)
+        missing = [c for c in names if c not in offered]
+        if missing:
+            raise InvalidConfig(
+                f"inputs.collections: the STAC API {self.url} has no collection {missing[0]!r}",
+                hint=f"it offers: {', '.join(sorted(offered)) or 'no collection'}",
+            )
+        boxes, starts, ends = [], [], []
+        for name in names:
+            extent = offered[name].extent
+            boxes.extend(_box(b) for b in extent.spatial.bboxes[:1])
+            for start, end in extent.temporal.intervals[:1]:
+                starts.append(start)
+                ends.append(end)
+        known_starts, known_ends = [t for t in starts if t], [t for t in ends if t]
+        return Coverage(
+            tuple(names),
+            shapely.union_all(boxes) if boxes else shapely.Polygon(),
+            None if None in starts or not known_starts else min(known_starts),
+            None if None in ends or not known_ends else max(known_ends),
+        )
 
     def items(self, footprint: shapely.Geometry, windows: Sequence[Window]) -> list[list[str]]:
         """One search over the whole time range, split by window."""
@@ -98,6 +163,18 @@ def open_source(stac: str, collections: Sequence[str] | None, base_dir: Path) ->
         return StacApi(stac, collections)
     href = stac if stac.startswith(("http://", "https://")) else str((base_dir / stac).resolve())
     return StaticCatalog(href, collections)
+
+
+def _box(bbox: Sequence[float]) -> shapely.Geometry:
+    """A STAC bbox (2D or 3D; west > east crosses the antimeridian) as a WGS84 geometry."""
+    west, south, east, north = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else tuple(bbox)
+    if west <= east:
+        return shapely.box(west, south, east, north)
+    return shapely.union_all([shapely.box(west, south, 180.0, north), shapely.box(-180.0, south, east, north)])
+
+
+def _instant(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _times(items: Sequence[pystac.Item]) -> tuple[np.ndarray, np.ndarray]:

@@ -298,7 +298,8 @@ def split(tiles: TileSet, size: int | None = None) -> Iterator[TileSet]:
 def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> TileSet:
     """One tile set from several of the same grid, sorted by CRS, north to south, west to east.
 
-    With ``presorted``, the parts are already in that order within and between them.
+    With ``presorted``, the parts are already in that order within and between them (and keep their ids
+    and attributes, when every part has them).
     """
     if not parts:
         return empty(grid)
@@ -310,7 +311,9 @@ def concat(grid: Grid, parts: list[TileSet], *, presorted: bool = False) -> Tile
     if any(p.clipped is not None for p in parts):
         clipped = np.concatenate([p.clipped if p.clipped is not None else np.full(len(p), None, object) for p in parts])
     if presorted:
-        return TileSet(grid, epsg, col, row, bounds, clipped)
+        names = np.concatenate([p.names for p in parts]) if all(p.names is not None for p in parts) else None
+        props = np.concatenate([p.props for p in parts]) if all(p.props is not None for p in parts) else None
+        return TileSet(grid, epsg, col, row, bounds, clipped, names, props)  # type: ignore[misc]
     order = np.lexsort((col, -row, epsg))
     return TileSet(
         grid, epsg[order], col[order], row[order], bounds[order], None if clipped is None else clipped[order]
