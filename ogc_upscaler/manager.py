@@ -70,6 +70,9 @@ class Progress:
     counts: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     finished_this_run: int = 0
+    #: What the run is doing: ``planning`` (``counts`` holds the jobs planned so far), ``re-attaching`` (to
+    #: the jobs an earlier run left with the backend) or ``running``.
+    phase: str = "running"
 
     @property
     def total(self) -> int:
@@ -164,8 +167,11 @@ class Manager:
     def run(self, stop: threading.Event | None = None) -> Progress:
         """Loop until no job is left to run or ``stop`` is set; return the final counts."""
         stop = stop or threading.Event()
+        self.progress.phase = "re-attaching"
+        self.on_progress(self.progress)
         self._resume()
         self._poll()  # learn where re-attached jobs are before submitting more (a pool balances on it)
+        self.progress.phase = "running"
         poll_min = self.backend.poll_interval
         poll_every = poll_min
         last_poll = 0.0

@@ -12,7 +12,8 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +24,9 @@ from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import write_collection
 from ogc_upscaler.cwl import Package, load_package
 from ogc_upscaler.errors import InvalidConfig
+from ogc_upscaler.grid import TileSet
 from ogc_upscaler.manager import Manager, Progress
-from ogc_upscaler.plan import PlanReport, is_planned, plan
+from ogc_upscaler.plan import PlanReport, campaign_parts, is_planned, plan
 from ogc_upscaler.store import JobStore, State
 
 #: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
@@ -96,7 +98,12 @@ def run_campaign(
         if is_planned(campaign, store):
             preflight(store, backend)
         else:
-            report = plan(campaign, store, check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)))
+            report = plan(
+                campaign,
+                store,
+                parts=_reported(campaign, on_progress),
+                check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
+            )
         log_path, handler = _log_file(campaign.workdir)
         try:
             manager = Manager(
@@ -115,6 +122,17 @@ def run_campaign(
             backend.close()
         catalog = write_collection(store, campaign.output, campaign.name)
     return RunResult(report, progress, catalog, log_path, stop.is_set())
+
+
+def _reported(campaign: Campaign, on_progress: Callable[[Progress], None] | None) -> Iterator[TileSet]:
+    """The campaign's parts as they are planned, each reported as jobs planned so far (phase ``planning``)."""
+    progress = Progress(Counter(), phase="planning")
+    per_tile = len(campaign.windows) * max(1, len(campaign.parameter_sets))
+    for part in campaign_parts(campaign):
+        yield part
+        progress.counts["planned"] += len(part) * per_tile
+        if on_progress is not None:
+            on_progress(progress)
 
 
 def rebuild_catalog(campaign: Campaign) -> Path:
