@@ -197,13 +197,16 @@ def plan(
     replan: bool = False,
     parts: Iterable[TileSet] | None = None,
     check: Callable[[JobSpec], None] | None = None,
+    partial: bool = False,
 ) -> PlanReport:
     """Write the campaign's jobs to the store; see the module docstring for what is refused.
 
     ``parts`` are the campaign's tiles (default :func:`campaign_parts`), planned and written one
-    after the other in one transaction. ``check`` is called with every job that would run: when
-    it raises, the store is left as it was. Jobs that found no inputs before and find some now
-    (the archive grew) are planned again without ``replan``: they never ran.
+    after the other in one transaction; ``partial`` says they are only some of them (a sample):
+    nothing else in the store is stale, and the store is not marked as holding the whole plan, so
+    the next run plans the rest. ``check`` is called with every job that would run: when it
+    raises, the store is left as it was. Jobs that found no inputs before and find some now (the
+    archive grew) are planned again without ``replan``: they never ran.
     """
     parts = campaign_parts(campaign) if parts is None else parts
     _check_grid(campaign, store, replan)
@@ -233,9 +236,9 @@ def plan(
                 hint="run `ogc-upscaler plan CONFIG --replan` to give the jobs that are not running the new config, "
                 "or use a new store",
             )
-        stale = planning.unnamed()
+        stale = 0 if partial else planning.unnamed()
         removed = planning.drop_unnamed() if replan and stale else 0
-        _record(campaign, store)
+        _record(campaign, store, whole=not partial)
     return PlanReport(
         tiles=tally.tiles,
         windows=len(campaign.windows),
@@ -393,8 +396,8 @@ def is_planned(campaign: Campaign, store: JobStore) -> bool:
     return store.get_meta("fingerprint") == fingerprint(campaign)
 
 
-def _record(campaign: Campaign, store: JobStore) -> None:
-    store.set_meta("fingerprint", fingerprint(campaign))
+def _record(campaign: Campaign, store: JobStore, *, whole: bool) -> None:
+    store.set_meta("fingerprint", fingerprint(campaign) if whole else None)
     store.set_meta("campaign", campaign.name)
     store.set_meta("grid", campaign.grid.describe())
     store.set_meta("aoi", campaign.aoi.to_geojson())

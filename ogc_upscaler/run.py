@@ -18,15 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ogc_upscaler.attributes import with_attributes
 from ogc_upscaler.backends.base import Backend, BuildContext
 from ogc_upscaler.backends.pool import Pool
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import write_collection
 from ogc_upscaler.cwl import Package, load_package
 from ogc_upscaler.errors import InvalidConfig
+from ogc_upscaler.estimate import SampleEstimate, sample_estimate
 from ogc_upscaler.grid import TileSet
 from ogc_upscaler.manager import Manager, Progress
 from ogc_upscaler.plan import PlanReport, campaign_parts, is_planned, plan
+from ogc_upscaler.sample import spread
 from ogc_upscaler.store import JobStore, State
 
 #: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
@@ -104,24 +107,80 @@ def run_campaign(
                 parts=_reported(campaign, on_progress),
                 check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
             )
-        log_path, handler = _log_file(campaign.workdir)
-        try:
-            manager = Manager(
-                store,
-                backend,
-                campaign.output,
-                campaign.name,
-                campaign.retries,
-                on_progress=on_progress,
-                traces=campaign.workdir / "logs" / "traces",
-            )
-            progress = manager.run(stop)
-        finally:
-            logging.getLogger("ogc_upscaler").removeHandler(handler)
-            handler.close()
-            backend.close()
+        log_path, progress = _manage(campaign, store, backend, stop, on_progress)
         catalog = write_collection(store, campaign.output, campaign.name)
     return RunResult(report, progress, catalog, log_path, stop.is_set())
+
+
+def run_sample(
+    campaign: Campaign,
+    n: int,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SampleRun:
+    """Run ``n`` tiles spread over the AOI (each in every window and parameter set) in the campaign's own
+    store, and estimate the whole campaign from them; their jobs count as done for the real run, which
+    plans the rest. A store that holds other jobs still to run is refused: a sample comes first."""
+    stop = stop or threading.Event()
+    sample = spread(campaign.grid, campaign.aoi, n)
+    tiles = with_attributes(sample.tiles, campaign.aoi)
+    chosen = set(tiles.ids.tolist())
+    backend = make_backend(campaign)
+    with JobStore.open(campaign.store) as store:
+        other = next((j for j in store.jobs(State.PLANNED, State.WAITING) if j.tile_id not in chosen), None)
+        if other is not None:
+            backend.close()
+            raise InvalidConfig(
+                f"store {campaign.store}: holds jobs still to run beyond the sample (e.g. {other.job_id})",
+                hint="run a sample before the campaign is planned (or give a new store), or `run` the campaign",
+            )
+        report = plan(
+            campaign,
+            store,
+            parts=[tiles],
+            check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
+            partial=True,
+        )
+        log_path, progress = _manage(campaign, store, backend, stop, on_progress)
+        catalog = write_collection(store, campaign.output, campaign.name)
+        jobs = sample.total * len(campaign.windows) * max(1, len(campaign.parameter_sets))
+        found = sample_estimate(store, chosen, jobs, campaign.parallel, campaign.output)
+    return SampleRun(RunResult(report, progress, catalog, log_path, stop.is_set()), found)
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """What ``run --sample`` did, and what it predicts for the whole campaign."""
+
+    result: RunResult
+    estimate: SampleEstimate
+
+
+def _manage(
+    campaign: Campaign,
+    store: JobStore,
+    backend: Backend,
+    stop: threading.Event,
+    on_progress: Callable[[Progress], None] | None,
+) -> tuple[Path, Progress]:
+    """Run the store's jobs to their end (or a stop) with the run's log file; closes the backend."""
+    log_path, handler = _log_file(campaign.workdir)
+    try:
+        manager = Manager(
+            store,
+            backend,
+            campaign.output,
+            campaign.name,
+            campaign.retries,
+            on_progress=on_progress,
+            traces=campaign.workdir / "logs" / "traces",
+        )
+        return log_path, manager.run(stop)
+    finally:
+        logging.getLogger("ogc_upscaler").removeHandler(handler)
+        handler.close()
+        backend.close()
 
 
 def _reported(campaign: Campaign, on_progress: Callable[[Progress], None] | None) -> Iterator[TileSet]:
