@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +13,7 @@ import shapely
 
 from ogc_upscaler.errors import UpscalerError
 from ogc_upscaler.maps import tile_states
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.store import ACTIVE, JobStore, State, lock_holder, writer_pid
 
 RECORD_COLUMNS = (
     "job_id",
@@ -38,12 +41,52 @@ RECORD_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """Whether a manager writes the store now (the kernel's lock table says so, on this host), which one
+    wrote it last, and when the store last changed."""
+
+    attached: bool | None  # None: the last writer ran on another host, where this one cannot look
+    pid: int | None
+    host: str | None
+    changed_at: float  # epoch seconds of the store's last write
+
+    @classmethod
+    def of(cls, path: Path) -> Attachment:
+        """The manager of the store at ``path``."""
+        last = lock_holder(path)
+        now = writer_pid(path)
+        changed = max((f.stat().st_mtime for f in (path, Path(f"{path}-wal")) if f.exists()), default=0.0)
+        if now is not None:
+            return cls(True, now, socket.gethostname(), changed)
+        if last is not None and last[1] != socket.gethostname():
+            return cls(None, last[0], last[1], changed)
+        return cls(False, last[0] if last else None, last[1] if last else None, changed)
+
+    def line(self, active: int) -> str:
+        """One line for the terminal; ``active`` is how many jobs the store has submitted or running."""
+        ago = _ago(time.time() - self.changed_at)
+        if self.attached:
+            return f"manager: attached (pid {self.pid} on {self.host}); the store changed {ago} ago"
+        if self.attached is None:
+            return f"manager: last on {self.host} (pid {self.pid}), not visible from here; the store changed {ago} ago"
+        stopped = (
+            f"; {active:,} jobs were submitted or running when it stopped: `run` re-attaches them" if active else ""
+        )
+        return f"manager: none attached; the store changed {ago} ago{stopped}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manager as JSON-ready values."""
+        return {"attached": self.attached, "pid": self.pid, "host": self.host, "changed_at": self.changed_at}
+
+
+@dataclass(frozen=True)
 class Status:
-    """Job counts of a campaign, as plain records."""
+    """Job counts of a campaign, as plain records, and whether a manager is attached."""
 
     total: int
     by_state: dict[str, int]
     by_backend: list[dict[str, Any]]
+    manager: Attachment | None = None
 
     @classmethod
     def of(cls, store: JobStore) -> Status:
@@ -55,11 +98,12 @@ class Status:
         by_backend = [
             {"state": s, "backend": b, "jobs": n} for s, b, n in sorted(rows, key=lambda r: (r[0], r[1] or ""))
         ]
-        return cls(sum(by_state.values()), by_state, by_backend)
+        return cls(sum(by_state.values()), by_state, by_backend, Attachment.of(store.path))
 
     def as_dict(self) -> dict[str, Any]:
         """The status as JSON-ready values."""
-        return {"total": self.total, "states": self.by_state, "by_backend": self.by_backend}
+        manager = None if self.manager is None else self.manager.as_dict()
+        return {"total": self.total, "states": self.by_state, "by_backend": self.by_backend, "manager": manager}
 
     def table(self) -> str:
         """A small table for the terminal."""
@@ -72,6 +116,8 @@ class Status:
                 ]
                 extra = f"   ({', '.join(backends)})" if backends else ""
                 lines.append(f"  {state:<{width}} {n:>10,}{extra}")
+        if self.manager is not None:
+            lines.append(self.manager.line(sum(self.by_state.get(s.value, 0) for s in ACTIVE)))
         return "\n".join(lines)
 
     @staticmethod
@@ -112,3 +158,12 @@ class Status:
 
 def _record(row: dict[str, Any]) -> dict[str, Any]:
     return {column: row[column] for column in RECORD_COLUMNS}
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

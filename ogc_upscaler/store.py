@@ -833,6 +833,23 @@ def _lock(path: Path, *, shown: Path) -> int:
     return fd
 
 
+def writer_pid(path: Path) -> int | None:
+    """The pid of the process on this host that holds the store's writer lock now (from the kernel's lock
+    table, ``/proc/locks``, without taking the lock), or None when none does or the table cannot be read."""
+    lock = path.resolve().with_name(path.resolve().name + ".lock")
+    try:
+        stat = os.stat(lock)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    file_id = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in table.splitlines():
+        words = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (a waiter's has "->" second)
+        if len(words) >= 6 and words[1] == "FLOCK" and words[3] == "WRITE" and words[5] == file_id:
+            return int(words[4])
+    return None
+
+
 def lock_holder(path: Path) -> tuple[int, str] | None:
     """The pid and host recorded by the process holding (or that last held) the store's writer lock."""
     try:
