@@ -319,6 +319,7 @@ def _checked(geom: shapely.Geometry, source: str, named: tuple[str, ...] = ()) -
     """The AOI of ``geom``: the union of all its polygonal parts (features that touch or overlap, such as
     countries sharing borders, merge), each split at the antimeridian and repaired first if invalid.
     ``named`` says where each part of a collection came from (``features[3].geometry``), for warnings."""
+    geom = _snapped(geom)
     polygons = _polygons(geom, source)
     warnings = _crossing_warnings(geom, source, named)
     _check_ranges(shapely.multipolygons(polygons), source)
@@ -379,6 +380,27 @@ def _polygons(geom: shapely.Geometry, source: str, *, empty_ok: bool = False) ->
             hint="give a Polygon or MultiPolygon; buffer points or lines into polygons first",
         )
     return polygons
+
+
+#: Degrees by which a coordinate may overshoot ±180° or ±90°, as floating-point arithmetic leaves it in
+#: published files (Natural Earth's 1:10m land reaches longitude 180.00000000000014): snapped, not refused.
+ROUNDING = 1e-9
+
+
+def _snapped(geom: shapely.Geometry) -> shapely.Geometry:
+    """``geom`` with coordinates a rounding error beyond the WGS84 ranges put on them."""
+    coords = shapely.get_coordinates(geom)
+    if not ((np.abs(coords[:, 0]) > 180.0) | (np.abs(coords[:, 1]) > 90.0)).any():
+        return geom
+
+    def snap(xy: np.ndarray) -> np.ndarray:
+        out = xy.copy()
+        for axis, limit in ((0, 180.0), (1, 90.0)):
+            near = (np.abs(xy[:, axis]) > limit) & (np.abs(xy[:, axis]) <= limit + ROUNDING)
+            out[near, axis] = np.sign(xy[near, axis]) * limit
+        return out
+
+    return shapely.transform(geom, snap)
 
 
 def _check_ranges(geom: shapely.Geometry, source: str) -> None:

@@ -273,3 +273,14 @@ def test_the_same_area_with_vertices_every_90_degrees_is_read_as_drawn(tmp_path)
     ring = [[-100, 0], [0, 0], [100, 0], [100, 10], [0, 10], [-100, 10], [-100, 0]]
     aoi = load_aoi(write(tmp_path, {"type": "Polygon", "coordinates": [ring]}))
     assert aoi.warnings == () and aoi.geometry.covers(shapely.Point(0, 5))
+
+
+def test_a_rounding_error_beyond_180_degrees_is_snapped_and_a_real_excess_refused(tmp_path) -> None:
+    # Natural Earth's 1:10m land reaches longitude 180.00000000000014 on Antarctica's and Chukotka's edges
+    over = 180.0 + 1.4210854715202004e-13
+    ring = [[179.0, 65.0], [over, 65.0], [over, 66.0], [179.0, 66.0], [179.0, 65.0]]
+    aoi = load_aoi({"type": "Polygon", "coordinates": [ring]})
+    assert aoi.bounds[2] == 180.0 and aoi.area_km2 > 0 and aoi.warnings == ()
+    ring = [[179.0, 65.0], [180.001, 65.0], [180.001, 66.0], [179.0, 66.0], [179.0, 65.0]]
+    with pytest.raises(InvalidAOI, match=r"outside WGS84 ranges"):
+        load_aoi({"type": "Polygon", "coordinates": [ring]})

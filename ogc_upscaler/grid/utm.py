@@ -28,6 +28,8 @@ SOUTH_LIMIT = -80.0
 NORTH_LIMIT = 84.0
 #: A clipped part smaller than the cell by less than this fraction is the whole cell (rounding at seams).
 CLIP_TOLERANCE = 1e-9
+#: shapely's type id of a Polygon.
+POLYGON = 3
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,11 @@ class UTMGrid(Grid):
         zones, boxes = _zone_boxes()
         shapely.prepare(aoi.geometry)
         hit = shapely.intersects(aoi.geometry, boxes) & ~shapely.touches(aoi.geometry, boxes)
-        return (
-            part for i in np.flatnonzero(hit) for part in split(self._zone_tiles(aoi.geometry, boxes[i], int(zones[i])))
-        )
+        pieces = _Pieces(aoi.geometry)
+        zone_tiles = (self._zone_tiles(pieces.within(boxes[i]), boxes[i], int(zones[i])) for i in np.flatnonzero(hit))
+        return (part for tiles in zone_tiles for part in split(tiles))
 
-    def _zone_tiles(self, aoi: shapely.Geometry, zone_box: shapely.Geometry, epsg: int) -> TileSet:
-        piece = shapely.intersection(aoi, zone_box)
+    def _zone_tiles(self, piece: shapely.Geometry, zone_box: shapely.Geometry, epsg: int) -> TileSet:
         mask = project(densify_degrees(piece), WGS84, epsg)
         hits = cells_in(mask, (0.0, 0.0), self.tile_size)
         return self._clipped(hits.col, hits.row, np.flatnonzero(hits.edge), hits.edge_boxes, epsg, zone_box)
@@ -146,6 +147,24 @@ class UTMGrid(Grid):
             "pixel_size": self.pixel_size,
             "buffer_px": self.buffer_px,
         }
+
+
+class _Pieces:
+    """The AOI's polygons, found zone by zone: those a zone holds whole are taken as they are and only those
+    crossing its edge are cut, where an overlay of the whole AOI with each zone took 2 of 8 s on a 1:10m
+    coastline (3,885 polygons)."""
+
+    def __init__(self, geometry: shapely.Geometry) -> None:
+        self.parts = shapely.get_parts(geometry)
+        self.tree = shapely.STRtree(self.parts)
+
+    def within(self, box: shapely.Geometry) -> shapely.Geometry:
+        """The AOI inside ``box``, as a MultiPolygon."""
+        found = self.parts[self.tree.query(box, predicate="intersects")]
+        whole = shapely.contains(box, found)
+        cut = shapely.get_parts(shapely.intersection(found[~whole], box))
+        polygons = cut[shapely.get_type_id(cut) == POLYGON]
+        return shapely.multipolygons(np.concatenate([found[whole], polygons]))
 
 
 def _zone_boxes() -> tuple[np.ndarray, np.ndarray]:
