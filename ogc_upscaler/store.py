@@ -459,13 +459,11 @@ class JobStore:
         return Planning(self)
 
     def put_tiles(self, tiles: Iterable[TileRecord]) -> None:
-        """Add tiles, or update the ones already known, in one transaction."""
+        """Add tiles, or update the ones already known, in one transaction; a tile that is the same as the
+        store's is not written again (planning a whole globe again rewrote GBs of unchanged tiles)."""
         self._writer()
-        marks = ", ".join("?" * len(TILE_COLUMNS))
         with self._transaction():
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO tiles ({', '.join(TILE_COLUMNS)}) VALUES ({marks})", (t.row() for t in tiles)
-            )
+            self._db.executemany(_PUT_TILE, (t.row() for t in tiles))
 
     def insert(self, specs: Iterable[JobSpec]) -> int:
         """Add new jobs in state ``planned`` (or ``no_inputs``), in one transaction; returns how many."""
@@ -781,6 +779,11 @@ class Planning:
 
 
 _JOINED = ", ".join((*JOB_COLUMNS, *TILE_COLUMNS[1:]))
+_PUT_TILE = (
+    f"INSERT INTO tiles ({', '.join(TILE_COLUMNS)}) VALUES ({', '.join('?' * len(TILE_COLUMNS))}) "
+    f"ON CONFLICT (tile_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in TILE_COLUMNS[1:])} "
+    f"WHERE {' OR '.join(f'{c} IS NOT excluded.{c}' for c in TILE_COLUMNS[1:])}"
+)
 _TIMES = [(i, s) for i, s in enumerate(State, start=JOB_COLUMNS.index("planned_at"))]
 _N = len(JOB_COLUMNS)
 

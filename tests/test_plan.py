@@ -308,3 +308,20 @@ def test_jobs_of_parts_no_longer_planned_are_found_and_dropped_on_replan(tmp_pat
     assert (third.removed, third.stale) == (gone - 1, 1), "the submitted job is kept"
     with JobStore.read(campaign.store) as store:
         assert store.count() == kept + 1 and store.get(some).state is State.SUBMITTED
+
+
+def test_planning_again_rewrites_no_unchanged_tile(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    path = _across_zones(tmp_path, monkeypatch)
+    first, campaign = run_plan(path)
+    db = sqlite3.connect(campaign.store)  # count every row the next plan writes to the tiles table
+    db.executescript(
+        "CREATE TABLE written (n INTEGER); INSERT INTO written VALUES (0);"
+        "CREATE TRIGGER on_insert AFTER INSERT ON tiles BEGIN UPDATE written SET n = n + 1; END;"
+        "CREATE TRIGGER on_update AFTER UPDATE ON tiles BEGIN UPDATE written SET n = n + 1; END;"
+    )
+    db.close()
+    again, _ = run_plan(path)
+    assert again.unchanged == first.jobs and again.added == 0
+    assert sqlite3.connect(campaign.store).execute("SELECT n FROM written").fetchone()[0] == 0
