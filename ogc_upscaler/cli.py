@@ -14,7 +14,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,12 +24,14 @@ from ogc_upscaler.grid.syntax import GRID_HELP
 from ogc_upscaler.store import JobStore, State
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from ogc_upscaler.campaign import Campaign
     from ogc_upscaler.grid import TileSet
+    from ogc_upscaler.manager import Progress
     from ogc_upscaler.run import RunResult, SampleRun
 
+T = TypeVar("T")
 config_argument = click.argument("config", type=click.Path(path_type=Path))
 
 
@@ -92,14 +94,14 @@ def check_command(config: Path, sample: int) -> None:
     description); the input collections (which must exist), where the AOI and windows lie outside them and
     how many jobs would find no items; parameter sets that only multiply jobs. Writes nothing."""
     from ogc_upscaler.config import load_campaign
-    from ogc_upscaler.run import make_backend
+    from ogc_upscaler.run import make_backend, spec_check
     from ogc_upscaler.survey import survey
 
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
     backend = make_backend(campaign)
     try:
-        found = survey(campaign, lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)), sample)
+        found = survey(campaign, spec_check(backend), sample)
     finally:
         backend.close()
     click.echo(found.summary())
@@ -120,14 +122,11 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     from ogc_upscaler.config import load_campaign
     from ogc_upscaler.plan import campaign_parts, plan
     from ogc_upscaler.progress import AreaBar
-    from ogc_upscaler.run import make_backend
+    from ogc_upscaler.run import make_backend, spec_check
     from ogc_upscaler.survey import survey
 
     campaign = load_campaign(config)
     _warn(campaign.aoi.warnings)
-    backend = make_backend(campaign)
-    checked = survey(campaign, lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)))
-    _warn(checked.warnings)
     footprints: list[Any] = []
     ids: list[str] = []
 
@@ -137,15 +136,21 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
             footprints.extend(part.footprints.tolist())  # what the map draws, not the parts
             ids.extend(part.ids.tolist())
 
-    with AreaBar(f"plan {campaign.name}", campaign.aoi.area_km2) as bar, JobStore.open(campaign.store) as store:
-        parts = bar.counted(campaign_parts(campaign))
-        report = plan(
-            campaign,
-            store,
-            replan=replan,
-            parts=kept(parts) if map_path is not None else parts,
-            check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
-        )
+    backend = make_backend(campaign)
+    try:
+        checked = survey(campaign, spec_check(backend))
+        _warn(checked.warnings)
+        with AreaBar(f"plan {campaign.name}", campaign.aoi.area_km2) as bar, JobStore.open(campaign.store) as store:
+            parts = bar.counted(campaign_parts(campaign))
+            report = plan(
+                campaign,
+                store,
+                replan=replan,
+                parts=kept(parts) if map_path is not None else parts,
+                check=spec_check(backend),
+            )
+    finally:
+        backend.close()
     click.echo(f"campaign {campaign.name} on grid {campaign.grid.name}")
     click.echo(report.summary())
     click.echo(f"store: {campaign.store}")
@@ -232,7 +237,7 @@ def run(config: Path, sample: int | None) -> None:
     if sample is None:
         result = _run_with_progress(campaign)
     else:
-        sampled = _run_with_progress(campaign, sample)
+        sampled = _sample_with_progress(campaign, sample)
         result = sampled.result
         click.echo(sampled.estimate.summary())
     _print_result(config, result)
@@ -480,13 +485,21 @@ def serve(
     server.serve(settings)
 
 
-@overload
-def _run_with_progress(campaign: Campaign, sample: None = None) -> RunResult: ...
-@overload
-def _run_with_progress(campaign: Campaign, sample: int) -> SampleRun: ...
-def _run_with_progress(campaign: Campaign, sample: int | None = None) -> RunResult | SampleRun:
+def _run_with_progress(campaign: Campaign) -> RunResult:
+    from ogc_upscaler.run import run_campaign
+
+    return _with_progress(campaign, lambda stop, bar: run_campaign(campaign, stop=stop, on_progress=bar))
+
+
+def _sample_with_progress(campaign: Campaign, sample: int) -> SampleRun:
+    from ogc_upscaler.run import run_sample
+
+    return _with_progress(campaign, lambda stop, bar: run_sample(campaign, sample, stop=stop, on_progress=bar))
+
+
+def _with_progress(campaign: Campaign, go: Callable[[threading.Event, Callable[[Progress], None]], T]) -> T:
+    """``go(stop, on_progress)`` under a progress bar, SIGINT and SIGTERM setting ``stop`` (twice: abort)."""
     from ogc_upscaler.progress import ProgressBar
-    from ogc_upscaler.run import run_campaign, run_sample
 
     stop = threading.Event()
 
@@ -503,9 +516,7 @@ def _run_with_progress(campaign: Campaign, sample: int | None = None) -> RunResu
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ProgressBar(campaign.name) as bar:
-            if sample is not None:
-                return run_sample(campaign, sample, stop=stop, on_progress=bar.update)
-            return run_campaign(campaign, stop=stop, on_progress=bar.update)
+            return go(stop, bar.update)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -62,8 +62,8 @@ class StaticCatalog(InputSource):
             raise InvalidConfig(f"inputs.stac: {href} is a STAC {type(root).__name__}, not a catalog or collection")
         every = list(root.get_items(recursive=True))
         self.href, self.collections = href, tuple(collections or ())
-        self.present = sorted({i.collection_id for i in every if i.collection_id})
-        items = [i for i in every if not collections or i.collection_id in collections]
+        self.present = sorted({c for c in map(_collection_of, every) if c})
+        items = [i for i in every if not collections or _collection_of(i) in collections]
         self.hrefs = np.array([i.get_self_href() for i in items], dtype=object)
         self.starts, self.ends = _times(items)
         self.tree = shapely.STRtree([shape(i.geometry) if i.geometry else shapely.Polygon() for i in items])
@@ -131,6 +131,7 @@ class StacApi(InputSource):
             for start, end in extent.temporal.intervals[:1]:
                 starts.append(start)
                 ends.append(end)
+        starts, ends = [_utc(t) for t in starts], [_utc(t) for t in ends]
         known_starts, known_ends = [t for t in starts if t], [t for t in ends if t]
         return Coverage(
             tuple(names),
@@ -171,6 +172,21 @@ def _box(bbox: Sequence[float]) -> shapely.Geometry:
     if west <= east:
         return shapely.box(west, south, east, north)
     return shapely.union_all([shapely.box(west, south, 180.0, north), shapely.box(-180.0, south, east, north)])
+
+
+def _collection_of(item: pystac.Item) -> str | None:
+    """The item's collection: its ``collection`` field, else the Collection it sits in."""
+    if item.collection_id:
+        return item.collection_id
+    parent = item.get_parent()
+    return parent.id if isinstance(parent, pystac.Collection) else None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """``moment`` as an aware UTC datetime: a time written without a zone is UTC, as STAC means it."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _instant(seconds: float) -> datetime:

@@ -3,6 +3,7 @@ and from a sample run (``run --sample``), the whole campaign's duration with a r
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def runtime(job: Job) -> float | None:
 
 @dataclass(frozen=True)
 class SampleEstimate:
-    """What a sample run measured per tile and per 100 × 100 km, and what it predicts for the campaign."""
+    """What a sample run measured per job and per 100 × 100 km, and what it predicts for the campaign."""
 
     tiles: int
     states: tuple[tuple[str, int], ...]  # the sample's jobs per state
@@ -99,14 +100,21 @@ class SampleEstimate:
         """Jobs of the campaign the sample did not run."""
         return max(0, self.jobs - sum(n for _, n in self.states))
 
+    @property
+    def running_share(self) -> float:
+        """The share of the sample's jobs that had inputs to run (no_inputs jobs take no time, make no COG)."""
+        total = sum(n for _, n in self.states)
+        return 1.0 - dict(self.states).get("no_inputs", 0) / total if total else 1.0
+
     def duration(self) -> tuple[float, float, float] | None:
-        """The rest of the campaign at the configured parallelism, in seconds: low, median and high (the
-        sample's 10th, 50th and 90th percentile runtimes), or None when no job of the sample succeeded."""
+        """The rest of the campaign at the configured parallelism, in seconds: the sample's mean runtime
+        times the jobs left that will run, with the 10th and 90th percentile of that mean over bootstrap
+        resamples of the sample; None when no job of the sample succeeded."""
         if not self.seconds:
             return None
-        low, high = _deciles(self.seconds)
-        per_slot = self.remaining / max(1, self.parallel)
-        return low * per_slot, statistics.median(self.seconds) * per_slot, high * per_slot
+        per_slot = self.remaining * self.running_share / max(1, self.parallel)
+        low, high = _bootstrap(self.seconds)
+        return low * per_slot, statistics.fmean(self.seconds) * per_slot, high * per_slot
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -117,15 +125,16 @@ class SampleEstimate:
             lines.append("no job of the sample succeeded: nothing to estimate from (`status --jobs failed` says why)")
             return "\n".join(lines)
         low, high = _deciles(self.seconds)
-        done = len(self.seconds)
-        size = self.output_bytes / done
+        size = self.output_bytes / len(self.seconds)
+        left = self.remaining * self.running_share
         lines += [
-            f"per tile: {statistics.median(self.seconds):.1f} s median ({low:.1f}–{high:.1f} s), "
-            f"{_bytes(size)} of COGs",
-            f"per 100 × 100 km: {sum(self.seconds) / self.km2 * BLOCK_KM2:,.0f} s of runtime, "
+            f"per job: {statistics.median(self.seconds):.1f} s median ({low:.1f}–{high:.1f} s, 10th to 90th "
+            f"percentile), {_bytes(size)} of COGs",
+            f"per 100 × 100 km and job: {sum(self.seconds) / self.km2 * BLOCK_KM2:,.0f} s of runtime, "
             f"{_bytes(self.output_bytes / self.km2 * BLOCK_KM2)} of COGs",
-            f"campaign: {self.remaining:,} more jobs at {self.parallel} in parallel: about {_duration(duration[1])} "
-            f"({_duration(duration[0])} to {_duration(duration[2])}), {_bytes(size * self.remaining)} of COGs",
+            f"campaign: {self.remaining:,} more jobs ({left:,.0f} with inputs) at {self.parallel} in parallel: "
+            f"about {_duration(duration[1])} ({_duration(duration[0])} to {_duration(duration[2])}), "
+            f"{_bytes(size * left)} of COGs",
             "no backend here reports cost units: the runtimes above are what a campaign pays for",
         ]
         return "\n".join(lines)
@@ -147,6 +156,13 @@ def sample_estimate(store: JobStore, tiles: set[str], jobs: int, parallel: int, 
         size += (output / cog).stat().st_size if cog and (output / cog).is_file() else 0
         km2 += job.tile.area_km2 if job.tile is not None else 0.0
     return SampleEstimate(len(tiles), tuple(sorted(states.items())), tuple(seconds), size, km2, jobs, parallel)
+
+
+def _bootstrap(values: tuple[float, ...], rounds: int = 1000) -> tuple[float, float]:
+    """The 10th and 90th percentile of the mean of ``values`` over resamples with replacement (seeded)."""
+    pick = random.Random(0).choices
+    means = sorted(statistics.fmean(pick(values, k=len(values))) for _ in range(rounds))
+    return means[rounds // 10], means[rounds - 1 - rounds // 10]
 
 
 def _deciles(values: tuple[float, ...]) -> tuple[float, float]:

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,14 @@ HISTORY = 600.0
 Collector = Callable[[Job, Outputs, Path, str], Collected]
 
 
+class Phase(StrEnum):
+    """What a run is doing."""
+
+    PLANNING = "planning"
+    REATTACHING = "re-attaching"  # to the jobs an earlier run left with the backend
+    RUNNING = "running"
+
+
 @dataclass
 class Progress:
     """Counts of jobs per state as the manager sees them, and what this run did."""
@@ -70,9 +79,8 @@ class Progress:
     counts: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     finished_this_run: int = 0
-    #: What the run is doing: ``planning`` (``counts`` holds the jobs planned so far), ``re-attaching`` (to
-    #: the jobs an earlier run left with the backend) or ``running``.
-    phase: str = "running"
+    #: What the run is doing (while planning, ``counts`` holds the jobs planned so far).
+    phase: Phase = Phase.RUNNING
 
     @property
     def total(self) -> int:
@@ -167,11 +175,11 @@ class Manager:
     def run(self, stop: threading.Event | None = None) -> Progress:
         """Loop until no job is left to run or ``stop`` is set; return the final counts."""
         stop = stop or threading.Event()
-        self.progress.phase = "re-attaching"
+        self.progress.phase = Phase.REATTACHING
         self.on_progress(self.progress)
         self._resume()
         self._poll()  # learn where re-attached jobs are before submitting more (a pool balances on it)
-        self.progress.phase = "running"
+        self.progress.phase = Phase.RUNNING
         poll_min = self.backend.poll_interval
         poll_every = poll_min
         last_poll = 0.0

@@ -397,7 +397,8 @@ def is_planned(campaign: Campaign, store: JobStore) -> bool:
 
 
 def _record(campaign: Campaign, store: JobStore, *, whole: bool) -> None:
-    store.set_meta("fingerprint", fingerprint(campaign) if whole else None)
+    if whole:  # a sample's plan leaves the mark of a whole plan as it was: it only adds jobs of that plan
+        store.set_meta("fingerprint", fingerprint(campaign))
     store.set_meta("campaign", campaign.name)
     store.set_meta("grid", campaign.grid.describe())
     store.set_meta("aoi", campaign.aoi.to_geojson())

@@ -42,7 +42,7 @@ class SmoothedEta:
         if len(self._samples) < 2:
             return None
         (first, done_first), (_, done_last) = self._samples[0], self._samples[-1]
-        elapsed = self._clock() - first
+        elapsed = min(self._clock() - first, self._window)  # the first sample is the count as the window opened
         rate = (done_last - done_first) / elapsed if elapsed > 0 else 0.0
         return remaining / rate if rate > 0 else None
 
@@ -79,7 +79,7 @@ class ProgressBar:
         """Show the manager's counts (or, while planning, the jobs planned so far)."""
         c = progress.counts
         description = f"{self._name} · {progress.phase}"
-        if progress.phase == "planning":
+        if progress.phase == "planning":  # Phase.PLANNING, without importing the manager into `grid`
             detail = f"planned {c['planned']:,}"
             self._bar.update(self._task, description=description, total=None, completed=0, detail=detail, eta="")
             return

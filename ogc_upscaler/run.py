@@ -27,10 +27,10 @@ from ogc_upscaler.cwl import Package, load_package
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.estimate import SampleEstimate, sample_estimate
 from ogc_upscaler.grid import TileSet
-from ogc_upscaler.manager import Manager, Progress
+from ogc_upscaler.manager import Manager, Phase, Progress
 from ogc_upscaler.plan import PlanReport, campaign_parts, is_planned, plan
 from ogc_upscaler.sample import spread
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.store import JobSpec, JobStore, State
 
 #: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
 EXIT_DONE = 0
@@ -77,6 +77,11 @@ def make_backend(campaign: Campaign) -> Backend:
     return Pool([b.build(BuildContext(jobs / b.label, package)) for b in campaign.backends])
 
 
+def spec_check(backend: Backend) -> Callable[[JobSpec], None]:
+    """The backend's check of a planned job's inputs (it refuses, before anything runs, what cannot run)."""
+    return lambda spec: backend.check(spec.job_id, json.loads(spec.inputs))
+
+
 def preflight(store: JobStore, backend: Backend) -> None:
     """Check every job still to run against the package or the process description, before anything runs."""
     for job in store.jobs(State.PLANNED, State.WAITING):
@@ -98,15 +103,14 @@ def run_campaign(
     backend = make_backend(campaign)
     with JobStore.open(campaign.store) as store:
         report = None
-        if is_planned(campaign, store):
-            preflight(store, backend)
-        else:
-            report = plan(
-                campaign,
-                store,
-                parts=_reported(campaign, on_progress),
-                check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
-            )
+        try:
+            if is_planned(campaign, store):
+                preflight(store, backend)
+            else:
+                report = plan(campaign, store, parts=_reported(campaign, on_progress), check=spec_check(backend))
+        except BaseException:
+            backend.close()
+            raise
         log_path, progress = _manage(campaign, store, backend, stop, on_progress)
         catalog = write_collection(store, campaign.output, campaign.name)
     return RunResult(report, progress, catalog, log_path, stop.is_set())
@@ -128,20 +132,19 @@ def run_sample(
     chosen = set(tiles.ids.tolist())
     backend = make_backend(campaign)
     with JobStore.open(campaign.store) as store:
-        other = next((j for j in store.jobs(State.PLANNED, State.WAITING) if j.tile_id not in chosen), None)
+        unfinished = (State.PLANNED, State.WAITING, State.SUBMITTED, State.RUNNING, State.SUCCEEDED)
+        other = next((j for j in store.jobs(*unfinished) if j.tile_id not in chosen), None)
         if other is not None:
             backend.close()
             raise InvalidConfig(
                 f"store {campaign.store}: holds jobs still to run beyond the sample (e.g. {other.job_id})",
                 hint="run a sample before the campaign is planned (or give a new store), or `run` the campaign",
             )
-        report = plan(
-            campaign,
-            store,
-            parts=[tiles],
-            check=lambda spec: backend.check(spec.job_id, json.loads(spec.inputs)),
-            partial=True,
-        )
+        try:
+            report = plan(campaign, store, parts=[tiles], check=spec_check(backend), partial=True)
+        except BaseException:
+            backend.close()
+            raise
         log_path, progress = _manage(campaign, store, backend, stop, on_progress)
         catalog = write_collection(store, campaign.output, campaign.name)
         jobs = sample.total * len(campaign.windows) * max(1, len(campaign.parameter_sets))
@@ -185,7 +188,7 @@ def _manage(
 
 def _reported(campaign: Campaign, on_progress: Callable[[Progress], None] | None) -> Iterator[TileSet]:
     """The campaign's parts as they are planned, each reported as jobs planned so far (phase ``planning``)."""
-    progress = Progress(Counter(), phase="planning")
+    progress = Progress(Counter(), phase=Phase.PLANNING)
     per_tile = len(campaign.windows) * max(1, len(campaign.parameter_sets))
     for part in campaign_parts(campaign):
         yield part

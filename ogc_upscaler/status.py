@@ -13,7 +13,7 @@ import shapely
 
 from ogc_upscaler.errors import UpscalerError
 from ogc_upscaler.maps import tile_states
-from ogc_upscaler.store import ACTIVE, JobStore, State, lock_holder, writer_pid
+from ogc_upscaler.store import ACTIVE, JobStore, State, alive, lock_holder, writer_pid
 
 RECORD_COLUMNS = (
     "job_id",
@@ -45,7 +45,7 @@ class Attachment:
     """Whether a manager writes the store now (the kernel's lock table says so, on this host), which one
     wrote it last, and when the store last changed."""
 
-    attached: bool | None  # None: the last writer ran on another host, where this one cannot look
+    attached: bool | None  # None: cannot tell (the last writer ran on another host, or is alive unseen)
     pid: int | None
     host: str | None
     changed_at: float  # epoch seconds of the store's last write
@@ -53,14 +53,18 @@ class Attachment:
     @classmethod
     def of(cls, path: Path) -> Attachment:
         """The manager of the store at ``path``."""
+        real = path.resolve()
         last = lock_holder(path)
         now = writer_pid(path)
-        changed = max((f.stat().st_mtime for f in (path, Path(f"{path}-wal")) if f.exists()), default=0.0)
+        changed = max((f.stat().st_mtime for f in (real, Path(f"{real}-wal")) if f.exists()), default=0.0)
         if now is not None:
             return cls(True, now, socket.gethostname(), changed)
-        if last is not None and last[1] != socket.gethostname():
-            return cls(None, last[0], last[1], changed)
-        return cls(False, last[0] if last else None, last[1] if last else None, changed)
+        if last is None:
+            return cls(False, None, None, changed)
+        pid, host = last
+        if host != socket.gethostname() or alive(pid):  # elsewhere, or alive where the lock table shows nothing
+            return cls(None, pid, host, changed)
+        return cls(False, pid, host, changed)
 
     def line(self, active: int) -> str:
         """One line for the terminal; ``active`` is how many jobs the store has submitted or running."""
@@ -68,7 +72,10 @@ class Attachment:
         if self.attached:
             return f"manager: attached (pid {self.pid} on {self.host}); the store changed {ago} ago"
         if self.attached is None:
-            return f"manager: last on {self.host} (pid {self.pid}), not visible from here; the store changed {ago} ago"
+            return (
+                f"manager: cannot tell whether the last one (pid {self.pid} on {self.host}) still writes the store; "
+                f"it changed {ago} ago"
+            )
         stopped = (
             f"; {active:,} jobs were submitted or running when it stopped: `run` re-attaches them" if active else ""
         )

@@ -838,19 +838,39 @@ def _lock(path: Path, *, shown: Path) -> int:
 
 def writer_pid(path: Path) -> int | None:
     """The pid of the process on this host that holds the store's writer lock now (from the kernel's lock
-    table, ``/proc/locks``, without taking the lock), or None when none does or the table cannot be read."""
+    table, ``/proc/locks``, without taking the lock), or None when the table shows no such lock.
+
+    The table names a file by device and inode. Where ``stat`` reports another device than the table
+    (btrfs subvolumes, some overlayfs), a lock on the same inode held by the pid the lock file records
+    is taken as the store's too.
+    """
     lock = path.resolve().with_name(path.resolve().name + ".lock")
     try:
         stat = os.stat(lock)
         table = Path("/proc/locks").read_text()
     except OSError:
         return None
+    recorded = lock_holder(path)
     file_id = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
     for line in table.splitlines():
         words = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (a waiter's has "->" second)
-        if len(words) >= 6 and words[1] == "FLOCK" and words[3] == "WRITE" and words[5] == file_id:
-            return int(words[4])
+        if len(words) < 6 or words[1] != "FLOCK" or words[3] != "WRITE":
+            continue
+        pid = int(words[4])
+        if words[5] == file_id or (words[5].endswith(f":{stat.st_ino}") and recorded and recorded[0] == pid):
+            return pid
     return None
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def lock_holder(path: Path) -> tuple[int, str] | None:

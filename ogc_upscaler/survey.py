@@ -25,6 +25,8 @@ from ogc_upscaler.store import JobSpec, State
 
 #: Tiles in the sample ``check`` (and ``plan``) renders and checks, unless told otherwise.
 SAMPLE_TILES = 20
+#: Characters of the example job's inputs shown (a job can carry hundreds of item links).
+EXAMPLE_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class Survey:
             ]
         if self.sampled:
             first = self.sampled[0]
-            lines.append(f"example: job {first.job_id} gets {first.inputs}")
+            shown = first.inputs if len(first.inputs) <= EXAMPLE_CHARS else first.inputs[:EXAMPLE_CHARS] + " …"
+            lines.append(f"example: job {first.job_id} gets {shown}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -132,7 +135,7 @@ def _outside(campaign: Campaign, coverage: Coverage) -> list[str]:
             f"{missing / aoi_km2:.0%} of the AOI ({missing:,.0f} km²) lies outside the items of "
             f"{', '.join(coverage.collections)}: its tiles will find no inputs"
         )
-    late = [w for w in campaign.windows if coverage.end is not None and w.start >= coverage.end]
+    late = [w for w in campaign.windows if coverage.end is not None and w.start > coverage.end]
     early = [w for w in campaign.windows if coverage.start is not None and w.end <= coverage.start]
     for windows, side in ((early, "before"), (late, "after")):
         if windows:

@@ -7,6 +7,7 @@ import io
 import random
 from collections import Counter
 
+import pytest
 from rich.console import Console
 
 from ogc_upscaler.config import load_campaign
@@ -52,6 +53,25 @@ def test_a_pause_moves_the_eta_gradually_and_more_jobs_only_add_to_what_is_left(
     after = eta.seconds_left(1000)
     assert before is not None and after is not None and 1.0 < after / before < 1.2, "not a jump to hours"
     assert eta.seconds_left(2000) == 2 * after
+
+
+def test_after_a_long_pause_the_eta_follows_the_new_rate_within_one_window() -> None:
+    clock = FakeClock()
+    eta = SmoothedEta(window=300.0, clock=clock)
+    eta.observe(0)
+    clock.now = 3600.0  # an hour of nothing, then one job a second
+    done = 0
+    for _ in range(200):  # two thirds of a window
+        clock.now += 1.0
+        done += 1
+        eta.observe(done)
+    left = eta.seconds_left(1000)
+    assert left is not None and 1.0 <= left / 1000 < 2.0, "the hour before the window does not count (19× else)"
+    for _ in range(200):
+        clock.now += 1.0
+        done += 1
+        eta.observe(done)
+    assert eta.seconds_left(1000) == pytest.approx(1000, rel=0.01), "a window on, the new rate alone"
 
 
 def _rendered(bar_updates: list[Progress]) -> str:

@@ -29,10 +29,10 @@ def test_a_sample_predicts_the_campaign_and_counts_as_done_for_the_real_run(tmp_
     assert len(found.seconds) == 3 and min(found.seconds) >= 0.3, "each ran the tool, which sleeps 0.3 s"
     assert found.output_bytes > 0 and found.remaining == len(tiles) - 3
     low, median, high = found.duration()
-    assert low <= median <= high and median == pytest.approx(sorted(found.seconds)[1] * (len(tiles) - 3) / 2)
+    assert low <= median <= high and median == pytest.approx(sum(found.seconds) / 3 * (len(tiles) - 3) / 2)
     text = found.summary()
-    assert re.search(r"per tile: \d+\.\d s median", text) and "per 100 × 100 km:" in text
-    assert f"campaign: {len(tiles) - 3:,} more jobs at 2 in parallel: about" in text
+    assert re.search(r"per job: \d+\.\d s median", text) and "per 100 × 100 km and job:" in text
+    assert f"campaign: {len(tiles) - 3:,} more jobs ({len(tiles) - 3:,} with inputs) at 2 in parallel: about" in text
     counts = tmp_path / "state"
     ran = sorted(p.stem for p in counts.glob("*.count"))
     assert len(ran) == 3 and {r.split("-")[1] for r in ran} == {"32N", "33N"}, "spread over both zones"
@@ -65,3 +65,12 @@ def test_run_sample_on_the_command_line_prints_the_estimate(tmp_path, capsys) ->
     out = capsys.readouterr().out
     assert exit_code.value.code == 0, out
     assert "sample: 1 tiles spread over the AOI, 1 jobs: 1 collected" in out and "campaign: " in out
+
+
+def test_jobs_without_inputs_in_the_sample_take_their_share_off_the_estimate() -> None:
+    from ogc_upscaler.estimate import SampleEstimate
+
+    found = SampleEstimate(5, (("collected", 6), ("no_inputs", 4)), (10.0,) * 6, 6_000, 600.0, 110, 2)
+    assert found.remaining == 100 and found.running_share == pytest.approx(0.6)
+    assert found.duration() == pytest.approx((300.0, 300.0, 300.0)), "60 jobs of 10 s on 2 slots"
+    assert "100 more jobs (60 with inputs)" in found.summary() and "60.0 kB of COGs" in found.summary()

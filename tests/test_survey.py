@@ -154,3 +154,30 @@ def test_a_grid_files_sample_keeps_its_ids_and_attributes(tmp_path) -> None:
     assert len(chosen) == 5 and all(c.startswith("T") for c in chosen)
     assert [p["zone"] for p in sample.tiles.props] == [int(c[1:]) % 3 for c in chosen]
     assert np.all(np.diff([int(c[1:]) for c in chosen]) > 0)
+
+
+def test_items_without_a_collection_field_belong_to_the_collection_they_sit_in(tmp_path) -> None:
+    # a window that starts the very moment the last item was taken still finds it: no warning for it
+    collection = pystac.Collection(
+        "toy", "items without a collection field", pystac.Extent.from_dict(
+            {"spatial": {"bbox": [[11.5, 47.5, 12.5, 48.5]]}, "temporal": {"interval": [[None, None]]}}
+        ),
+    )  # fmt: skip
+    for day in ("2024-04-01", "2024-05-01"):
+        item = pystac.Item(
+            f"toy-{day}", shapely.geometry.mapping(shapely.box(11.5, 47.5, 12.5, 48.5)), [11.5, 47.5, 12.5, 48.5],
+            pystac.utils.str_to_datetime(f"{day}T00:00:00Z"), {},
+        )  # fmt: skip
+        collection.add_item(item)
+        item.collection_id = None
+        item.remove_links(pystac.RelType.COLLECTION)
+    collection.normalize_hrefs(str(tmp_path / "toy"))
+    collection.save(pystac.CatalogType.SELF_CONTAINED)
+    written = json.loads(next((tmp_path / "toy").glob("toy-*/*.json")).read_text())
+    assert "collection" not in written, "the test's items have no collection field"
+    inputs = {"stac": str(tmp_path / "toy" / "collection.json"), "collections": ["toy"]}
+    time = {"start": "2024-04-01", "end": "2024-05-02", "step": "P1M"}  # April, and May's first day
+    process = {"inputs": {"items": "{inputs.stac_items}"}}
+    found = survey(load_campaign(write_config(tmp_path, inputs=inputs, time=time, process=process)))
+    assert found.coverage is not None and found.coverage.collections == ("toy",)
+    assert found.no_inputs == 0 and found.warnings == ()

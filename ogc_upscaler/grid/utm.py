@@ -28,8 +28,6 @@ SOUTH_LIMIT = -80.0
 NORTH_LIMIT = 84.0
 #: A clipped part smaller than the cell by less than this fraction is the whole cell (rounding at seams).
 CLIP_TOLERANCE = 1e-9
-#: shapely's type id of a Polygon.
-POLYGON = 3
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ class _Pieces:
         found = self.parts[self.tree.query(box, predicate="intersects")]
         whole = shapely.contains(box, found)
         cut = shapely.get_parts(shapely.intersection(found[~whole], box))
-        polygons = cut[shapely.get_type_id(cut) == POLYGON]
+        polygons = cut[shapely.get_type_id(cut) == shapely.GeometryType.POLYGON]
         return shapely.multipolygons(np.concatenate([found[whole], polygons]))
 
 
