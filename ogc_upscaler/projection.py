@@ -86,7 +86,7 @@ def area_km2(geoms_wgs84: np.ndarray | shapely.Geometry) -> np.ndarray:
     return shapely.area(projected) / 1e6
 
 
-#: Gauss–Legendre points of a box's side (two, at ±1/√3 of its half-width): exact for cubic variation.
+#: Gauss–Legendre points across a box (two, at ±1/√3 of its half-width): exact for cubic variation.
 _GAUSS = np.array([-1.0, 1.0]) / np.sqrt(3.0)
 
 
@@ -112,17 +112,19 @@ def box_areas_km2(bounds: np.ndarray, epsg: int) -> np.ndarray:
     :func:`measures_by_scale`).
 
     Each box's area in the CRS is divided by the CRS's areal scale (from PROJ's factors), averaged
-    over 2 × 2 Gauss points: no geometry is densified or projected. For UTM boxes of 10 to 100 km
-    it agrees with :func:`area_km2` of their footprints to about 1e-8.
+    over two Gauss points across the box (a Transverse Mercator's scale changes with the distance
+    from its central meridian, hardly along it): no geometry is densified or projected. For UTM
+    boxes of 10 to 100 km it agrees with pyproj's geodesic area of their footprints to about 1e-7,
+    as closely as a 2 × 2 rule does at twice the cost.
     """
     if not len(bounds):
         return np.empty(0)
     half = (bounds[:, 2:] - bounds[:, :2]) / 2.0
     centre = bounds[:, :2] + half
-    x = (centre[:, 0, None, None] + half[:, 0, None, None] * _GAUSS[None, :, None]).repeat(2, axis=2)
-    y = (centre[:, 1, None, None] + half[:, 1, None, None] * _GAUSS[None, None, :]).repeat(2, axis=1)
-    lon, lat = transformer(epsg, WGS84).transform(x.ravel(), y.ravel())
-    scale = np.asarray(_proj(epsg).get_factors(lon, lat).areal_scale).reshape(-1, 4)
+    x = (centre[:, 0, None] + half[:, 0, None] * _GAUSS[None, :]).ravel()
+    y = np.repeat(centre[:, 1], 2)
+    lon, lat = transformer(epsg, WGS84).transform(x, y)
+    scale = np.asarray(_proj(epsg).get_factors(lon, lat).areal_scale).reshape(-1, 2)
     return 4.0 * half[:, 0] * half[:, 1] * np.mean(1.0 / scale, axis=1) / 1e6
 
 
