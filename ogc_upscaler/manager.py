@@ -46,6 +46,7 @@ from ogc_upscaler.boundary import job_errors
 from ogc_upscaler.campaign import Retries
 from ogc_upscaler.collect import Collected, CollectError, collect
 from ogc_upscaler.errors import BackendError, JobError
+from ogc_upscaler.hooks import JobHooks
 from ogc_upscaler.store import MOVES, Job, JobOutputs, JobStore, Move, State
 
 log = logging.getLogger("ogc_upscaler.manager")
@@ -153,6 +154,7 @@ class Manager:
         clock: Callable[[], float] = time.time,
         collector: Collector = collect,
         traces: Path | None = None,
+        hooks: JobHooks | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -163,6 +165,7 @@ class Manager:
         self.clock = clock
         self.collector = collector
         self.traces = traces
+        self.hooks = hooks or JobHooks()
         self.paused_until = 0.0
         self.active: dict[str, Active] = {}
         self.lookups: dict[str, Later] = {}
@@ -192,10 +195,13 @@ class Manager:
                 last_poll = time.monotonic()
                 poll_every = poll_min if changed else min(self.backend.poll_max, max(poll_every, 0.01) * POLL_GROWTH)
             self.on_progress(self.progress)
+            if changed:
+                self.hooks.tell(self.store)
             if not self._in_flight() and not self._work_left():
                 break
             if not changed:
                 stop.wait(self._idle_seconds(poll_every, last_poll))
+        self.hooks.tell(self.store)
         self.on_progress(self.progress)
         return self.progress
 

@@ -27,10 +27,11 @@ from ogc_upscaler.cwl import Package, load_package
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.estimate import SampleEstimate, sample_estimate
 from ogc_upscaler.grid import TileSet
+from ogc_upscaler.hooks import JobHooks
 from ogc_upscaler.manager import Manager, Phase, Progress
 from ogc_upscaler.plan import PlanReport, campaign_parts, is_planned, plan
 from ogc_upscaler.sample import spread
-from ogc_upscaler.store import JobSpec, JobStore, State
+from ogc_upscaler.store import Job, JobSpec, JobStore, State
 
 #: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
 EXIT_DONE = 0
@@ -93,11 +94,14 @@ def run_campaign(
     *,
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_job_done: Callable[[Job], None] | None = None,
+    on_job_error: Callable[[Job], None] | None = None,
 ) -> RunResult:
     """Plan (unless the store holds this very plan), check, run and collect; resume whatever a stop left.
 
     Every job is checked against the backend before anything is written or run, so a refused
-    run leaves the store as it was and a corrected config plans without conflict.
+    run leaves the store as it was and a corrected config plans without conflict. ``on_job_done``
+    and ``on_job_error`` are called once per job as it is collected or fails (see :mod:`ogc_upscaler.hooks`).
     """
     stop = stop or threading.Event()
     backend = make_backend(campaign)
@@ -111,7 +115,8 @@ def run_campaign(
         except BaseException:
             backend.close()
             raise
-        log_path, progress = _manage(campaign, store, backend, stop, on_progress)
+        hooks = JobHooks(on_job_done, on_job_error)
+        log_path, progress = _manage(campaign, store, backend, stop, on_progress, hooks)
         catalog = write_collection(store, campaign.output, campaign.name)
     return RunResult(report, progress, catalog, log_path, stop.is_set())
 
@@ -166,6 +171,7 @@ def _manage(
     backend: Backend,
     stop: threading.Event,
     on_progress: Callable[[Progress], None] | None,
+    hooks: JobHooks | None = None,
 ) -> tuple[Path, Progress]:
     """Run the store's jobs to their end (or a stop) with the run's log file; closes the backend."""
     log_path, handler = _log_file(campaign.workdir)
@@ -178,6 +184,7 @@ def _manage(
             campaign.retries,
             on_progress=on_progress,
             traces=campaign.workdir / "logs" / "traces",
+            hooks=hooks,
         )
         return log_path, manager.run(stop)
     finally:
@@ -204,10 +211,17 @@ def rebuild_catalog(campaign: Campaign) -> Path:
 
 
 class BackgroundRun:
-    """A campaign running in a thread: ``progress`` while it runs, ``stop()`` to end it, ``result`` after."""
+    """A campaign running in a thread: ``progress`` while it runs, ``stop()`` to end it, ``result`` after;
+    ``on_job_done`` and ``on_job_error`` are called (in that thread) once per job as it ends."""
 
-    def __init__(self, campaign: Campaign) -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        on_job_done: Callable[[Job], None] | None = None,
+        on_job_error: Callable[[Job], None] | None = None,
+    ) -> None:
         self.campaign = campaign
+        self._hooks = JobHooks(on_job_done, on_job_error)
         self.progress: Progress | None = None
         self.result: RunResult | None = None
         self.error: BaseException | None = None
@@ -239,7 +253,13 @@ class BackgroundRun:
 
     def _main(self) -> None:
         try:
-            self.result = run_campaign(self.campaign, stop=self._stop, on_progress=self._seen)
+            self.result = run_campaign(
+                self.campaign,
+                stop=self._stop,
+                on_progress=self._seen,
+                on_job_done=self._hooks.on_job_done,
+                on_job_error=self._hooks.on_job_error,
+            )
         except BaseException as err:
             self.error = err
 

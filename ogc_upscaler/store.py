@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from ogc_upscaler.errors import StoreError, StoreLocked
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Bytes of write-ahead log kept after a checkpoint (SQLite's journal_size_limit).
 WAL_LIMIT = 64 * 2**20
 
@@ -140,12 +140,14 @@ CREATE TABLE jobs (
     outputs        TEXT,
     {_STATE_TIMES},
     updated_at     TEXT NOT NULL,
-    rank           REAL NOT NULL DEFAULT 0
+    rank           REAL NOT NULL DEFAULT 0,
+    notified_at    TEXT
 );
 CREATE INDEX jobs_state ON jobs (state, backend);
 CREATE INDEX jobs_queue ON jobs (state, rank, seq);
 CREATE INDEX jobs_tile ON jobs (tile_id);
 CREATE INDEX jobs_remote ON jobs (remote_id);
+CREATE INDEX jobs_unnotified ON jobs (seq) WHERE notified_at IS NULL AND state IN ('collected', 'failed');
 CREATE TABLE remotes (remote_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES ('created_at', json_quote(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -165,6 +167,8 @@ _MIGRATIONS = {
     "PRAGMA user_version = 4; COMMIT;",
     4: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN rank REAL NOT NULL DEFAULT 0; DROP INDEX jobs_queue; "
     "CREATE INDEX jobs_queue ON jobs (state, rank, seq); PRAGMA user_version = 5; COMMIT;",
+    5: "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN notified_at TEXT; CREATE INDEX jobs_unnotified ON jobs (seq) "
+    "WHERE notified_at IS NULL AND state IN ('collected', 'failed'); PRAGMA user_version = 6; COMMIT;",
 }
 
 TILE_COLUMNS = ("tile_id", "epsg", "xmin", "ymin", "xmax", "ymax", "footprint", "area_km2", "props")
@@ -486,7 +490,8 @@ class JobStore:
         allowed = sorted({s.value for s in only})
         sets = ", ".join(f"{c} = ?" for c in SPEC_COLUMNS[1:])
         cleared = ", ".join(
-            f"{c} = NULL" for c in sorted(MUTABLE) + [f"{s.value}_at" for s in State if s != State.PLANNED]
+            f"{c} = NULL"
+            for c in [*sorted(MUTABLE), *(f"{s.value}_at" for s in State if s != State.PLANNED), "notified_at"]
         )
         with self._transaction():
             cursor = self._db.executemany(
@@ -547,8 +552,8 @@ class JobStore:
         cleared = ", ".join(f"{c} = NULL" for c in sorted(MUTABLE - {"log_path"}))
         with self._transaction():
             cursor = self._db.execute(
-                f"UPDATE jobs SET state = 'planned', attempts = 0, {cleared}, planned_at = ?, updated_at = ? "
-                f"WHERE state IN ({', '.join('?' * len(chosen))})",
+                f"UPDATE jobs SET state = 'planned', attempts = 0, {cleared}, notified_at = NULL, planned_at = ?, "
+                f"updated_at = ? WHERE state IN ({', '.join('?' * len(chosen))})",
                 [stamp := now(), stamp, *chosen],
             )
         return cursor.rowcount
@@ -583,6 +588,26 @@ class JobStore:
             (limit, at, limit, limit),
         )
         return [_job(row) for row in cursor.fetchall()]
+
+    def unnotified(self, limit: int = 1000) -> list[Job]:
+        """Up to ``limit`` jobs that ended (collected or failed) and whose end was not yet told, with their
+        tiles, in plan order (see :meth:`mark_notified`)."""
+        cursor = self._db.execute(
+            f"SELECT {_JOINED} FROM jobs JOIN tiles USING (tile_id) WHERE notified_at IS NULL "
+            "AND state IN ('collected', 'failed') ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [_job(row, with_tile=True) for row in cursor.fetchall()]
+
+    def mark_notified(self, job_id: str) -> bool:
+        """Record that a job's end is being told, once: True for the one caller that marks it first."""
+        self._writer()
+        cursor = self._db.execute(
+            "UPDATE jobs SET notified_at = ? WHERE job_id = ? AND notified_at IS NULL "
+            "AND state IN ('collected', 'failed')",
+            (now(), job_id),
+        )
+        return cursor.rowcount == 1
 
     def next_retry(self) -> str | None:
         """The earliest end of a back-off among waiting jobs, or None."""

@@ -5,18 +5,34 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from .conftest import write_config
 
 README = Path(__file__).parent.parent / "README.md"
 
 
 def test_the_python_api_example_runs(tmp_path, monkeypatch, capsys) -> None:
-    (block,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "plan(campaign" in b]
     write_config(tmp_path)
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "= 36 jobs" in out and "'planned': 36" in out
+
+
+@pytest.mark.slow
+def test_the_job_hooks_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    from .backends.test_cwltool import flaky_config
+
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "on_job_done" in b]
+    (tmp_path / "demo").mkdir()
+    flaky_config(tmp_path / "demo", aoi="11.9,47.8,12.1,47.95").rename(tmp_path / "demo" / "demo.yaml")
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(block, "README.md", "exec"), names)
+    assert capsys.readouterr().out.strip().endswith("jobs collected, exit code 0")
+    assert names["collected"] and all(cog and cog.endswith(".tif") for _, cog, _ in names["collected"])
 
 
 def test_the_campaign_config_example_parses(tmp_path) -> None:
