@@ -28,10 +28,26 @@ METRES_STEP = 2500.0
 CUT_STEP = 0.01
 
 
+#: ETRS89's geographic CRS. PROJ goes from WGS 84 to ETRS89 by a null transformation (EPSG:1149), so a
+#: WGS 84 longitude/latitude is taken as ETRS89's, with the same result to the bit (tested), and without
+#: the 90 ms PROJ spends choosing among the operations between them (a tenth of `grid` on the EU27).
+ETRS89 = 4258
+
+
 @lru_cache(maxsize=256)
 def transformer(src: int, dst: int) -> Transformer:
     """A cached x/y-ordered transformer between two EPSG codes."""
+    if src == WGS84 and _on_etrs89(dst):
+        src = ETRS89
+    elif dst == WGS84 and _on_etrs89(src):
+        dst = ETRS89
     return Transformer.from_crs(CRS.from_epsg(src), CRS.from_epsg(dst), always_xy=True)
+
+
+@lru_cache(maxsize=256)
+def _on_etrs89(epsg: int) -> bool:
+    geodetic = CRS.from_epsg(epsg).geodetic_crs
+    return epsg != ETRS89 and geodetic is not None and geodetic.to_epsg() == ETRS89
 
 
 @lru_cache(maxsize=256)

@@ -32,3 +32,20 @@ def test_tiles_split_at_the_antimeridian_get_a_bbox_with_west_greater_than_east(
     for footprint in split:
         west, _, east, _ = stac_bbox(footprint)
         assert west > east and west > 179 and east < -179
+
+
+@pytest.mark.parametrize("epsg", [3035, 25832])
+def test_wgs84_is_moved_to_an_etrs89_crs_to_the_bit_as_proj_would(epsg) -> None:
+    # the shortcut skips PROJ's choice among the WGS 84 to ETRS89 operations, which picks a null one
+    from pyproj import Transformer
+
+    from ogc_upscaler.projection import transformer
+
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(-30, 45, 10_000), rng.uniform(30, 72, 10_000)
+    full = Transformer.from_crs(4326, epsg, always_xy=True)
+    x, y = transformer(4326, epsg).transform(lon, lat)
+    xf, yf = full.transform(lon, lat)
+    assert np.array_equal(x, xf) and np.array_equal(y, yf)
+    back = transformer(epsg, 4326).transform(x, y)
+    assert np.array_equal(back, Transformer.from_crs(epsg, 4326, always_xy=True).transform(x, y))
