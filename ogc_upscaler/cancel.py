@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
 import time
 from pathlib import Path
 
-from ogc_upscaler.boundary import job_errors
+from ogc_upscaler.backends.base import Backend
 from ogc_upscaler.campaign import Campaign
-from ogc_upscaler.errors import JobError, StoreLocked
+from ogc_upscaler.errors import StoreLocked
 from ogc_upscaler.run import make_backend
-from ogc_upscaler.store import JobStore, Move, State, lock_holder
-
-log = logging.getLogger(__name__)
+from ogc_upscaler.store import JobStore, lock_holder
+from ogc_upscaler.withdraw import withdraw
 
 
 def stop_running_manager(store: Path, timeout: float = 60.0) -> int | None:
@@ -50,26 +48,16 @@ def stop_running_manager(store: Path, timeout: float = 60.0) -> int | None:
 
 
 def cancel_jobs(campaign: Campaign, store: JobStore) -> int:
-    """Cancel every unfinished job: on the backend if it holds it, then in the store; how many.
+    """Cancel every unfinished job of a campaign no manager runs: on the backend if it holds it, then in
+    the store; how many (see :func:`~ogc_upscaler.withdraw.withdraw`)."""
+    made: list[Backend] = []
 
-    A job the backend could not be asked to stop is still cancelled here, with a warning naming
-    its remote job.
-    """
-    held = [job for job in store.jobs(State.SUBMITTED, State.RUNNING, State.IN_DOUBT) if job.remote_id]
-    backend = make_backend(campaign) if held else None
-    n = 0
-    for job in store.jobs(State.SUBMITTED, State.RUNNING, State.IN_DOUBT):
-        status = "cancelled by user"
-        if backend is not None and job.remote_id:
-            try:
-                with job_errors(f"cancelling job {job.job_id}"):
-                    backend.cancel(job.remote_id)
-            except JobError as err:
-                log.warning("%s: remote job %s may still run: %s", job.job_id, job.remote_id, err.message)
-                status = f"cancelled by user; the backend was not told ({err.message})"
-        n += store.move(job.job_id, Move.CANCEL, backend_status=status)
-    for job in list(store.jobs(State.PLANNED, State.WAITING)):
-        n += store.move(job.job_id, Move.CANCEL)
-    if backend is not None:
-        backend.close()
-    return n
+    def backend() -> Backend:
+        made.append(make_backend(campaign))
+        return made[0]
+
+    try:
+        return len(withdraw(store, backend))
+    finally:
+        for b in made:
+            b.close()

@@ -44,10 +44,13 @@ from ogc_upscaler.backends.base import (
 )
 from ogc_upscaler.boundary import job_errors
 from ogc_upscaler.campaign import Retries
+from ogc_upscaler.causes import cause
 from ogc_upscaler.collect import Collected, CollectError, collect
+from ogc_upscaler.control import Action, Request, Requests
 from ogc_upscaler.errors import BackendError, JobError
 from ogc_upscaler.hooks import JobHooks
 from ogc_upscaler.store import MOVES, Job, JobOutputs, JobStore, Move, State
+from ogc_upscaler.withdraw import withdraw
 
 log = logging.getLogger("ogc_upscaler.manager")
 
@@ -61,6 +64,8 @@ DISMISS_TRIES = 8
 LOOKUP_TRIES = 5
 #: Seconds of recorded submissions before the earliest unanswered one that a backend is told of on resume.
 HISTORY = 600.0
+#: Longest the loop sleeps before it looks for requests (a retry or a pause asked from the watch page).
+REQUESTS_EVERY = 1.0
 
 Collector = Callable[[Job, Outputs, Path, str], Collected]
 
@@ -167,6 +172,8 @@ class Manager:
         self.traces = traces
         self.hooks = hooks or JobHooks()
         self.paused_until = 0.0
+        self.paused = False  # by a request, until one asks to resume (a new manager starts unpaused)
+        self.requests = Requests(store.path)
         self.active: dict[str, Active] = {}
         self.lookups: dict[str, Later] = {}
         self.finishing: dict[str, Later] = {}
@@ -186,8 +193,13 @@ class Manager:
         poll_min = self.backend.poll_interval
         poll_every = poll_min
         last_poll = 0.0
+        if store_paused := self.store.get_meta("paused"):
+            log.info("submissions were paused by a request to the last manager; this one submits again")
+        if store_paused is not None:
+            self.store.set_meta("paused", False)
         while not stop.is_set():
-            changed = self._follow_up()
+            changed = self._answer_requests()
+            changed |= self._follow_up()
             changed |= self._fill(stop)
             if time.monotonic() - last_poll >= poll_every:
                 changed |= self._poll()
@@ -200,7 +212,7 @@ class Manager:
             if not self._in_flight() and not self._work_left():
                 break
             if not changed:
-                stop.wait(self._idle_seconds(poll_every, last_poll))
+                stop.wait(min(REQUESTS_EVERY, self._idle_seconds(poll_every, last_poll)))
         self.hooks.tell(self.store)
         self.on_progress(self.progress)
         return self.progress
@@ -231,10 +243,54 @@ class Manager:
         if self.active or self.lookups:
             log.info("re-attached %d running jobs; %d submissions to look up", len(self.active), len(self.lookups))
 
+    # -- requests -----------------------------------------------------------------------------
+
+    def _answer_requests(self) -> bool:
+        """Apply the requests left beside the store (retry, cancel, pause, resume), each once, and answer them."""
+        changed = False
+        for request in self.requests.take():
+            message = self._grant(request)
+            log.info("request %s (%s): %s", request.request_id, request.action.value, message)
+            self.requests.answered(request, True, message)
+            changed = True
+        return changed
+
+    def _grant(self, request: Request) -> str:
+        if request.action is Action.PAUSE:
+            self.paused = True
+            self.store.set_meta("paused", True)
+            return "submissions paused; jobs already submitted go on"
+        if request.action is Action.RESUME:
+            self.paused = False
+            self.store.set_meta("paused", False)
+            return "submissions resumed"
+        if request.action is Action.RETRY:
+            chosen = [
+                job.job_id
+                for job in self.store.jobs(State.FAILED)
+                if request.cause is None or cause(job.error, job.error_kind) == request.cause
+            ]
+            n = self.store.requeue({State.FAILED}, job_ids=chosen)
+            self._recount()
+            of = f" of cause {request.cause!r}" if request.cause else ""
+            return f"{n:,} failed jobs{of} back to planned, with fresh attempts"
+        cancelled = withdraw(self.store, lambda: self.backend)
+        for job_id in cancelled:
+            self.active.pop(job_id, None)
+            self.lookups.pop(job_id, None)
+        self._recount()
+        return f"{len(cancelled):,} unfinished jobs cancelled"
+
+    def _recount(self) -> None:
+        counts: Counter[str] = Counter()
+        for state, _, n in self.store.counts():
+            counts[state] += n
+        self.progress.counts = counts
+
     # -- submitting ---------------------------------------------------------------------------
 
     def _fill(self, stop: threading.Event) -> bool:
-        if self.clock() < self.paused_until:
+        if self.paused or self.clock() < self.paused_until:
             return False
         free = self.backend.slots - len(self.active) - len(self.dismissing) - len(self.lookups)
         jobs = self.store.due(free, _iso(self.clock())) if free > 0 else []
@@ -620,7 +676,7 @@ class Manager:
             later.due - now for queue in (self.lookups, self.finishing, self.dismissing) for later in queue.values()
         ]
         free = len(self.active) + len(self.dismissing) + len(self.lookups) < self.backend.slots
-        if free and self._work_left():
+        if free and not self.paused and self._work_left():  # paused: nothing to submit until resumed
             if now < self.paused_until:
                 waits.append(self.paused_until - now)  # never busy-loop while the backend asks us to wait
             elif self.progress.counts["planned"] > 0:

@@ -16,17 +16,9 @@ import shapely
 from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 
-#: Colours of states; a tile takes the colour of its least advanced job.
-STATE_COLOURS = {
-    "failed": "#d62728",
-    "cancelled": "#7f7f7f",
-    "planned": "#c6dbef",
-    "waiting": "#ff7f0e",
-    "submitted": "#9467bd",
-    "running": "#1f77b4",
-    "succeeded": "#98df8a",
-    "collected": "#2ca02c",
-}
+from ogc_upscaler.tile_states import COLOURS, ORDER, per_tile
+
+STATE_COLOURS = COLOURS  # kept for callers of maps
 
 
 MAX_LABELS = 60
@@ -64,7 +56,7 @@ def draw(
     ax.set_title(title)
     handles = [Patch(facecolor="none", edgecolor="#000000", label="AOI")]
     if states is not None:
-        shown = [s for s in STATE_COLOURS if s in set(states)]
+        shown = [s for s in ORDER if s in set(states)]
         handles += [Patch(facecolor=STATE_COLOURS[s], edgecolor="#4a6785", label=s) for s in shown]
     else:
         handles.append(Patch(facecolor="#c6dbef", edgecolor="#4a6785", label=f"tiles ({len(footprints):,})"))
@@ -92,12 +84,7 @@ def _rings(
 
 def tile_states(tile_ids: Sequence[str], states: Sequence[str]) -> dict[str, str]:
     """One state per tile: failed if any job failed, else its least advanced job's state."""
-    rank = {s: i for i, s in enumerate(STATE_COLOURS)}
-    out: dict[str, str] = {}
-    for tile, state in zip(tile_ids, states, strict=True):
-        if tile not in out or rank.get(state, 0) < rank.get(out[tile], 0):
-            out[tile] = state
-    return out
+    return per_tile(zip(tile_ids, states, strict=True))
 
 
 def draw_mosaic(

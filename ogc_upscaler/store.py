@@ -543,20 +543,24 @@ class JobStore:
             self._remember(job_id, values["remote_id"])
         return cursor.rowcount == 1
 
-    def requeue(self, states: Iterable[State]) -> int:
-        """Put jobs in ``states`` (failed, cancelled…) back to ``planned`` with fresh attempts; how many."""
+    def requeue(self, states: Iterable[State], *, job_ids: Iterable[str] | None = None) -> int:
+        """Put jobs in ``states`` (failed, cancelled…) back to ``planned`` with fresh attempts (only those
+        of ``job_ids``, if given); how many."""
         self._writer()
         chosen = sorted({s.value for s in states})
         if State.IN_DOUBT.value in chosen:
             raise ValueError("jobs in doubt may have run: give them back with resubmit_in_doubt, not requeue")
         cleared = ", ".join(f"{c} = NULL" for c in sorted(MUTABLE - {"log_path"}))
+        sql = (
+            f"UPDATE jobs SET state = 'planned', attempts = 0, {cleared}, notified_at = NULL, planned_at = ?, "
+            f"updated_at = ? WHERE state IN ({', '.join('?' * len(chosen))})"
+        )
+        stamp = now()
         with self._transaction():
-            cursor = self._db.execute(
-                f"UPDATE jobs SET state = 'planned', attempts = 0, {cleared}, notified_at = NULL, planned_at = ?, "
-                f"updated_at = ? WHERE state IN ({', '.join('?' * len(chosen))})",
-                [stamp := now(), stamp, *chosen],
-            )
-        return cursor.rowcount
+            if job_ids is None:
+                return self._db.execute(sql, [stamp, stamp, *chosen]).rowcount
+            sql += " AND job_id = ?"
+            return sum(self._db.execute(sql, [stamp, stamp, *chosen, job_id]).rowcount for job_id in job_ids)
 
     def resubmit_in_doubt(self) -> int:
         """Jobs in doubt become waiting, due now, keeping their attempts: the next run submits them again
@@ -621,6 +625,37 @@ class JobStore:
         """Jobs per (state, backend)."""
         return list(self._db.execute("SELECT state, backend, count(*) FROM jobs GROUP BY state, backend"))
 
+    def counts_per_window(self) -> list[tuple[str, str, str, int]]:
+        """Jobs per (window start, window end, state), in window order."""
+        return list(
+            self._db.execute(
+                "SELECT window_start, window_end, state, count(*) FROM jobs GROUP BY window_start, window_end, state"
+                " ORDER BY window_start, window_end"
+            )
+        )
+
+    def tile_states(self, window_start: str | None = None) -> list[tuple[str, str]]:
+        """``(tile id, state)`` of every job (of the window starting at ``window_start``, if given)."""
+        if window_start is None:
+            return list(self._db.execute("SELECT tile_id, state FROM jobs"))
+        return list(self._db.execute("SELECT tile_id, state FROM jobs WHERE window_start = ?", (window_start,)))
+
+    def tile_jobs(self, tile_id: str) -> list[Job]:
+        """The jobs of one tile, in plan order."""
+        cursor = self._db.execute(
+            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE tile_id = ? ORDER BY seq", (tile_id,)
+        )
+        return [_job(row) for row in cursor.fetchall()]
+
+    def finished_since(self, since: str) -> tuple[int, str | None]:
+        """How many jobs were collected or failed since ``since`` (an ISO timestamp), and when the first did."""
+        n, first = self._db.execute(
+            "SELECT count(*), min(coalesce(collected_at, failed_at)) FROM jobs"
+            " WHERE collected_at >= ?1 OR (state = 'failed' AND failed_at >= ?1)",
+            (since,),
+        ).fetchone()
+        return n, first
+
     def count(self) -> int:
         """The number of jobs."""
         return self._db.execute("SELECT count(*) FROM jobs").fetchone()[0]
@@ -652,6 +687,11 @@ class JobStore:
         while batch := cursor.fetchmany(1000):
             for t in batch:
                 yield TileRecord(t[0], t[1], (t[2], t[3], t[4], t[5]), t[6], t[7], json.loads(t[8]))
+
+    def tile(self, tile_id: str) -> TileRecord | None:
+        """One tile, or None."""
+        t = self._db.execute(f"SELECT {', '.join(TILE_COLUMNS)} FROM tiles WHERE tile_id = ?", (tile_id,)).fetchone()
+        return None if t is None else TileRecord(t[0], t[1], (t[2], t[3], t[4], t[5]), t[6], t[7], json.loads(t[8]))
 
     def knows_remote(self, remote_id: str) -> bool:
         """Whether any attempt of any job of the store ever held this remote id."""
