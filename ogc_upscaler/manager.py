@@ -44,7 +44,7 @@ from ogc_upscaler.backends.base import (
 )
 from ogc_upscaler.boundary import job_errors
 from ogc_upscaler.campaign import Retries
-from ogc_upscaler.causes import cause
+from ogc_upscaler.causes import job_cause
 from ogc_upscaler.collect import Collected, CollectError, collect
 from ogc_upscaler.control import Action, Request, Requests
 from ogc_upscaler.errors import BackendError, JobError
@@ -268,7 +268,7 @@ class Manager:
             chosen = [
                 job.job_id
                 for job in self.store.jobs(State.FAILED)
-                if request.cause is None or cause(job.error, job.error_kind) == request.cause
+                if request.cause is None or job_cause(job) == request.cause
             ]
             n = self.store.requeue({State.FAILED}, job_ids=chosen)
             self._recount()

@@ -12,8 +12,8 @@ import numpy as np
 import shapely
 
 from ogc_upscaler.errors import UpscalerError
-from ogc_upscaler.tile_states import per_tile
 from ogc_upscaler.store import ACTIVE, JobStore, State, alive, lock_holder, writer_pid
+from ogc_upscaler.tile_states import per_tile
 
 RECORD_COLUMNS = (
     "job_id",
@@ -158,9 +158,9 @@ class Status:
             ids.append(job.tile_id)
             states.append(job.state.value)
         footprints = {t: footprints[t] for t in dict.fromkeys(ids)}  # the tiles that have jobs, in plan order
-        per_tile_state = per_tile(zip(ids, states, strict=True))
+        shown = per_tile(zip(ids, states, strict=True))
         order = list(footprints)
-        return shapely.from_wkb(np.array([footprints[t] for t in order], dtype=object)), [per_tile_state[t] for t in order]
+        return shapely.from_wkb(np.array([footprints[t] for t in order], dtype=object)), [shown[t] for t in order]
 
 
 def _record(row: dict[str, Any]) -> dict[str, Any]:

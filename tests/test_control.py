@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from ogc_upscaler.backends.base import JobRequest
-from ogc_upscaler.causes import cause
+from ogc_upscaler.causes import job_cause
 from ogc_upscaler.control import Action, Request, Requests
 from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.store import JobStore
@@ -109,9 +109,8 @@ def test_a_retry_of_one_cause_requeues_only_its_jobs_when_the_next_manager_start
 
     manager(store, broken).run()
     assert states(store) == {"collected": 9, "failed": 3}
-    missing = cause(store.get("job-000002").error, store.get("job-000002").error_kind)
-    assert missing == cause(store.get("job-000005").error, store.get("job-000005").error_kind)
-    assert missing == "run: band B08 missing in <path>"
+    missing = job_cause(store.get("job-000002"))
+    assert missing == job_cause(store.get("job-000005")) == "run: band B08 missing in <path>"
     requests = Requests(store.path)
     requests.ask(Request.new("retry", missing))
     again: list[str] = []
