@@ -201,6 +201,32 @@ def status(config: Path, as_json: bool, map_path: Path | None, job_state: str | 
         click.echo(f"map: {map_path}")
 
 
+@cli.command()
+@config_argument
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (a login node's, say).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 takes a free one.")
+def watch(config: Path, host: str, port: int) -> None:
+    """Serve a live page of the campaign: its tiles on a map by state, failures by cause, and actions.
+
+    The page reads the store alongside the manager; retry, cancel and pause are requests the manager
+    applies (while none runs, they wait for the next `run`).
+    """
+    from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.watch.serve import watch_server
+
+    campaign = load_campaign(config)
+    server, url = watch_server(campaign.store, host, port)
+    click.echo(f"watching {campaign.name} at {url} (Ctrl-C stops)", err=True)
+    click.echo(url)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @cli.command("export")
 @config_argument
 @click.option(

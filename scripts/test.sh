@@ -13,6 +13,17 @@ if ! command -v node >/dev/null && ! command -v nodejs >/dev/null; then
         echo "scripts/test.sh: Node.js is missing; install Debian's nodejs (apt-get install nodejs)" >&2
     fi
 fi
+# Chromium for the watch page's browser tests (Playwright drives Debian's build; it downloads none)
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || {
+            apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null
+        }
+    else
+        echo "scripts/test.sh: Chromium is missing; install Debian's chromium (apt-get install chromium)" >&2
+    fi
+fi
+bash scripts/web.sh
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
