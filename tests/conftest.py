@@ -313,3 +313,35 @@ def wait_for(condition: Any, timeout: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+#: Debian's Chromium, as scripts/test.sh installs it; Playwright drives it and never downloads its own.
+CHROMIUM = "/usr/bin/chromium"
+#: Flags for a headless Chromium on a machine with no screen and a closed network (its background
+#: connections are refused by the machine, many at a time, without the last four).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Where tests leave what a person may want to look at after a run (screenshots).
+ARTEFACTS = Path(__file__).parent.parent / "test-artefacts"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session's page tests."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -20,6 +20,9 @@ const page = {
   codes: null, // Uint8Array, one state code per tile
   paths: [], // Path2D per state code
   outline: null, // Path2D of every tile (drawn when zoomed in)
+  world: null, // Natural Earth's countries (TopoJSON)
+  aoiGeojson: null,
+  projection: null,
   land: null,
   borders: null,
   coast: null,
@@ -132,14 +135,6 @@ function groupByState() {
   page.paths = paths;
 }
 
-async function loadBasemap(projection) {
-  const world = await get("static/build/world.json");
-  const path = geoPath(projection);
-  page.land = new Path2D(path(feature(world, world.objects.land)) || "");
-  page.borders = new Path2D(path(mesh(world, world.objects.countries, (a, b) => a !== b)) || "");
-  page.coast = new Path2D(path(mesh(world, world.objects.land)) || "");
-}
-
 // The AOI's rings as lines: d3 reads a polygon's winding on the sphere, and a ring wound the other way
 // round would be the rest of the globe; an outline is the same either way.
 function rings(geojson, out = []) {
@@ -152,9 +147,16 @@ function rings(geojson, out = []) {
   return out;
 }
 
-async function loadAoi(projection) {
-  const aoi = await get("api/aoi");
-  if (aoi) page.aoi = new Path2D(geoPath(projection)({ type: "MultiLineString", coordinates: rings(aoi) }) || "");
+// The basemap and the AOI outline, projected: again whenever the map's size changes.
+function projectOverlays(projection) {
+  const path = geoPath(projection);
+  if (page.world) {
+    const world = page.world;
+    page.land = new Path2D(path(feature(world, world.objects.land)) || "");
+    page.borders = new Path2D(path(mesh(world, world.objects.countries, (a, b) => a !== b)) || "");
+    page.coast = new Path2D(path(mesh(world, world.objects.land)) || "");
+  }
+  if (page.aoiGeojson) page.aoi = new Path2D(path({ type: "MultiLineString", coordinates: rings(page.aoiGeojson) }) || "");
 }
 
 // -- drawing -------------------------------------------------------------------------------------
@@ -276,7 +278,7 @@ function showSummary() {
   $("pause").textContent = s.paused ? "Resume submissions" : "Pause submissions";
   $("pause").dataset.action = s.paused ? "resume" : "pause";
   const rate = s.rate_per_hour ? `${s.rate_per_hour.toFixed(s.rate_per_hour < 10 ? 1 : 0)} jobs/h` : "no job finished in the last 10 min";
-  $("progress").textContent = `${s.done.toLocaleString()} of ${s.total.toLocaleString()} jobs done · ${rate} · ${s.seconds_left ? "about " + duration(s.seconds_left) + " left" : "time left not known yet"}`;
+  $("progress").textContent = `${s.done.toLocaleString()} of ${s.total.toLocaleString()} jobs done · ${rate} · ${s.done === s.total ? "nothing left to run" : s.seconds_left ? "about " + duration(s.seconds_left) + " left" : "time left not known yet"}`;
 
   const select = $("window");
   const wanted = ["", ...s.windows.map((w) => w[0])];
@@ -446,28 +448,43 @@ function installControls(canvas, redo) {
   });
   $("home").addEventListener("click", () => ((page.view = { k: 1, x: 0, y: 0 }), draw()));
   $("log-close").addEventListener("click", () => ($("log-panel").hidden = true));
-  new ResizeObserver(redo).observe(canvas);
+  let size = [canvas.clientWidth, canvas.clientHeight];
+  new ResizeObserver(() => {
+    if (size[0] === canvas.clientWidth && size[1] === canvas.clientHeight) return;
+    size = [canvas.clientWidth, canvas.clientHeight];
+    redo();
+  }).observe(canvas);
+}
+
+function resize() {
+  const canvas = $("map");
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.round(canvas.clientWidth * ratio);
+  canvas.height = Math.round(canvas.clientHeight * ratio);
+  page.projection = makeProjection(canvas);
+  project(page.projection);
+  projectOverlays(page.projection);
+  if (page.codes) {
+    groupByState();
+    draw();
+  }
 }
 
 async function start() {
-  const canvas = $("map");
   page.tiles = readTiles(await get("api/tiles", "bytes"));
-  let projection = null;
-  const sized = async () => {
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = Math.round(canvas.clientWidth * ratio);
-    canvas.height = Math.round(canvas.clientHeight * ratio);
-    projection = makeProjection(canvas);
-    project(projection);
-    if (page.land) await loadBasemap(projection);
-    if (page.aoi) await loadAoi(projection);
-    if (page.codes) groupByState();
-  };
-  await sized();
+  resize();
   await refresh(true);
-  installControls(canvas, () => sized().then(draw).catch(fail));
-  loadBasemap(projection).then(draw).catch(fail);
-  loadAoi(projection).then(draw).catch(fail);
+  installControls($("map"), resize);
+  const overlays = [
+    get("static/build/world.json").then((world) => (page.world = world)),
+    get("api/aoi").then((aoi) => (page.aoiGeojson = aoi)),
+  ];
+  Promise.all(overlays)
+    .then(() => {
+      projectOverlays(page.projection);
+      draw();
+    })
+    .catch(fail);
   setInterval(() => refresh().catch(fail), POLL_MS);
 }
 
