@@ -5,7 +5,8 @@
 runs this same ``APP``. Results link COGs and STAC catalogs under ``/outputs/<job id>/...``: files
 of the job's ``outputs`` folder only, served with Flask's ``send_from_directory`` (which refuses
 any path leaving that folder). :mod:`~ogc_upscaler.server.job_management` adds ``POST /jobs``,
-``POST /jobs/{id}/results`` and ``GET /jobs/{id}/definition`` and redoes pygeoapi's job views.
+``POST /jobs/{id}/results`` and ``GET /jobs/{id}/definition`` and redoes pygeoapi's job views;
+:mod:`~ogc_upscaler.server.watch` serves each ``upscale`` job's watch page at ``/watch/<job id>/``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from flask import Blueprint, abort, send_from_directory
 from pygeoapi.flask_app import API_RULES, APP, CONFIG, api_
 
-from ogc_upscaler.server import job_management
+from ogc_upscaler.server import job_management, watch
 from ogc_upscaler.server.describe import COG
 
 JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
@@ -37,5 +38,6 @@ def output(job_id: str, path: str):
 
 APP.register_blueprint(OUTPUTS)
 job_management.install(APP, api_, API_RULES.get_url_prefix("flask"))
+watch.install(APP, STATE)
 
 __all__ = ["APP"]

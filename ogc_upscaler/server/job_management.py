@@ -41,6 +41,7 @@ from werkzeug.exceptions import InternalServerError
 from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.server.execute import check_members, preferences, process_of, read_body
 from ogc_upscaler.server.jobs import CREATED, STATUSES, EndpointJob
+from ogc_upscaler.server.watch import watch_link
 
 PART1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
 JOB_MANAGEMENT = "http://www.opengis.net/spec/ogcapi-processes-4/1.0/conf/job-management"
@@ -109,6 +110,8 @@ def status_info(job: EndpointJob, base_url: str) -> dict[str, Any]:
         links.append(_link(f"{url}/results?f=json", RESULTS, title))
     if job_log(job) is not None:
         links.append({"href": f"{url}/log", "rel": "log", "type": "text/plain", "title": "This job's log"})
+    if (page := watch_link(job.folder, base_url, job.identifier)) is not None:
+        links.append(page)
     info["links"] = links
     return info
 

@@ -33,6 +33,9 @@ MAGIC = 0x57415443
 RATE_WINDOW_S = 600.0
 #: Most of a log sent to the page (its end).
 LOG_TAIL = 64 * 1024
+#: Footprints are simplified for the map within this many degrees (about 10 m): a UTM tile's densified
+#: edges are straight at any zoom a person uses, and each point saved is one the browser does not fill.
+SIMPLIFY_DEG = 1e-4
 #: Job ids listed with each cause of failure.
 CAUSE_JOBS = 20
 
@@ -183,7 +186,7 @@ class StoreView:
             ids.append(tile.tile_id)
             wkb.append(tile.footprint)
         self._tile_ids = ids
-        footprints = shapely.from_wkb(np.array(wkb, dtype=object))
+        footprints = shapely.simplify(shapely.from_wkb(np.array(wkb, dtype=object)), SIMPLIFY_DEG)
         parts, tile_of_part = shapely.get_parts(footprints, return_index=True)
         polygons = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
         rings = shapely.get_exterior_ring(parts[polygons])

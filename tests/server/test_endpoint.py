@@ -6,6 +6,7 @@ upscale with progress, dismissal that stops."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -139,7 +140,9 @@ def upscale_inputs(archive: Path) -> dict[str, Any]:
     }
 
 
-def test_upscale_runs_a_campaign_reports_progress_and_links_its_catalog(endpoint, demo_archive) -> None:
+def test_upscale_runs_a_campaign_reports_progress_and_links_its_catalog_and_page(
+    endpoint, demo_archive, browser
+) -> None:
     url, _ = endpoint
     reply = requests.post(
         f"{url}/processes/upscale/execution",
@@ -158,6 +161,24 @@ def test_upscale_runs_a_campaign_reports_progress_and_links_its_catalog(endpoint
     assert len(items) == 13
     cog = requests.get(items[0].assets["data"].get_absolute_href(), timeout=30)
     assert cog.status_code == 200 and len(cog.content) == items[0].assets["data"].extra_fields["file:size"]
+
+    # its watch page, linked from its status, reads its campaign's store; requests need the page's token
+    (watch,) = [link["href"] for link in status["links"] if link["rel"] == "monitor"]
+    assert watch == f"{url}/watch/{job_id}/"
+    assert requests.get(f"{watch}api/summary", timeout=30).json()["counts"] == {"collected": 13}
+    assert requests.post(f"{watch}api/requests", json={"action": "pause"}, timeout=30).status_code == 403
+    token = re.search(r'name="watch-token" content="([^"]+)"', requests.get(watch, timeout=30).text)[1]
+    asked = requests.post(f"{watch}api/requests", json={"action": "pause"}, headers={"X-Watch-Token": token})
+    assert asked.status_code == 202
+    assert requests.get(f"{url}/watch/{'0' * 36}/", timeout=30).status_code == 404
+    page = browser.new_page()
+    try:
+        page.goto(watch)
+        page.evaluate("window.ogcWatch.ready")
+        assert page.get_attribute('#legend li[data-state="collected"]', "data-count") == "13"
+        assert page.query_selector('#requests li[data-answered="false"]') is not None  # waits: no manager runs
+    finally:
+        page.close()
 
 
 def test_our_client_runs_the_demo_campaign_against_our_endpoint(

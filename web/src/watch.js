@@ -29,7 +29,10 @@ const page = {
   aoi: null,
   view: { k: 1, x: 0, y: 0 },
   selected: null,
-  drawMs: 0,
+  layer: null, // the tiles and basemap, rendered offscreen at layerView
+  layerView: null,
+  drawMs: 0, // the last draw
+  groupMs: 0, // the last grouping of tiles by state (after the states changed)
   drawnAt: 0,
 };
 
@@ -119,20 +122,23 @@ function project(projection) {
   page.outline = outline;
 }
 
+// Rings come closed (their last point is their first), and a fill closes them anyway: no closePath,
+// which Chromium pays for with every subpath already in the path (77,000 tiles took 71 s, 73 ms without).
 function addRing(path, r) {
   const t = page.tiles;
   const start = t.ringStart[r], end = t.ringStart[r + 1];
   path.moveTo(t.xy[2 * start], t.xy[2 * start + 1]);
   for (let p = start + 1; p < end; p++) path.lineTo(t.xy[2 * p], t.xy[2 * p + 1]);
-  path.closePath();
 }
 
 function groupByState() {
+  const started = performance.now();
   const t = page.tiles;
   const n = page.summary.states.length + 1;
   const paths = Array.from({ length: n }, () => new Path2D());
   for (let r = 0; r < t.rings; r++) addRing(paths[page.codes[t.ringTile[r]]], r);
   page.paths = paths;
+  page.groupMs = performance.now() - started;
 }
 
 // The AOI's rings as lines: d3 reads a polygon's winding on the sphere, and a ring wound the other way
@@ -161,14 +167,23 @@ function projectOverlays(projection) {
 
 // -- drawing -------------------------------------------------------------------------------------
 
-function draw() {
-  const started = performance.now();
+// The map is painted in two layers: the tiles with the basemap, rendered into an offscreen canvas
+// whenever the states or the view settle (100,000 tiles take about a tenth of a second to rasterize),
+// and the main canvas, which shows that layer, moved and scaled to the current view, plus the selected
+// tile. A zoom or a drag only moves the layer; it is rendered again once the gesture pauses.
+const SETTLE_MS = 150;
+let settleTimer = null;
+
+function renderLayer() {
   const canvas = $("map");
   const ratio = window.devicePixelRatio || 1;
-  const ctx = canvas.getContext("2d");
+  const layer = page.layer && page.layer.width === canvas.width && page.layer.height === canvas.height
+    ? page.layer
+    : Object.assign(document.createElement("canvas"), { width: canvas.width, height: canvas.height });
+  const ctx = layer.getContext("2d");
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#dfeaf3";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillRect(0, 0, layer.width, layer.height);
   const { k, x, y } = page.view;
   ctx.setTransform(ratio * k, 0, 0, ratio * k, ratio * x, ratio * y);
   if (page.land) {
@@ -199,6 +214,31 @@ function draw() {
     ctx.strokeStyle = "rgba(40, 60, 80, 0.55)";
     ctx.stroke(page.outline);
   }
+  page.layer = layer;
+  page.layerView = { ...page.view };
+}
+
+// Show the map: the layer (rendered again first if `fresh`, i.e. the states or the basemap changed),
+// then the selected tile's outline.
+function draw(fresh = true) {
+  const started = performance.now();
+  if (fresh || !page.layer) renderLayer();
+  const canvas = $("map");
+  const ratio = window.devicePixelRatio || 1;
+  const ctx = canvas.getContext("2d");
+  const { k, x, y } = page.view;
+  const was = page.layerView;
+  const scale = k / was.k;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  if (scale !== 1 || x !== was.x || y !== was.y) {
+    ctx.fillStyle = "#dfeaf3";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(() => draw(true), SETTLE_MS);
+  }
+  ctx.setTransform(scale, 0, 0, scale, ratio * (x - was.x * scale), ratio * (y - was.y * scale));
+  ctx.drawImage(page.layer, 0, 0);
+  ctx.setTransform(ratio * k, 0, 0, ratio * k, ratio * x, ratio * y);
   if (page.selected !== null) {
     const path = new Path2D();
     for (let r = 0; r < page.tiles.rings; r++) if (page.tiles.ringTile[r] === page.selected) addRing(path, r);
@@ -350,7 +390,7 @@ async function refreshRequests() {
 
 async function showTile(index) {
   page.selected = index;
-  draw();
+  draw(false);
   const tile = await get(`api/tile?i=${index}`);
   const props = Object.entries(tile.props || {});
   $("tile").hidden = false;
@@ -416,7 +456,7 @@ function installControls(canvas, redo) {
     v.x = e.offsetX - ((e.offsetX - v.x) * k) / v.k;
     v.y = e.offsetY - ((e.offsetY - v.y) * k) / v.k;
     v.k = k;
-    draw();
+    draw(false);
   }, { passive: false });
   canvas.addEventListener("pointerdown", (e) => (drag = { x: e.offsetX, y: e.offsetY, moved: false }));
   canvas.addEventListener("pointermove", (e) => {
@@ -428,7 +468,7 @@ function installControls(canvas, redo) {
     page.view.y += dy;
     drag.x = e.offsetX;
     drag.y = e.offsetY;
-    draw();
+    draw(false);
   });
   canvas.addEventListener("pointerup", (e) => {
     const moved = drag && drag.moved;
@@ -498,6 +538,13 @@ window.ogcWatch = {
     const { index } = await get(`api/locate?tile=${encodeURIComponent(tileId)}`);
     return centreOf(index);
   },
-  stats: () => ({ drawMs: page.drawMs, drawnAt: page.drawnAt, tiles: page.tiles ? page.tiles.count : 0, view: { ...page.view } }),
-  redraw: () => draw(),
+  stats: () => ({ drawMs: page.drawMs, groupMs: page.groupMs, version: page.version, drawnAt: page.drawnAt, tiles: page.tiles ? page.tiles.count : 0, view: { ...page.view } }),
+  // draw now (the layer too if `fresh`); with `settled`, until the canvas is painted (drawing is deferred
+  // until a pixel is read)
+  redraw(settled = false, fresh = true) {
+    const started = performance.now();
+    draw(fresh);
+    if (settled) $("map").getContext("2d").getImageData(0, 0, 1, 1);
+    return performance.now() - started;
+  },
 };
