@@ -411,7 +411,7 @@ def demo(directory: Path) -> None:
     last = campaign.windows[-1]
     cogs = sorted(campaign.output.glob(f"items/*_{last.key}/*.tif"))
     if cogs:
-        maps.draw_mosaic(picture, cogs, title=f"demo: NDVI {last.interval}")
+        maps.draw_mosaic(picture, cogs, title=f"demo: NDVI {last.interval}", aoi=campaign.aoi.geometry)
         click.echo(f"picture: {picture}")
     sys.exit(result.exit_code)
 

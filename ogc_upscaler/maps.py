@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,9 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import shapely
-from matplotlib.collections import PolyCollection
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ogc_upscaler.basemap import basemap
 from ogc_upscaler.tile_states import COLOURS, ORDER, per_tile
 
 STATE_COLOURS = COLOURS  # kept for callers of maps
@@ -39,33 +42,103 @@ def draw(
     fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
     faces = [STATE_COLOURS.get(s, "#dddddd") for s in states] if states is not None else None
     polys, colours = _rings(footprints, faces)
-    ax.add_collection(PolyCollection(polys, facecolors=colours or "#c6dbef", edgecolors="#4a6785", linewidths=0.4))
+    # edges in the face colour close the hairline a renderer leaves between touching polygons
+    edges = colours or "#c6dbef"
+    ax.add_collection(PolyCollection(polys, facecolors=colours or "#c6dbef", edgecolors=edges, linewidths=0.3))
+    ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors="#4a6785", linewidths=0.4))
     for ring in _rings([aoi], None)[0]:
         ax.plot(ring[:, 0], ring[:, 1], color="#000000", linewidth=1.2)
     if labels is not None and len(labels) <= MAX_LABELS:
-        points = shapely.point_on_surface(np.asarray(footprints, dtype=object))
-        for label, point in zip(labels, points, strict=True):
-            ax.annotate(label.split("-", 1)[-1], (point.x, point.y), ha="center", va="center", fontsize=6)
+        _label(ax, np.asarray(footprints, dtype=object), labels)
     xmin, ymin, xmax, ymax = shapely.total_bounds(np.asarray([aoi, *footprints], dtype=object))
     pad = 0.03 * max(xmax - xmin, ymax - ymin)
-    ax.set_xlim(xmin - pad, xmax + pad)
-    ax.set_ylim(ymin - pad, ymax + pad)
-    ax.set_aspect(1.0 / max(0.05, np.cos(np.radians((ymin + ymax) / 2))))
+    _frame(ax, (xmin - pad, ymin - pad, xmax + pad, ymax + pad))
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
     ax.set_title(title)
     handles = [Patch(facecolor="none", edgecolor="#000000", label="AOI")]
     if states is not None:
-        shown = [s for s in ORDER if s in set(states)]
-        handles += [Patch(facecolor=STATE_COLOURS[s], edgecolor="#4a6785", label=s) for s in shown]
+        counts = {s: 0 for s in ORDER}
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        handles += [
+            Patch(facecolor=STATE_COLOURS.get(s, "#dddddd"), edgecolor="#4a6785", label=f"{s.replace('_', ' ')}: {n:,}")
+            for s, n in counts.items()
+            if n or s in {"failed", "no_inputs", "collected"}
+        ]
     else:
         handles.append(Patch(facecolor="#c6dbef", edgecolor="#4a6785", label=f"tiles ({len(footprints):,})"))
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    if basemap() is not None:
+        handles.append(Line2D([], [], color="#5b6f80", linewidth=0.8, label="coasts, borders (Natural Earth)"))
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9, title="tiles" if states else None)
     ax.grid(True, linewidth=0.3, alpha=0.5)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     fig.savefig(tmp, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
+
+
+def mosaic_lonlat(rasters: Sequence[Path], pixels: int = 900) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The first band of ``rasters`` (tiles in any CRS) warped into one longitude/latitude grid of about
+    ``pixels`` across, NaN where no raster has data, and its bounds (west, south, east, north).
+
+    Every raster is warped straight into the one grid, each output pixel taking the value of the raster
+    its centre falls in: tiles that touch leave no gap. (Warping each tile on its own and merging the
+    results resampled twice and left lines of empty pixels along the tiles' edges.)
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_origin
+    from rasterio.warp import reproject, transform_bounds
+
+    sources = [rasterio.open(str(r)) for r in rasters]
+    try:
+        bounds = np.array([transform_bounds(s.crs, "EPSG:4326", *s.bounds, densify_pts=21) for s in sources])
+        west, south, east, north = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
+        res = max(east - west, north - south) / pixels
+        width, height = int(np.ceil((east - west) / res)), int(np.ceil((north - south) / res))
+        transform = from_origin(west, north, res, res)
+        mosaic = np.full((height, width), np.nan, dtype="float32")
+        for source in sources:
+            warped = np.full_like(mosaic, np.nan)
+            reproject(
+                rasterio.band(source, 1),
+                warped,
+                src_nodata=source.nodata,
+                dst_transform=transform,
+                dst_crs="EPSG:4326",
+                dst_nodata=np.nan,
+                resampling=Resampling.nearest,
+            )
+            empty = np.isnan(mosaic)
+            mosaic[empty] = warped[empty]
+    finally:
+        for s in sources:
+            s.close()
+    return mosaic, (west, north - height * res, west + width * res, north)
+
+
+def _frame(ax: Any, bounds: tuple[float, float, float, float]) -> None:
+    """Limits and aspect of a longitude/latitude map, with Natural Earth's coastlines and borders over it
+    (when the watch page's basemap was built)."""
+    west, south, east, north = bounds
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    ax.set_aspect(1.0 / max(0.05, np.cos(np.radians((south + north) / 2))))
+    world = basemap()
+    if world is not None:
+        ax.add_collection(LineCollection(world.borders, colors="#8a8a8a", linewidths=0.5, zorder=3))
+        ax.add_collection(LineCollection(world.coastlines, colors="#5b6f80", linewidths=0.8, zorder=3))
+
+
+def _label(ax: Any, footprints: np.ndarray, labels: Sequence[str]) -> None:
+    """Tile ids on the tiles, leaving out slivers cut at zone seams, whose labels ran over their neighbours'."""
+    areas = shapely.area(footprints)
+    big = areas >= 0.5 * np.median(areas)
+    points = shapely.point_on_surface(footprints)
+    for label, point, keep in zip(labels, points, big, strict=True):
+        if keep:
+            ax.annotate(label.split("-", 1)[-1], (point.x, point.y), ha="center", va="center", fontsize=6, zorder=4)
 
 
 def _rings(
@@ -95,31 +168,20 @@ def draw_mosaic(
     vmin: float = -0.5,
     vmax: float = 1.0,
     pixels: int = 900,
+    aoi: shapely.Geometry | None = None,
 ) -> None:
-    """Draw single-band rasters (tiles in any CRS) as one mosaic in longitude/latitude, and save a PNG."""
-    import rasterio
-    from rasterio.crs import CRS
-    from rasterio.enums import Resampling
-    from rasterio.merge import merge
-    from rasterio.vrt import WarpedVRT
+    """Draw single-band rasters (tiles in any CRS) as one mosaic in longitude/latitude, with the AOI's
+    outline, and save a PNG."""
 
-    sources = [rasterio.open(str(r)) for r in rasters]
-    try:
-        vrts = [WarpedVRT(s, crs=CRS.from_epsg(4326), resampling=Resampling.nearest) for s in sources]
-        bounds = np.array([v.bounds for v in vrts])
-        west, south, east, north = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
-        res = max(east - west, north - south) / pixels
-        mosaic, _ = merge(vrts, res=res, nodata=np.nan, dtype="float32")
-        for v in vrts:
-            v.close()
-    finally:
-        for s in sources:
-            s.close()
+    mosaic, (west, south, east, north) = mosaic_lonlat(rasters, pixels)
     fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
     shown = ax.imshow(
-        mosaic[0], extent=(west, east, south, north), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+        mosaic, extent=(west, east, south, north), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
     )
-    ax.set_aspect(1.0 / max(0.05, np.cos(np.radians((south + north) / 2))))
+    if aoi is not None:
+        for ring in _rings([aoi], None)[0]:
+            ax.plot(ring[:, 0], ring[:, 1], color="#000000", linewidth=1.0)
+    _frame(ax, (west, south, east, north))
     fig.colorbar(shown, ax=ax, shrink=0.7, label="NDVI")
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
