@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ogc_upscaler.export import export
     from ogc_upscaler.grid import FileGrid, Grid, ProjectedGrid, Tile, TileSet, UTMGrid, custom_grid, grid_from_spec
     from ogc_upscaler.plan import PlanReport, job_specs, plan
+    from ogc_upscaler.records import campaign_from_records
     from ogc_upscaler.run import BackgroundRun, RunResult, rebuild_catalog, run_campaign
     from ogc_upscaler.status import Status
     from ogc_upscaler.store import Job, JobStore, Move, State
@@ -44,6 +45,7 @@ _HOMES = {
     "BackendError": "ogc_upscaler.errors",
     "BackgroundRun": "ogc_upscaler.run",
     "Campaign": "ogc_upscaler.campaign",
+    "campaign_from_records": "ogc_upscaler.records",
     "custom_grid": "ogc_upscaler.grid",
     "export": "ogc_upscaler.export",
     "FileGrid": "ogc_upscaler.grid",
@@ -113,6 +115,7 @@ __all__ = [
     "UTMGrid",
     "UpscalerError",
     "Window",
+    "campaign_from_records",
     "custom_grid",
     "export",
     "grid_from_spec",
