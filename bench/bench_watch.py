@@ -14,6 +14,7 @@ of the server's answers (they are computed here).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import tempfile
 import threading
@@ -27,17 +28,12 @@ from ogc_upscaler.plan import tile_records
 from ogc_upscaler.store import JobSpec, JobStore, Move
 from ogc_upscaler.watch.serve import watch_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Debian's Chromium and its flags, as the page's tests start it
+_spec = importlib.util.spec_from_file_location("conftest", Path(__file__).parent.parent / "tests" / "conftest.py")
+_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_conftest)
+CHROMIUM, ARGS = _conftest.CHROMIUM, _conftest.CHROMIUM_ARGS
+
 WINDOW = ("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z")
 
 

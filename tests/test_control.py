@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -82,15 +83,21 @@ def read_states(path) -> Counter[str]:
         return states(store)
 
 
-def test_a_paused_manager_submits_nothing_until_resumed(tmp_path) -> None:
+def paused(tmp_path, function) -> tuple[Path, Requests, threading.Thread]:
+    """A manager of 12 planned jobs running in a thread, once it has applied a request to pause."""
     path = tmp_path / "jobs.sqlite"
     with JobStore.open(path) as store:
         fill(store, 12)
     requests = Requests(path)
     requests.ask(Request.new("pause"))
-    ran: list[str] = []
-    thread = running(path, lambda job: ran.append(job.job_id))
+    thread = running(path, function)
     wait_for(lambda: bool(meta(path, "paused")))
+    return path, requests, thread
+
+
+def test_a_paused_manager_submits_nothing_until_resumed(tmp_path) -> None:
+    ran: list[str] = []
+    path, requests, thread = paused(tmp_path, lambda job: ran.append(job.job_id))
     assert ran == [] and thread.is_alive()  # paused with planned jobs left: it waits, it does not end
     requests.ask(Request.new("resume"))
     thread.join(60)
@@ -123,13 +130,7 @@ def test_a_retry_of_one_cause_requeues_only_its_jobs_when_the_next_manager_start
 
 
 def test_a_cancel_withdraws_every_unfinished_job_and_ends_the_run(tmp_path) -> None:
-    path = tmp_path / "jobs.sqlite"
-    with JobStore.open(path) as store:
-        fill(store, 12)
-    requests = Requests(path)
-    requests.ask(Request.new("pause"))
-    thread = running(path, lambda job: None)
-    wait_for(lambda: bool(meta(path, "paused")))
+    path, requests, thread = paused(tmp_path, lambda job: None)
     requests.ask(Request.new("cancel"))
     thread.join(60)
     assert not thread.is_alive() and read_states(path) == {"cancelled": 12}
