@@ -468,6 +468,13 @@ def demo(directory: Path) -> None:
     show_default=True,
     help="How often a job whose worker vanished is started again before it fails.",
 )
+@click.option(
+    "--watch",
+    "watched",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A campaign config (repeatable) whose watch page to serve too, at /watch/campaigns/NAME/.",
+)
 @click.option("--prepare-only", is_flag=True, help="Write the config and print the gunicorn command; do not serve.")
 def serve(
     state: Path,
@@ -481,6 +488,7 @@ def serve(
     allow_internal_urls: bool,
     max_tiles: int,
     max_restarts: int,
+    watched: tuple[Path, ...],
     prepare_only: bool,
 ) -> None:
     """Serve the application packages and `upscale` as an OGC API – Processes endpoint (pygeoapi)."""
@@ -503,6 +511,7 @@ def serve(
         allow_internal_urls=allow_internal_urls,
         max_tiles=max_tiles,
         max_restarts=max_restarts,
+        watched=watched,
     )
     if prepare_only:
         click.echo(server.gunicorn_command(settings, prepare(settings)))

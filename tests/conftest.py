@@ -211,6 +211,7 @@ def running_endpoint(
         "max_restarts": "--max-restarts",
         "parallel": "--parallel",
         "container": "--container",
+        "watched": "--watch",
     }
     unknown = sorted(set(settings) - set(options))
     assert not unknown, f"running_endpoint: no serve option for {unknown}"
@@ -244,7 +245,9 @@ def running_endpoint(
         command += [arg for p in packages for arg in ("--packages", str(p))]
         command += [arg for r in data_roots for arg in ("--data-root", str(r))]
         for key, value in settings.items():
-            if value is True:
+            if isinstance(value, tuple):
+                command += [arg for v in value for arg in (options[key], str(v))]
+            elif value is True:
                 command.append(options[key])
             elif value is not False:
                 command += [options[key], str(value)]

@@ -11,6 +11,7 @@ environment pygeoapi needs (``PYGEOAPI_CONFIG``, ``PYGEOAPI_OPENAPI``), for
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import multiprocessing
 import os
@@ -36,7 +37,8 @@ class ServerSettings:
 
     ``allow_internal_urls`` lets requests name URLs of loopback, private and link-local hosts (off: the
     server would fetch from inside its own network for anyone); ``max_tiles`` is the most tiles one
-    ``upscale`` campaign may cover.
+    ``upscale`` campaign may cover; ``watched`` are configs of campaigns run elsewhere (the CLI, Toil)
+    whose watch pages the endpoint serves too, at ``/watch/campaigns/<name>/``.
     """
 
     state: Path
@@ -52,6 +54,7 @@ class ServerSettings:
     max_restarts: int = 3
     title: str = "ogc-upscaler"
     extra: dict[str, Any] = field(default_factory=dict)
+    watched: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_tiles < 1:
@@ -219,11 +222,32 @@ def prepare(settings: ServerSettings) -> dict[str, str]:
     for folder in (state, state / "jobs", state / "outputs"):
         folder.mkdir(parents=True, exist_ok=True)
     config = pygeoapi_config(settings, packages)
+    _write(state / WATCHED, json.dumps(watched_stores(settings.watched), indent=2))
     config_path, openapi_path = state / "pygeoapi.yml", state / "openapi.yml"
     _write(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     document = with_job_management(_openapi_3_0(get_oas(config)))
     _write(openapi_path, yaml.safe_dump(document, default_flow_style=False))
     return {"PYGEOAPI_CONFIG": str(config_path), "PYGEOAPI_OPENAPI": str(openapi_path)}
+
+
+#: The campaigns the endpoint was told about, by name: their stores (``serve --watch CONFIG``).
+WATCHED = "watched.json"
+
+
+def watched_stores(configs: tuple[Path, ...]) -> dict[str, str]:
+    """The store of each campaign config, by campaign name; two campaigns of one name are refused."""
+    from ogc_upscaler.config import load_campaign
+
+    stores: dict[str, str] = {}
+    for config in configs:
+        campaign = load_campaign(config)
+        if campaign.name in stores:
+            raise InvalidConfig(
+                f"--watch {config}: a campaign named {campaign.name!r} is watched already",
+                hint="give each watched campaign its own name",
+            )
+        stores[campaign.name] = str(campaign.store.resolve())
+    return stores
 
 
 def with_job_management(document: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The watch page of every ``upscale`` job, at ``/watch/<job id>/`` on the endpoint.
+"""The watch page of every ``upscale`` job, at ``/watch/<job id>/`` on the endpoint, and of each campaign
+the endpoint was told about (``serve --watch CONFIG``), at ``/watch/campaigns/<name>/``.
 
 The same page as ``ogc-upscaler watch``, reading the campaign store the job's worker writes in the
 job's folder; its actions are requests to that worker's manager. The page's token is an HMAC of the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -33,31 +35,46 @@ def watch_link(folder: Path, base_url: str, identifier: str) -> dict[str, str] |
 
 
 def install(app: Flask, state: Path) -> None:
-    """Serve the watch pages of the jobs in ``state``/jobs."""
+    """Serve the watch pages of the jobs in ``state``/jobs and of the campaigns in ``state``/watched.json."""
     pages: dict[str, WatchApp] = {}
     secret = _secret(state)
+    watched_file = state / "watched.json"
+    watched = json.loads(watched_file.read_text()) if watched_file.is_file() else {}
     routes = Blueprint("ogc_upscaler_watch", __name__)
+
+    def page(key: str, store: Path) -> WatchApp:
+        if key not in pages:
+            if not store.is_file():
+                abort(404)
+            token = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+            pages[key] = WatchApp(StoreView(store), token)
+        return pages[key]
 
     @routes.route("/watch/<job_id>/", defaults={"path": ""}, methods=["GET", "POST"])
     @routes.route("/watch/<job_id>/<path:path>", methods=["GET", "POST"])
-    def watch(job_id: str, path: str) -> Response:
+    def job_page(job_id: str, path: str) -> Response:
         if not JOB_ID.match(job_id):
             abort(404)
-        if job_id not in pages:
-            store = state / "jobs" / job_id / STORE
-            if not store.is_file():
-                abort(404)
-            token = hmac.new(secret, job_id.encode(), hashlib.sha256).hexdigest()
-            pages[job_id] = WatchApp(StoreView(store), token)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        answer = pages[job_id].respond(request.method, path, request.args.to_dict(), headers, request.get_data())
-        response = Response(answer.body, status=answer.status, content_type=answer.content_type)
-        for name, value in answer.headers:
-            response.headers[name] = value
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return _answer(page(job_id, state / "jobs" / job_id / STORE), path)
+
+    @routes.route("/watch/campaigns/<name>/", defaults={"path": ""}, methods=["GET", "POST"])
+    @routes.route("/watch/campaigns/<name>/<path:path>", methods=["GET", "POST"])
+    def campaign_page(name: str, path: str) -> Response:
+        if name not in watched:
+            abort(404)
+        return _answer(page(f"campaign:{name}", Path(watched[name])), path)
 
     app.register_blueprint(routes)
+
+
+def _answer(page: WatchApp, path: str) -> Response:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    answer = page.respond(request.method, path, request.args.to_dict(), headers, request.get_data())
+    response = Response(answer.body, status=answer.status, content_type=answer.content_type)
+    for name, value in answer.headers:
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _secret(state: Path) -> bytes:

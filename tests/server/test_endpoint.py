@@ -40,10 +40,28 @@ TEMPLATES = {
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory, demo_archive) -> Any:
+def watched(tmp_path_factory, demo_archive) -> Path:
+    """A campaign planned from the command line, whose page the endpoint is told to serve."""
+    config = demo_config(tmp_path_factory.mktemp("watched"), demo_archive, name="told-about")
+    with JobStore.open(load_campaign(config).store) as store:
+        plan(load_campaign(config), store)
+    return config
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory, demo_archive, watched) -> Any:
     state = tmp_path_factory.mktemp("endpoint")
-    with running_endpoint(state, (demo_archive.parent,)) as url:
+    with running_endpoint(state, (demo_archive.parent,), watched=(watched,)) as url:
         yield url, state
+
+
+def test_a_campaign_the_endpoint_was_told_about_has_its_page(endpoint, watched) -> None:
+    url, _ = endpoint
+    page = f"{url}/watch/campaigns/told-about/"
+    summary = requests.get(f"{page}api/summary", timeout=30).json()
+    assert summary["campaign"] == "told-about" and summary["counts"] == {"planned": 13}
+    assert "watch-token" in requests.get(page, timeout=30).text
+    assert requests.get(f"{url}/watch/campaigns/nobody/api/summary", timeout=30).status_code == 404
 
 
 @pytest.fixture(scope="module")
