@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ogc_upscaler.durations import duration as spoken
 from ogc_upscaler.store import Job, JobStore, State
 
 #: km² of the area figures are given for: 100 × 100 km.
@@ -35,7 +36,7 @@ class Estimate:
             f"finished: {self.finished:,} jobs, median {self.seconds_per_job:.1f} s per tile"
             + (f", {self.seconds_per_km2 * 1000:.2f} s per 1,000 km²" if self.seconds_per_km2 else ""),
             f"remaining: {self.remaining:,} jobs; at {self.parallel} in parallel about "
-            f"{_duration(self.eta_seconds or 0)}",
+            f"{spoken(self.eta_seconds or 0)}",
         ]
         return "\n".join(lines)
 
@@ -67,12 +68,6 @@ def estimate(store: JobStore, parallel: int) -> Estimate:
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _duration(seconds: float) -> str:
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def runtime(job: Job) -> float | None:
@@ -133,7 +128,7 @@ class SampleEstimate:
             f"per 100 × 100 km and job: {sum(self.seconds) / self.km2 * BLOCK_KM2:,.0f} s of runtime, "
             f"{_bytes(self.output_bytes / self.km2 * BLOCK_KM2)} of COGs",
             f"campaign: {self.remaining:,} more jobs ({left:,.0f} with inputs) at {self.parallel} in parallel: "
-            f"about {_duration(duration[1])} ({_duration(duration[0])} to {_duration(duration[2])}), "
+            f"about {spoken(duration[1])} ({spoken(duration[0])} to {spoken(duration[2])}), "
             f"{_bytes(size * left)} of COGs",
             "no backend here reports cost units: the runtimes above are what a campaign pays for",
         ]

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ogc_upscaler.durations import duration
+
 if TYPE_CHECKING:
     from ogc_upscaler.grid import TileSet
     from ogc_upscaler.manager import Progress as RunProgress
@@ -92,16 +94,10 @@ class ProgressBar:
             f"{rate:.1f}/min"
         )
         left = self._eta.seconds_left(progress.total - progress.done)
-        eta = "" if left is None else f"ETA {_clock_time(left)}"
+        eta = "" if left is None else f"ETA {duration(left)}"
         self._bar.update(
             self._task, description=description, total=progress.total, completed=progress.done, detail=detail, eta=eta
         )
-
-
-def _clock_time(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 class AreaBar:

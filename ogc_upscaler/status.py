@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from ogc_upscaler.durations import duration
 from ogc_upscaler.errors import UpscalerError
 from ogc_upscaler.store import ACTIVE, JobStore, State, alive, lock_holder, writer_pid
 from ogc_upscaler.tile_states import per_tile
@@ -68,7 +69,7 @@ class Attachment:
 
     def line(self, active: int) -> str:
         """One line for the terminal; ``active`` is how many jobs the store has submitted or running."""
-        ago = _ago(time.time() - self.changed_at)
+        ago = duration(time.time() - self.changed_at)
         if self.attached:
             return f"manager: attached (pid {self.pid} on {self.host}); the store changed {ago} ago"
         if self.attached is None:
@@ -165,12 +166,3 @@ class Status:
 
 def _record(row: dict[str, Any]) -> dict[str, Any]:
     return {column: row[column] for column in RECORD_COLUMNS}
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
