@@ -56,7 +56,7 @@ class Attachment:
         """The manager of the store at ``path``."""
         real = path.resolve()
         last = lock_holder(path)
-        now = writer_pid(path)
+        now = writer_pid(path, last)
         changed = max((f.stat().st_mtime for f in (real, Path(f"{real}-wal")) if f.exists()), default=0.0)
         if now is not None:
             return cls(True, now, socket.gethostname(), changed)

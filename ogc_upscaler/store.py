@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, NamedTuple
 
 from ogc_upscaler.errors import StoreError, StoreLocked
@@ -901,9 +902,10 @@ def _lock(path: Path, *, shown: Path) -> int:
     return fd
 
 
-def writer_pid(path: Path) -> int | None:
+def writer_pid(path: Path, recorded: tuple[int, str] | EllipsisType | None = ...) -> int | None:
     """The pid of the process on this host that holds the store's writer lock now (from the kernel's lock
-    table, ``/proc/locks``, without taking the lock), or None when the table shows no such lock.
+    table, ``/proc/locks``, without taking the lock), or None when the table shows no such lock;
+    ``recorded`` is what :func:`lock_holder` says, when the caller read it already.
 
     The table names a file by device and inode. Where ``stat`` reports another device than the table
     (btrfs subvolumes, some overlayfs), a lock on the same inode held by the pid the lock file records
@@ -915,7 +917,8 @@ def writer_pid(path: Path) -> int | None:
         table = Path("/proc/locks").read_text()
     except OSError:
         return None
-    recorded = lock_holder(path)
+    if recorded is ...:
+        recorded = lock_holder(path)
     file_id = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
     for line in table.splitlines():
         words = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (a waiter's has "->" second)
