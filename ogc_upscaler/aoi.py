@@ -23,7 +23,7 @@ import shapely
 from shapely.geometry import shape
 
 from ogc_upscaler.errors import InvalidAOI
-from ogc_upscaler.projection import ambiguous_crossings, area_km2, crosses_pole, split_antimeridian_one
+from ogc_upscaler.projection import ambiguous_crossings, area_km2, crosses_pole, lonlat_box, split_antimeridian_one
 
 #: File name endings read as GeoJSON here (ring by ring, with errors naming the feature).
 GEOJSON = (".geojson", ".json")
@@ -114,10 +114,7 @@ def from_bbox(west: float, south: float, east: float, north: float) -> AOI:
         raise InvalidAOI(f"AOI {source}: south ({south:g}) must be below north ({north:g})", hint="give W,S,E,N")
     if west == east:
         raise InvalidAOI(f"AOI {source}: west and east are equal, the area is empty", hint="give W,S,E,N")
-    if west < east:
-        return AOI(shapely.box(west, south, east, north), source)
-    parts = [shapely.box(west, south, 180.0, north), shapely.box(-180.0, south, east, north)]
-    return AOI(shapely.multipolygons(parts), source)
+    return AOI(lonlat_box(west, south, east, north), source)
 
 
 def from_wkt(text: str) -> AOI:

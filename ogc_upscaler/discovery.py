@@ -20,6 +20,7 @@ import shapely
 from shapely.geometry import shape
 
 from ogc_upscaler.errors import InvalidConfig
+from ogc_upscaler.projection import lonlat_box
 from ogc_upscaler.windows import Window
 
 
@@ -169,9 +170,7 @@ def open_source(stac: str, collections: Sequence[str] | None, base_dir: Path) ->
 def _box(bbox: Sequence[float]) -> shapely.Geometry:
     """A STAC bbox (2D or 3D; west > east crosses the antimeridian) as a WGS84 geometry."""
     west, south, east, north = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else tuple(bbox)
-    if west <= east:
-        return shapely.box(west, south, east, north)
-    return shapely.union_all([shapely.box(west, south, 180.0, north), shapely.box(-180.0, south, east, north)])
+    return lonlat_box(west, south, east, north)
 
 
 def _collection_of(item: pystac.Item) -> str | None:

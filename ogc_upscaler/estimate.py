@@ -35,8 +35,7 @@ class Estimate:
         lines = [
             f"finished: {self.finished:,} jobs, median {self.seconds_per_job:.1f} s per tile"
             + (f", {self.seconds_per_km2 * 1000:.2f} s per 1,000 km²" if self.seconds_per_km2 else ""),
-            f"remaining: {self.remaining:,} jobs; at {self.parallel} in parallel about "
-            f"{spoken(self.eta_seconds or 0)}",
+            f"remaining: {self.remaining:,} jobs; at {self.parallel} in parallel about {spoken(self.eta_seconds or 0)}",
         ]
         return "\n".join(lines)
 

@@ -149,6 +149,17 @@ def _proj(epsg: int) -> Proj:
     return Proj(CRS.from_epsg(epsg))
 
 
+def lonlat_box(west: float, south: float, east: float, north: float) -> shapely.Geometry:
+    """A longitude/latitude box; ``west > east`` crosses the antimeridian: two boxes, one each side.
+
+    >>> lonlat_box(170, -10, -170, 10).geom_type
+    'MultiPolygon'
+    """
+    if west <= east:
+        return shapely.box(west, south, east, north)
+    return shapely.multipolygons([shapely.box(west, south, 180.0, north), shapely.box(-180.0, south, east, north)])
+
+
 def split_antimeridian(geoms: np.ndarray) -> np.ndarray:
     """Split WGS84 polygons whose edges jump across the antimeridian.
 
