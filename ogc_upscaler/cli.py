@@ -120,7 +120,7 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     shows the area planned."""
     from ogc_upscaler import maps
     from ogc_upscaler.config import load_campaign
-    from ogc_upscaler.plan import campaign_parts, plan
+    from ogc_upscaler.plan import campaign_parts, input_source, plan
     from ogc_upscaler.progress import AreaBar
     from ogc_upscaler.run import make_backend, spec_check
     from ogc_upscaler.survey import survey
@@ -137,8 +137,9 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
             ids.extend(part.ids.tolist())
 
     backend = make_backend(campaign)
+    source = input_source(campaign)  # opened once, for the checks and the plan
     try:
-        checked = survey(campaign, spec_check(backend))
+        checked = survey(campaign, spec_check(backend), source=source)
         _warn(checked.warnings)
         with AreaBar(f"plan {campaign.name}", campaign.aoi.area_km2) as bar, JobStore.open(campaign.store) as store:
             parts = bar.counted(campaign_parts(campaign))
@@ -148,6 +149,7 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
                 replan=replan,
                 parts=kept(parts) if map_path is not None else parts,
                 check=spec_check(backend),
+                source=source,
             )
     finally:
         backend.close()

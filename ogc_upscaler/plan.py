@@ -101,6 +101,13 @@ def campaign_parts(campaign: Campaign) -> Iterator[TileSet]:
         yield with_attributes(part, campaign.aoi)
 
 
+def input_source(campaign: Campaign) -> InputSource | None:
+    """The campaign's input catalog (a static catalog or a STAC API), opened; None when it takes no inputs."""
+    if campaign.inputs is None:
+        return None
+    return open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
+
+
 def tile_records(tiles: TileSet) -> Iterator[TileRecord]:
     """The tiles as the store keeps them, footprints as WKB."""
     wkb = shapely.to_wkb(tiles.footprints)
@@ -198,6 +205,7 @@ def plan(
     parts: Iterable[TileSet] | None = None,
     check: Callable[[JobSpec], None] | None = None,
     partial: bool = False,
+    source: InputSource | None = None,
 ) -> PlanReport:
     """Write the campaign's jobs to the store; see the module docstring for what is refused.
 
@@ -206,15 +214,15 @@ def plan(
     nothing else in the store is stale, and the store is not marked as holding the whole plan, so
     the next run plans the rest. ``check`` is called with every job that would run: when it
     raises, the store is left as it was. Jobs that found no inputs before and find some now (the
-    archive grew) are planned again without ``replan``: they never ran.
+    archive grew) are planned again without ``replan``: they never ran. ``source`` is the campaign's
+    input catalog when the caller opened it already (else it is opened here).
     """
     parts = campaign_parts(campaign) if parts is None else parts
     _check_grid(campaign, store, replan)
     if campaign.priority is not None:
         check_priority(campaign.priority, [*campaign.aoi.properties, *campaign.grid.feature_attributes()])
-    source = None
-    if campaign.inputs is not None:
-        source = open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
+    if source is None:
+        source = input_source(campaign)
     tally = _Tally()
     with store.planning() as planning:
         for part in parts:

@@ -17,8 +17,8 @@ import shapely
 
 from ogc_upscaler.attributes import with_attributes
 from ogc_upscaler.campaign import Campaign
-from ogc_upscaler.discovery import Coverage, open_source
-from ogc_upscaler.plan import job_specs
+from ogc_upscaler.discovery import Coverage, InputSource
+from ogc_upscaler.plan import input_source, job_specs
 from ogc_upscaler.projection import area_km2
 from ogc_upscaler.sample import spread
 from ogc_upscaler.store import JobSpec, State
@@ -74,15 +74,19 @@ class Survey:
         return "\n".join(lines)
 
 
-def survey(campaign: Campaign, check: Callable[[JobSpec], None] | None = None, n: int = SAMPLE_TILES) -> Survey:
+def survey(
+    campaign: Campaign,
+    check: Callable[[JobSpec], None] | None = None,
+    n: int = SAMPLE_TILES,
+    source: InputSource | None = None,
+) -> Survey:
     """Check ``campaign`` on ``n`` tiles spread over its AOI (``check`` takes each sampled job that would run,
-    as the backend checks it); raises what ``run`` would raise, and says what would surprise."""
+    as the backend checks it; ``source`` is its input catalog, if the caller opened it); raises what ``run``
+    would raise, and says what would surprise."""
     sample = spread(campaign.grid, campaign.aoi, n)
     tiles = with_attributes(sample.tiles, campaign.aoi)
-    source, coverage = None, None
-    if campaign.inputs is not None:
-        source = open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
-        coverage = source.coverage()
+    source = source or input_source(campaign)
+    coverage = source.coverage() if source is not None else None
     specs = tuple(job_specs(campaign, tiles, source))
     for spec in specs:
         if check is not None and spec.state is State.PLANNED:
