@@ -131,14 +131,22 @@ def _frame(ax: Any, bounds: tuple[float, float, float, float]) -> None:
         ax.add_collection(LineCollection(world.coastlines, colors="#5b6f80", linewidths=0.8, zorder=3))
 
 
-def _label(ax: Any, footprints: np.ndarray, labels: Sequence[str]) -> None:
-    """Tile ids on the tiles, leaving out slivers cut at zone seams, whose labels ran over their neighbours'."""
+def placed_labels(footprints: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float, float]]:
+    """Where tile ids go on a map: inside each tile, leaving out slivers cut at zone seams (under half the
+    median tile's area), whose labels ran over their neighbours'; a label is the id without the grid's name."""
     areas = shapely.area(footprints)
     big = areas >= 0.5 * np.median(areas)
     points = shapely.point_on_surface(footprints)
-    for label, point, keep in zip(labels, points, big, strict=True):
-        if keep:
-            ax.annotate(label.split("-", 1)[-1], (point.x, point.y), ha="center", va="center", fontsize=6, zorder=4)
+    return [
+        (label.split("-", 1)[-1], point.x, point.y)
+        for label, point, keep in zip(labels, points, big, strict=True)
+        if keep
+    ]
+
+
+def _label(ax: Any, footprints: np.ndarray, labels: Sequence[str]) -> None:
+    for text, x, y in placed_labels(footprints, labels):
+        ax.annotate(text, (x, y), ha="center", va="center", fontsize=6, zorder=4)
 
 
 def _rings(

@@ -33,14 +33,28 @@ def test_tile_states_take_the_least_advanced_job_and_failed_first() -> None:
 
 
 def test_no_inputs_has_a_colour_of_its_own_and_the_map_has_coastlines(tmp_path) -> None:
-    aoi = load_aoi("11.6,47.6,12.4,48.2")
+    aoi = load_aoi("12.0,54.0,13.0,54.6")  # the Baltic coast by Rostock
     tiles = grid_from_spec("utm-20km").tiles(aoi)
     states = ["no_inputs" if i % 2 else "collected" for i in range(len(tiles))]
     path = tmp_path / "status.png"
     maps.draw(path, aoi.geometry, tiles.footprints, states, labels=list(tiles.ids))
     image = mpimg.imread(path)[:, :, :3]
-    rgb = np.array([int(maps.STATE_COLOURS["no_inputs"][i : i + 2], 16) / 255 for i in (1, 3, 5)])
-    assert (np.abs(image - rgb).sum(axis=2) < 0.02).sum() > 1000
+    for colour, least in ((maps.STATE_COLOURS["no_inputs"], 1000), ("#5b6f80", 200)):  # the coast's colour
+        rgb = np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+        assert (np.abs(image - rgb).sum(axis=2) < 0.02).sum() > least, colour
+
+
+def test_labels_leave_out_slivers_cut_at_a_zone_seam() -> None:
+    aoi = load_aoi("11.6,47.6,12.4,48.2")  # across the seam of zones 32 and 33 at 12°E
+    tiles = grid_from_spec("utm-20km").tiles(aoi)
+    areas = shapely.area(tiles.footprints)
+    slivers = {str(t) for t, a in zip(tiles.ids, areas, strict=True) if a < 0.5 * np.median(areas)}
+    placed = maps.placed_labels(tiles.footprints, list(tiles.ids))
+    assert slivers and len(placed) == len(tiles) - len(slivers)
+    assert not {text for text, _, _ in placed} & {s.split("-", 1)[-1] for s in slivers}
+    points = np.array([(x, y) for _, x, y in placed])
+    gaps = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1))
+    assert gaps[np.triu_indices(len(points), 1)].min() > 0.05  # degrees: labels never sit on one another
 
 
 def write_tile(path, x0: float, value: float) -> None:
