@@ -64,8 +64,29 @@ class Request:
         return json.dumps(asdict(self))
 
     @classmethod
+    def read(cls, path: Path) -> Request:
+        """The request in ``path``, named by the file's own name (whatever its body says); raises
+        :class:`UnreadableRequest` for anything that is not a request."""
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            cause = data.get("cause")
+            if cause is not None and not isinstance(cause, str):
+                raise TypeError("cause is not text")
+            return cls(path.name.partition(".")[0], Action(data["action"]), cause, float(data.get("asked_at") or 0.0))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UnreadableRequest(f"{path.name}: {err}") from None
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Request:
         return cls(data["request_id"], Action(data["action"]), data.get("cause"), float(data.get("asked_at", 0.0)))
+
+
+class UnreadableRequest(Exception):
+    """A file in the request folder that is not a request (written by hand, or by something else)."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +132,15 @@ class Requests:
                 latest[stem] = suffix
         out = []
         for stem in sorted(latest, reverse=True)[:limit]:
+            path = self.folder / f"{stem}.{latest[stem]}"
             try:
-                data = json.loads((self.folder / f"{stem}.{latest[stem]}").read_text())
-            except (OSError, ValueError):
-                continue  # moved on between listing and reading: shown at the next look
-            if latest[stem] == "done":
-                out.append(Shown(Request.from_dict(data["request"]), Answer(**data["answer"])))
-            else:
-                out.append(Shown(Request.from_dict(data), None))
+                if latest[stem] == "done":
+                    data = json.loads(path.read_text())
+                    out.append(Shown(Request.from_dict(data["request"]), Answer(**data["answer"])))
+                else:
+                    out.append(Shown(Request.read(path), None))
+            except (OSError, ValueError, KeyError, TypeError, UnreadableRequest):
+                continue  # moved on between listing and reading (shown at the next look), or not a request
         return out
 
     # -- taking (the manager) --------------------------------------------------------------------
@@ -126,7 +148,8 @@ class Requests:
     def take(self) -> Iterator[Request]:
         """Claim waiting requests, oldest first; answer each with :meth:`answered` once it is applied.
 
-        Claims left by a manager that stopped are answered as lost first.
+        Claims left by a manager that stopped are answered as lost first; a file that is no request is
+        answered as unreadable, never raised: a stray file never stops the manager.
         """
         if not self.folder.is_dir():
             return
@@ -135,10 +158,13 @@ class Requests:
         for name in names:
             stem, _, suffix = name.partition(".")
             path = self.folder / name
-            if suffix == "taken" and stem not in done:
+            if suffix == "taken":
+                if stem in done:  # answered, then stopped before letting go of the claim
+                    path.unlink(missing_ok=True)
+                    continue
                 try:
-                    lost = Request.from_dict(json.loads(path.read_text()))
-                except (OSError, ValueError, KeyError):
+                    lost = Request.read(path)
+                except (FileNotFoundError, UnreadableRequest):
                     lost = Request(stem, Action.RETRY)
                 self.answered(lost, False, "lost: the manager stopped while applying it; read the states, ask again")
             if suffix != "json":
@@ -146,10 +172,11 @@ class Requests:
             claimed = path.with_suffix(".taken")
             try:
                 path.rename(claimed)
-                request = Request.from_dict(json.loads(claimed.read_text()))
+                _sync(self.folder)  # the claim survives a power cut as the store's change would: applied once
+                request = Request.read(claimed)
             except FileNotFoundError:
                 continue
-            except (OSError, ValueError, KeyError) as err:
+            except UnreadableRequest as err:
                 self.answered(Request(stem, Action.RETRY), False, f"unreadable request ({err})")
                 continue
             yield request
@@ -171,6 +198,14 @@ class Requests:
 
 #: A request's files, in the order it moves through them.
 _RANK = {"json": 0, "taken": 1, "done": 2}
+
+
+def _sync(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write(path: Path, text: str) -> None:

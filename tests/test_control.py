@@ -135,3 +135,31 @@ def test_a_cancel_withdraws_every_unfinished_job_and_ends_the_run(tmp_path) -> N
     thread.join(60)
     assert not thread.is_alive() and read_states(path) == {"cancelled": 12}
     assert requests.shown()[0].answer.message == "12 unfinished jobs cancelled"
+
+
+def test_a_file_that_is_no_request_is_answered_never_raised_and_named_by_its_file(tmp_path) -> None:
+    requests = Requests(tmp_path / "jobs.sqlite")
+    requests.folder.mkdir()
+    (requests.folder / "0001-list.json").write_text("[1, 2]")
+    (requests.folder / "0002-null.json").write_text('{"request_id": "other", "action": "pause", "asked_at": null}')
+    (requests.folder / "0003-cause.json").write_text('{"action": "retry", "cause": 5}')
+    taken = list(requests.take())
+    assert [r.request_id for r in taken] == ["0002-null"] and taken[0].action is Action.PAUSE
+    requests.answered(taken[0], True, "paused")
+    answers = {s.request.request_id: s.answer for s in requests.shown()}
+    assert set(answers) == {"0001-list", "0002-null", "0003-cause"}
+    assert not answers["0001-list"].applied and "unreadable" in answers["0001-list"].message
+    assert answers["0002-null"].applied
+    assert sorted(p.suffix for p in requests.folder.iterdir()) == [".done"] * 3  # no claim left behind
+    assert list(requests.take()) == []
+
+
+def test_a_claim_left_beside_its_answer_is_let_go_not_answered_lost(tmp_path) -> None:
+    requests = Requests(tmp_path / "jobs.sqlite")
+    asked = requests.ask(Request.new("pause"))
+    (request,) = requests.take()
+    requests.answered(request, True, "submissions paused")
+    (requests.folder / f"{asked.request_id}.taken").write_text(asked.to_json())  # died before unlinking it
+    assert list(requests.take()) == []
+    (shown,) = requests.shown()
+    assert shown.answer.applied and not (requests.folder / f"{asked.request_id}.taken").exists()
