@@ -275,9 +275,10 @@ class Manager:
             of = f" of cause {request.cause!r}" if request.cause else ""
             return f"{n:,} failed jobs{of} back to planned, with fresh attempts"
         cancelled = withdraw(self.store, lambda: self.backend)
-        for job_id in cancelled:
+        for job_id in cancelled:  # asked to stop on the backend just now: no dismissal or lookup goes on
             self.active.pop(job_id, None)
             self.lookups.pop(job_id, None)
+            self.dismissing.pop(job_id, None)
         self._recount()
         return f"{len(cancelled):,} unfinished jobs cancelled"
 

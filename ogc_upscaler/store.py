@@ -635,11 +635,15 @@ class JobStore:
             )
         )
 
-    def tile_states(self, window_start: str | None = None) -> list[tuple[str, str]]:
-        """``(tile id, state)`` of every job (of the window starting at ``window_start``, if given)."""
+    def tile_states(self, window_start: str | None = None, window_end: str | None = None) -> list[tuple[str, str]]:
+        """``(tile id, state)`` of every job (of the window from ``window_start`` to ``window_end``, if given)."""
         if window_start is None:
             return list(self._db.execute("SELECT tile_id, state FROM jobs"))
-        return list(self._db.execute("SELECT tile_id, state FROM jobs WHERE window_start = ?", (window_start,)))
+        return list(
+            self._db.execute(
+                "SELECT tile_id, state FROM jobs WHERE window_start = ? AND window_end = ?", (window_start, window_end)
+            )
+        )
 
     def tile_jobs(self, tile_id: str) -> list[Job]:
         """The jobs of one tile, in plan order."""

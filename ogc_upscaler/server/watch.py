@@ -15,6 +15,7 @@ import json
 import os
 import re
 import secrets
+from collections import OrderedDict
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, request
@@ -23,6 +24,8 @@ from ogc_upscaler.watch.app import WatchApp
 from ogc_upscaler.watch.view import StoreView
 
 JOB_ID = re.compile(r"^[0-9a-f-]{36}$")
+#: Pages whose tiles and answers a server process keeps, the latest read: the others are read again.
+PAGES_KEPT = 16
 #: The campaign store an ``upscale`` job keeps in its folder (``UpscaleProcessor.campaign``).
 STORE = "campaign.sqlite"
 
@@ -36,7 +39,7 @@ def watch_link(folder: Path, base_url: str, identifier: str) -> dict[str, str] |
 
 def install(app: Flask, state: Path) -> None:
     """Serve the watch pages of the jobs in ``state``/jobs and of the campaigns in ``state``/watched.json."""
-    pages: dict[str, WatchApp] = {}
+    pages: OrderedDict[str, WatchApp] = OrderedDict()  # the pages read lately: each holds its tiles
     secret = _secret(state)
     watched_file = state / "watched.json"
     watched = json.loads(watched_file.read_text()) if watched_file.is_file() else {}
@@ -48,6 +51,9 @@ def install(app: Flask, state: Path) -> None:
                 abort(404)
             token = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
             pages[key] = WatchApp(StoreView(store), token)
+            while len(pages) > PAGES_KEPT:
+                pages.popitem(last=False)
+        pages.move_to_end(key)
         return pages[key]
 
     @routes.route("/watch/<job_id>/", defaults={"path": ""}, methods=["GET", "POST"])

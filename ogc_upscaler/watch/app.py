@@ -12,6 +12,7 @@ under ``/watch/<job id>/`` on the endpoint.
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import mimetypes
@@ -66,9 +67,12 @@ class Response:
 class WatchApp:
     """Answers the watch page of the store ``view`` reads; ``token`` guards the requests that change something."""
 
-    def __init__(self, view: StoreView, token: str) -> None:
+    def __init__(self, view: StoreView, token: str, hosts: frozenset[str] | None = None) -> None:
         self.view = view
         self.token = token
+        #: The ``Host`` headers answered (None: any). A page on loopback answers only its own names, so a
+        #: site whose name a DNS trick points at 127.0.0.1 cannot read the page, nor its token.
+        self.hosts = hosts
         self._get: dict[str, Callable[[dict[str, str]], Response]] = {
             "": self._page,
             "index.html": self._page,
@@ -87,6 +91,8 @@ class WatchApp:
     def respond(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Response:
         """The answer to one request; ``path`` is relative to the application's root."""
         path = path.strip("/")
+        if self.hosts is not None and headers.get("host", "").lower() not in self.hosts:
+            return Response.error(403, f"this page answers as {' or '.join(sorted(self.hosts))} only")
         try:
             if method == "POST" and path == "api/requests":
                 return self._ask(headers, body)
@@ -164,7 +170,7 @@ class WatchApp:
         return Response(200, "text/plain; charset=utf-8", text.encode(), (("X-Log-Path", path),))
 
     def _ask(self, headers: dict[str, str], body: bytes) -> Response:
-        if headers.get("x-watch-token") != self.token:
+        if not hmac.compare_digest(headers.get("x-watch-token", ""), self.token):
             return Response.error(403, "this request does not come from the watch page", "reload the page")
         try:
             data = json.loads(body or b"{}")

@@ -38,4 +38,11 @@ def watch_server(store: Path, host: str = "127.0.0.1", port: int = 8765) -> tupl
             f"cannot listen on {host}:{port}: {err.strerror}", hint="choose another port with --port"
         ) from None
     shown = f"[{host}]" if ":" in host else host
+    if host in LOOPBACK:
+        port = server.server_port
+        app.hosts = frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", shown.lower()))
     return server, f"http://{shown}:{server.server_port}/"
+
+
+#: Addresses only this machine reaches: there, the page answers only to its own names.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -9,6 +9,7 @@ answer (:meth:`StoreView.geometry`) and colours them from another, one byte per 
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import threading
 import time
@@ -23,6 +24,7 @@ import numpy as np
 
 from ogc_upscaler.causes import job_cause
 from ogc_upscaler.control import Requests
+from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.status import Attachment
 from ogc_upscaler.store import TERMINAL, Job, JobStore, State
 from ogc_upscaler.tile_states import COLOURS, ORDER, per_tile
@@ -36,6 +38,8 @@ LOG_TAIL = 64 * 1024
 #: Footprints are simplified for the map within this many degrees (about 10 m): a UTM tile's densified
 #: edges are straight at any zoom a person uses, and each point saved is one the browser does not fill.
 SIMPLIFY_DEG = 1e-4
+#: Failures are grouped again at most this often (seconds): grouping 30,000 failed jobs takes seconds.
+FAILURES_FRESH_S = 5.0
 #: Job ids listed with each cause of failure.
 CAUSE_JOBS = 20
 
@@ -59,7 +63,7 @@ class Summary:
     campaign: str
     version: str
     counts: dict[str, int]
-    per_window: dict[str, dict[str, int]]
+    per_window: dict[str, dict[str, int]]  # by window, as ``START/END``
     windows: list[tuple[str, str]]
     per_backend: dict[str, dict[str, int]]
     total: int
@@ -93,9 +97,9 @@ class StoreView:
     def __init__(self, store: Path) -> None:
         self.store = store
         self.requests = Requests(store)
-        self._cache: dict[str, tuple[Any, Any]] = {}
+        self._cache: dict[str, tuple[Any, Any, float]] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._tile_ids: list[str] = []
 
     # -- reading, once per change ----------------------------------------------------------------
 
@@ -110,24 +114,36 @@ class StoreView:
                 parts.append("-")
         return "-".join(parts)
 
-    def _kept(self, name: str, key: Any, make: Callable[[JobStore], T]) -> T:
+    def _kept(self, name: str, key: Any, make: Callable[[JobStore], T], *, fresh_for: float = 0.0) -> T:
+        """The value ``make`` gives for ``key``, made once per key: pages asking meanwhile wait for it and share
+        it. Within ``fresh_for`` seconds of the last one, a value made for an older key is good enough."""
         with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
             held = self._cache.get(name)
-            if held is not None and held[0] == key:
+            if held is not None and (held[0] == key or time.monotonic() - held[2] < fresh_for):
                 return held[1]
-        with JobStore.read(self.store) as store:
-            value = make(store)
-        with self._lock:
-            self._cache[name] = (key, value)
-        return value
+            with JobStore.read(self.store) as store:
+                value = make(store)
+            self._cache[name] = (key, value, time.monotonic())
+            return value
 
     def summary(self) -> Summary:
         """The campaign's counts and progress now."""
         version = self.version()
         summary = self._kept("summary", version, lambda s: self._summary(s, version))
-        # the attachment and the time left move with the clock, not only with the store
-        attachment = Attachment.of(self.store)
-        return Summary(**{**summary.__dict__, "attachment": attachment})
+        # the manager's attachment, the rate and the time left move with the clock, not only with the store
+        now = time.time()
+        with JobStore.read(self.store) as store:
+            finished, first = store.finished_since(_iso(now - RATE_WINDOW_S))
+        rate = finished / max(60.0, now - _epoch(first)) if finished and first is not None else None
+        left = (summary.total - summary.done) / rate if rate else None
+        return dataclasses.replace(
+            summary,
+            attachment=Attachment.of(self.store),
+            rate_per_hour=rate * 3600 if rate else None,
+            seconds_left=left,
+        )
 
     def _summary(self, store: JobStore, version: str) -> Summary:
         counts: Counter[str] = Counter()
@@ -141,15 +157,9 @@ class StoreView:
         for start, end, state, n in store.counts_per_window():
             if not windows or windows[-1] != (start, end):
                 windows.append((start, end))
-            per_window.setdefault(start, {})[state] = n
+            per_window.setdefault(f"{start}/{end}", {})[state] = n
         total = sum(counts.values())
         done = sum(n for s, n in counts.items() if State(s) in TERMINAL or s == State.IN_DOUBT.value)
-        now = time.time()
-        finished, first = store.finished_since(_iso(now - RATE_WINDOW_S))
-        rate = None
-        if finished and first is not None:
-            rate = finished / max(60.0, now - _epoch(first))
-        left = (total - done) / rate if rate else None
         return Summary(
             campaign=store.get_meta("campaign") or self.store.stem,
             version=version,
@@ -159,8 +169,8 @@ class StoreView:
             per_backend=per_backend,
             total=total,
             done=done,
-            rate_per_hour=rate * 3600 if rate else None,
-            seconds_left=left,
+            rate_per_hour=None,
+            seconds_left=None,
             attachment=Attachment(False, None, None, 0.0),
             paused=bool(store.get_meta("paused")),
         )
@@ -172,20 +182,21 @@ class StoreView:
         ``uint32`` first point of each ring (and one past the last); ``float32`` longitude,
         latitude of each point.
         """
-        return self._kept("geometry", self._plan_key(), self._geometry)
+        return self._kept("geometry", self._plan_key(), self._geometry)[0]
 
     def _plan_key(self) -> Any:
-        with JobStore.read(self.store) as store:
-            return store.get_meta("fingerprint"), store.get_meta("windows"), store.count()
+        """What names the plan: its tiles change only when it does."""
+        return self._kept(
+            "plan", self.version(), lambda s: (s.get_meta("fingerprint"), s.get_meta("windows"), s.count())
+        )
 
-    def _geometry(self, store: JobStore) -> bytes:
+    def _geometry(self, store: JobStore) -> tuple[bytes, list[str]]:
         import shapely
 
         ids, wkb = [], []
         for tile in store.tiles():
             ids.append(tile.tile_id)
             wkb.append(tile.footprint)
-        self._tile_ids = ids
         footprints = shapely.simplify(shapely.from_wkb(np.array(wkb, dtype=object)), SIMPLIFY_DEG)
         parts, tile_of_part = shapely.get_parts(footprints, return_index=True)
         polygons = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
@@ -195,36 +206,39 @@ class StoreView:
         starts = np.zeros(len(rings) + 1, dtype="<u4")
         starts[1:] = np.cumsum(np.bincount(ring_of_point, minlength=len(rings)))
         header = struct.pack("<4I", MAGIC, len(ids), len(rings), len(coords))
-        return header + ring_tile.tobytes() + starts.tobytes() + coords.astype("<f4").tobytes()
+        return header + ring_tile.tobytes() + starts.tobytes() + coords.astype("<f4").tobytes(), ids
 
     def aoi(self) -> Any:
         """The campaign's area of interest as GeoJSON, as it was planned (None before a plan)."""
         return self._kept("aoi", self._plan_key(), lambda store: store.get_meta("aoi"))
 
     def tile_ids(self) -> list[str]:
-        """Tile ids in the order the page numbers them."""
-        self.geometry()
-        return self._tile_ids
+        """Tile ids in the order the page numbers them (those of the tiles :meth:`geometry` gives)."""
+        return self._kept("geometry", self._plan_key(), self._geometry)[1]
 
     def states(self, window: str | None) -> bytes:
-        """One byte per tile: 0 if it has no job (in ``window``, when given), else 1 + its state's place in
-        :data:`~ogc_upscaler.tile_states.ORDER`."""
+        """One byte per tile: 0 if it has no job (in ``window``, ``START/END``, when given), else 1 + its
+        state's place in :data:`~ogc_upscaler.tile_states.ORDER`. An unknown window is refused."""
+        version = self.version()
+        if window and window not in self._kept("summary", version, lambda s: self._summary(s, version)).per_window:
+            raise InvalidInput(f"no window {window!r} in this campaign", hint="give START/END of one of its windows")
         ids = self.tile_ids()
-        return self._kept(f"states:{window}", (self.version(), len(ids)), lambda s: self._states(s, window, ids))
+        return self._kept(f"states:{window}", (self.version(), id(ids)), lambda s: self._states(s, window, ids))
 
     @staticmethod
     def _states(store: JobStore, window: str | None, ids: list[str]) -> bytes:
         place = {state: i + 1 for i, state in enumerate(ORDER)}
         index = {tile_id: i for i, tile_id in enumerate(ids)}
         codes = np.zeros(len(ids), dtype=np.uint8)
-        for tile_id, state in per_tile(store.tile_states(window)).items():
+        start, end = window.split("/", 1) if window else (None, None)
+        for tile_id, state in per_tile(store.tile_states(start, end)).items():
             if (i := index.get(tile_id)) is not None:
                 codes[i] = place[state]
         return codes.tobytes()
 
     def failures(self) -> list[CauseGroup]:
         """Failed jobs grouped by cause, most frequent first."""
-        return self._kept("failures", self.version(), self._failures)
+        return self._kept("failures", self.version(), self._failures, fresh_for=FAILURES_FRESH_S)
 
     @staticmethod
     def _failures(store: JobStore) -> list[CauseGroup]:

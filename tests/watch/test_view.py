@@ -13,6 +13,7 @@ import pytest
 import shapely
 
 from ogc_upscaler.control import Requests
+from ogc_upscaler.errors import InvalidInput
 from ogc_upscaler.store import JobSpec, JobStore, Move, TileRecord
 from ogc_upscaler.tile_states import ORDER
 from ogc_upscaler.watch import app as app_module
@@ -87,16 +88,17 @@ def test_one_byte_per_tile_gives_its_state_in_each_window_or_in_all(path) -> Non
     every = list(view.states(None))
     # T0 runs in the first window and waits in the second: the less advanced shows; a failure shows first
     assert every == [code["planned"], code["failed"], code["failed"], code["planned"], code["planned"]]
-    first = list(view.states(WINDOWS[0][0]))
+    first = list(view.states("/".join(WINDOWS[0])))
     assert first == [code["running"], code["failed"], code["planned"], code["planned"], code["planned"]]
-    assert list(view.states("1999-01-01T00:00:00Z")) == [0] * 5  # no job of this window
+    with pytest.raises(InvalidInput, match="no window"):
+        view.states("1999-01-01T00:00:00Z/1999-02-01T00:00:00Z")
 
 
 def test_the_summary_follows_the_store_as_the_manager_writes_it(path) -> None:
     view = StoreView(path)
     before = view.summary()
     assert before.campaign == "alps" and before.total == 10 and before.counts["failed"] == 2
-    assert before.per_window[WINDOWS[1][0]] == {"planned": 4, "failed": 1} and before.windows == list(WINDOWS)
+    assert before.per_window["/".join(WINDOWS[1])] == {"planned": 4, "failed": 1} and before.windows == list(WINDOWS)
     assert before.per_backend == {"cwltool": {"failed": 2, "running": 1}}
     assert before.rate_per_hour is not None and before.rate_per_hour > 0  # two jobs ended just now
     assert before.attachment.pid == os.getpid() and before.attachment.attached is None  # alive, no lock held
@@ -169,3 +171,20 @@ def test_the_wsgi_entry_answers_like_respond(path) -> None:
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/summary", "QUERY_STRING": "", "wsgi.input": io.BytesIO()}
     body = b"".join(app(environ, lambda status, headers: seen.append(status)))
     assert seen == ["200 OK"] and json.loads(body)["total"] == 10
+
+
+def test_a_page_on_loopback_answers_only_to_its_own_names(path) -> None:
+    from ogc_upscaler.watch.serve import watch_server
+
+    server, url = watch_server(path, port=0)
+    try:
+        app = server.get_app()
+        port = server.server_port
+        assert url == f"http://127.0.0.1:{port}/"
+        asked = {"host": f"127.0.0.1:{port}"}
+        assert app.respond("GET", "api/summary", {}, asked, b"").status == 200
+        assert app.respond("GET", "api/summary", {}, {"host": f"localhost:{port}"}, b"").status == 200
+        rebound = app.respond("GET", "", {}, {"host": f"evil.example:{port}"}, b"")  # a DNS trick onto loopback
+        assert rebound.status == 403 and TOKEN not in rebound.body.decode()
+    finally:
+        server.server_close()

@@ -221,6 +221,8 @@ function renderLayer() {
 // Show the map: the layer (rendered again first if `fresh`, i.e. the states or the basemap changed),
 // then the selected tile's outline.
 function draw(fresh = true) {
+  if (!page.codes || !page.summary) return; // nothing read yet
+  if (!$("map").width || !$("map").height) return; // not laid out (yet): drawn when it is
   const started = performance.now();
   if (fresh || !page.layer) renderLayer();
   const canvas = $("map");
@@ -321,10 +323,10 @@ function showSummary() {
   $("progress").textContent = `${s.done.toLocaleString()} of ${s.total.toLocaleString()} jobs done · ${rate} · ${s.done === s.total ? "nothing left to run" : s.seconds_left ? "about " + duration(s.seconds_left) + " left" : "time left not known yet"}`;
 
   const select = $("window");
-  const wanted = ["", ...s.windows.map((w) => w[0])];
+  const wanted = ["", ...s.windows.map((w) => `${w[0]}/${w[1]}`)];
   if (select.options.length !== wanted.length) {
     select.replaceChildren(el("option", { value: "" }, `all ${s.windows.length} windows`));
-    for (const [start, end] of s.windows) select.append(el("option", { value: start }, `${start.slice(0, 10)} – ${end.slice(0, 10)}`));
+    for (const [start, end] of s.windows) select.append(el("option", { value: `${start}/${end}` }, `${start.slice(0, 10)} – ${end.slice(0, 10)}`));
     select.value = page.window;
   }
   const counts = page.window ? s.per_window[page.window] || {} : s.counts;
@@ -349,7 +351,7 @@ function showSummary() {
   const windows = $("windows");
   windows.replaceChildren(
     ...s.windows.map(([start, end]) => {
-      const per = s.per_window[start] || {};
+      const per = s.per_window[`${start}/${end}`] || {};
       const done = (per.collected || 0) + (per.no_inputs || 0);
       const all = Object.values(per).reduce((a, b) => a + b, 0);
       return el("li", { "data-window": start }, `${start.slice(0, 10)} – ${end.slice(0, 10)}: ${done.toLocaleString()} of ${all.toLocaleString()} done`, per.failed ? `, ${per.failed} failed` : "");
@@ -429,21 +431,38 @@ function fail(err) {
 
 // -- the loop ------------------------------------------------------------------------------------
 
+// One refresh at a time, and the latest asked wins: a poll for the window the page showed before a
+// change of window never draws over the new one. The version is taken only once all it shows is read,
+// so a failed read is read again at the next poll.
+let refreshes = 0;
+
 async function refresh(force = false) {
-  page.summary = await get("api/summary");
+  const mine = ++refreshes;
+  const summary = await get("api/summary");
+  if (mine !== refreshes) return;
+  page.summary = summary;
   $("problem").hidden = true;
   showSummary();
-  if (force || page.summary.version !== page.version) {
-    page.version = page.summary.version;
-    const codes = new Uint8Array(await get(`api/states?window=${encodeURIComponent(page.window)}`, "bytes"));
+  if (force || summary.version !== page.version) {
+    const shown = page.window;
+    const codes = new Uint8Array(await get(`api/states?window=${encodeURIComponent(shown)}`, "bytes"));
+    if (mine !== refreshes || shown !== page.window) return;
     if (codes.length !== page.tiles.count) return location.reload(); // planned again: new tiles
     page.codes = codes;
     groupByState();
     draw();
     await refreshFailures();
     if (page.selected !== null) await showTile(page.selected);
+    if (mine === refreshes) page.version = summary.version;
   }
   await refreshRequests();
+}
+
+// Polls one after the other (never two at once, however slow the server), also after a failed one.
+function poll() {
+  refresh()
+    .catch(fail)
+    .finally(() => setTimeout(poll, POLL_MS));
 }
 
 function installControls(canvas, redo) {
@@ -458,7 +477,11 @@ function installControls(canvas, redo) {
     v.k = k;
     draw(false);
   }, { passive: false });
-  canvas.addEventListener("pointerdown", (e) => (drag = { x: e.offsetX, y: e.offsetY, moved: false }));
+  canvas.addEventListener("pointerdown", (e) => {
+    canvas.setPointerCapture(e.pointerId); // a button let go outside the map still ends the drag
+    drag = { x: e.offsetX, y: e.offsetY, moved: false };
+  });
+  canvas.addEventListener("pointercancel", () => (drag = null));
   canvas.addEventListener("pointermove", (e) => {
     if (!drag) return;
     const dx = e.offsetX - drag.x, dy = e.offsetY - drag.y;
@@ -513,8 +536,12 @@ function resize() {
 async function start() {
   page.tiles = readTiles(await get("api/tiles", "bytes"));
   resize();
-  await refresh(true);
   installControls($("map"), resize);
+  try {
+    await refresh(true);
+  } finally {
+    setTimeout(poll, POLL_MS); // a first read that failed is tried again: the page never goes dead
+  }
   const overlays = [
     get("static/build/world.json").then((world) => (page.world = world)),
     get("api/aoi").then((aoi) => (page.aoiGeojson = aoi)),
@@ -525,7 +552,6 @@ async function start() {
       draw();
     })
     .catch(fail);
-  setInterval(() => refresh().catch(fail), POLL_MS);
 }
 
 window.ogcWatch = {
