@@ -179,8 +179,7 @@ class Manager:
         self.finishing: dict[str, Later] = {}
         self.dismissing: dict[str, Later] = {}
         self.progress = Progress(Counter())
-        for state, _, n in store.counts():
-            self.progress.counts[state] += n
+        self._recount()
 
     def run(self, stop: threading.Event | None = None) -> Progress:
         """Loop until no job is left to run or ``stop`` is set; return the final counts."""

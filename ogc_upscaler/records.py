@@ -17,7 +17,6 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
 from typing import Any
 
 import shapely
@@ -112,9 +111,7 @@ def _plain(value: Any, where: str) -> Any:
     """A JSON value: numpy and pandas scalars as Python's, dates as ISO text, a missing value as None."""
     if hasattr(value, "item") and not isinstance(value, list | tuple | dict):
         value = value.item()
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if hasattr(value, "isoformat"):  # pandas' Timestamp
+    if hasattr(value, "isoformat"):  # datetime, date, pandas' Timestamp
         return value.isoformat()
     if isinstance(value, float) and math.isnan(value):
         return None
