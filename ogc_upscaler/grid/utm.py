@@ -28,6 +28,9 @@ SOUTH_LIMIT = -80.0
 NORTH_LIMIT = 84.0
 #: A clipped part smaller than the cell by less than this fraction is the whole cell (rounding at seams).
 CLIP_TOLERANCE = 1e-9
+#: Degrees to which a footprint cut by a zone that is not a rectangle is snapped (about 10 µm).
+SEAM_PRECISION = 1e-10
+POLYGONAL = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class UTMGrid(Grid):
                 f"outside UTM's range ({SOUTH_LIMIT:g}° to {NORTH_LIMIT:g}°) for grid {self.name}",
                 hint="use a laea-* grid, or a custom grid in a polar CRS (EPSG:3413 north, EPSG:3031 south)",
             )
-        zones, boxes = _zone_boxes()
+        zones, boxes = self.zones()
         shapely.prepare(aoi.geometry)
         hit = shapely.intersects(aoi.geometry, boxes) & ~shapely.touches(aoi.geometry, boxes)
         pieces = _Pieces(aoi.geometry)
@@ -99,8 +102,10 @@ class UTMGrid(Grid):
             leaving = ~shapely.contains(zone, edge_boxes)
             cut = edge[leaving]
             lonlat = to_wgs84(edge_boxes[leaving], epsg, self.pixel_size)
-            parts = shapely.clip_by_rect(lonlat, *zone_box.bounds)
-            real = shapely.area(parts) < (1.0 - CLIP_TOLERANCE) * shapely.area(lonlat)
+            parts = clip_to_zone(lonlat, zone_box)
+            outside = cut[shapely.is_empty(parts)]  # cells that only touch the zone, at a seam on their edge
+            order = order[~np.isin(order, outside)]
+            real = ~shapely.is_empty(parts) & (shapely.area(parts) < (1.0 - CLIP_TOLERANCE) * shapely.area(lonlat))
             cut, parts = cut[real], parts[real]
             clipped[cut] = parts
             native = project(shapely.segmentize(parts, CUT_STEP), WGS84, epsg)
@@ -129,11 +134,26 @@ class UTMGrid(Grid):
                 f"tile id {tile_id!r}: corner is not on the {self.tile_size:g} m lattice of grid {self.name}"
             )
         epsg = (32600 if north else 32700) + zone
-        zones, boxes = _zone_boxes()
-        col, row = np.array([x // self.tile_size], np.int64), np.array([y // self.tile_size], np.int64)
-        box = shapely.box(x, y, x + self.tile_size, y + self.tile_size)
-        zone_box = boxes[int(np.flatnonzero(zones == epsg)[0])]
-        return self._clipped(col, row, np.array([0]), np.array([box]), epsg, zone_box)[0]
+        return self._cell(tile_id, epsg, int(x // self.tile_size), int(y // self.tile_size))
+
+    def _cell(self, tile_id: str, epsg: int, col: int, row: int) -> Tile:
+        """The tile of cell (``col``, ``row``) of zone ``epsg``, clipped to the zone; one outside it is refused."""
+        s = self.tile_size
+        zones, regions = self.zones()
+        region = regions[int(np.flatnonzero(zones == epsg)[0])]
+        box = shapely.box(col * s, row * s, (col + 1) * s, (row + 1) * s)
+        cells = np.array([col], np.int64), np.array([row], np.int64)
+        tiles = self._clipped(*cells, np.array([0]), np.array([box]), epsg, region)
+        if not len(tiles):
+            raise InvalidGrid(
+                f"tile id {tile_id!r} lies outside its zone, {epsg % 100}, which covers {_describe(region)}",
+                hint="name a tile of the zone that covers the place",
+            )
+        return tiles[0]
+
+    def zones(self) -> tuple[np.ndarray, np.ndarray]:
+        """EPSG codes and WGS84 regions of the grid's zones: UTM's 120 zone halves, 6° wide everywhere."""
+        return zone_boxes()
 
     def describe(self) -> dict[str, Any]:
         """The grid's defining values."""
@@ -165,7 +185,7 @@ class _Pieces:
         return shapely.multipolygons(np.concatenate([found[whole], polygons]))
 
 
-def _zone_boxes() -> tuple[np.ndarray, np.ndarray]:
+def zone_boxes() -> tuple[np.ndarray, np.ndarray]:
     """EPSG codes and WGS84 boxes of the 120 zone halves (60 zones, north and south)."""
     zone = np.arange(1, 61)
     west = -180.0 + 6.0 * (zone - 1)
@@ -174,6 +194,26 @@ def _zone_boxes() -> tuple[np.ndarray, np.ndarray]:
         [shapely.box(west, 0.0, west + 6.0, NORTH_LIMIT), shapely.box(west, SOUTH_LIMIT, west + 6.0, 0.0)]
     )
     return epsg, boxes
+
+
+def clip_to_zone(footprints: np.ndarray, region: shapely.Geometry) -> np.ndarray:
+    """The footprints cut to a zone's region: a fast rectangle clip where the region is a rectangle (every
+    zone but MGRS's exceptions), an overlay keeping the polygonal parts where it is not."""
+    west, south, east, north = region.bounds
+    if shapely.area(region) >= (1.0 - CLIP_TOLERANCE) * (east - west) * (north - south):
+        return shapely.clip_by_rect(footprints, west, south, east, north)
+    parts = shapely.intersection(footprints, region)
+    for i in np.flatnonzero(shapely.get_type_id(parts) == shapely.GeometryType.GEOMETRYCOLLECTION):
+        found = shapely.get_parts(parts[i])
+        polygonal = np.isin(shapely.get_type_id(found), POLYGONAL)
+        parts[i] = shapely.multipolygons(shapely.get_parts(found[polygonal]))
+    # a cell edge on a seam (zone 31's central meridian bounds it in band V) leaves slivers 1e-14° wide
+    return shapely.set_precision(parts, SEAM_PRECISION)
+
+
+def _describe(region: shapely.Geometry) -> str:
+    west, south, east, north = region.bounds
+    return f"longitude {west:g}° to {east:g}°, latitude {south:g}° to {north:g}°"
 
 
 def _snap_out(parts_bounds: np.ndarray, pixel: float, cell_bounds: np.ndarray) -> np.ndarray:

@@ -331,13 +331,13 @@ def test_tile_areas_are_the_geodesic_areas_of_their_footprints(spec) -> None:
 
 def test_the_aoi_inside_a_zone_is_the_aoi_cut_at_the_zone() -> None:
     # islands inside zones, across seams and on the equator: taken whole or cut, never lost or doubled
-    from ogc_upscaler.grid.utm import _Pieces, _zone_boxes
+    from ogc_upscaler.grid.utm import _Pieces, zone_boxes
 
     rng = np.random.default_rng(3)
     centres = np.column_stack([rng.uniform(4, 22, 300), rng.uniform(-3, 3, 300)])
     islands = shapely.union_all(shapely.buffer(shapely.points(centres), rng.uniform(0.05, 0.6, 300)))
     pieces = _Pieces(islands)
-    _, boxes = _zone_boxes()
+    _, boxes = zone_boxes()
     for box in boxes:
         ours, reference = pieces.within(box), shapely.intersection(islands, box)
         assert abs(ours.area - reference.area) <= 1e-9 * max(reference.area, 1e-9)

@@ -7,7 +7,7 @@ import mgrs
 import numpy as np
 import pytest
 import shapely
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ogc_upscaler.aoi import load_aoi
@@ -31,9 +31,52 @@ def test_the_sentinel_2_tile_32tqm_is_where_the_archives_put_it() -> None:
     lon=st.integers(-179_500, 178_500).map(lambda v: v / 1000), lat=st.integers(-79_000, 83_000).map(lambda v: v / 1000)
 )
 def test_every_square_is_named_as_mgrs_names_its_place_and_maps_back(lon, lat) -> None:
-    assume(not exceptional(lon, lat))  # see the test of the zone exceptions below
+    check_named_as_mgrs_names_them(f"{lon},{lat},{lon + 0.6},{min(lat + 0.6, 84.0)}")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lon=st.integers(-600, 41_400).map(lambda v: v / 1000),
+    lat=st.one_of(st.integers(55_000, 63_900), st.integers(71_000, 83_400)).map(lambda v: v / 1000),
+)
+def test_norway_and_svalbard_squares_follow_the_mgrs_zone_exceptions(lon, lat) -> None:
+    check_named_as_mgrs_names_them(f"{lon},{lat},{lon + 0.6},{min(lat + 0.6, 84.0)}")
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "expected"),  # the first two found by the property test in CI runs, before the exceptions
+    [(4.478, 61.011, "32VKN"), (11.474, 76.578, "33XVF"), (2.5, 60.0, "31VDG"), (33.5, 79.0, "37XCH")],
+)
+def test_squares_in_the_exception_areas_carry_the_archives_names(lon, lat, expected) -> None:
     grid = grid_from_spec("mgrs", resolution=100)
-    tiles = grid.tiles(load_aoi(f"{lon},{lat},{lon + 0.6},{min(lat + 0.6, 84.0)}"))
+    tiles = grid.tiles(load_aoi(f"{lon},{lat},{lon + 0.01},{lat + 0.01}"))
+    assert [tiles[i].id for i in range(len(tiles))] == [f"MGRS-{expected}"]
+
+
+def test_the_zones_cover_the_earth_once_and_zones_32x_34x_36x_do_not_exist() -> None:
+    grid = grid_from_spec("mgrs")
+    _, regions = grid.zones()
+    assert shapely.union_all(regions).area == pytest.approx(360 * 164)
+    assert shapely.area(regions).sum() == pytest.approx(360 * 164), "no place in two zones"
+    for tile_id in ("32XNL", "34XDL", "36XVL"):
+        with pytest.raises(InvalidGrid, match="lies outside its zone"):
+            grid.tile(tile_id)
+
+
+def test_the_squares_over_norway_and_svalbard_cover_the_area_once() -> None:
+    grid = grid_from_spec("mgrs", resolution=100)
+    aoi = load_aoi("0,55,42,84")
+    tiles = grid.tiles(aoi)
+    footprints = np.array(tiles.footprints)
+    assert len(set(tiles.ids)) == len(tiles)
+    union = shapely.union_all(footprints)
+    assert shapely.intersection(union, aoi.geometry).area == pytest.approx(aoi.geometry.area, rel=1e-9)
+    assert shapely.area(footprints).sum() == pytest.approx(union.area, rel=1e-9), "no place in two squares"
+
+
+def check_named_as_mgrs_names_them(bbox: str) -> None:
+    grid = grid_from_spec("mgrs", resolution=100)
+    tiles = grid.tiles(load_aoi(bbox))
     assert len(tiles)
     for i in range(len(tiles)):
         tile = tiles[i]
@@ -51,21 +94,3 @@ def test_every_square_is_named_as_mgrs_names_its_place_and_maps_back(lon, lat) -
 def test_a_wrong_square_is_refused_naming_what_is_wrong(tile_id, message) -> None:
     with pytest.raises(InvalidGrid, match=message):
         grid_from_spec("mgrs").tile(tile_id)
-
-
-def exceptional(lon: float, lat: float) -> bool:
-    """Whether a 0.6° box from (lon, lat) meets MGRS's zone exceptions: zone 32 widened west over 3°E-6°E in
-    band V (56°N-64°N, Norway), and zones 31, 33, 35 and 37 widened in band X (72°N-84°N, Svalbard)."""
-    return -0.6 < lon < 42.0 and (56.0 - 0.6 < lat < 64.0 or lat > 72.0 - 0.6)
-
-
-@pytest.mark.xfail(strict=True, reason="the mgrs grid lays its zones 6° wide everywhere: not yet MGRS's exceptions")
-@pytest.mark.parametrize(
-    ("lon", "lat", "expected"),
-    [(4.478, 61.011, "32VKP"), (11.474, 76.578, "33XUF")],  # found by the test above in a CI run
-)
-def test_norway_and_svalbard_follow_the_mgrs_zone_exceptions(lon, lat, expected) -> None:
-    grid = grid_from_spec("mgrs", resolution=100)
-    tiles = grid.tiles(load_aoi(f"{lon},{lat},{lon + 0.6},{lat + 0.6}"))
-    ids = {tiles[i].id[5:] for i in range(len(tiles))}
-    assert expected in ids
