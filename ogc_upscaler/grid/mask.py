@@ -3,8 +3,9 @@
 At scale, building cell geometries costs more than testing them, so cells are
 first tested in square blocks: a block inside the mask keeps all its cells
 without building any, a block missing the mask drops them, and only cells of
-blocks on the mask's boundary are built and tested one by one (in GEOS, with the
-prepared mask as the first argument so that GEOS uses the prepared geometry).
+blocks on the mask's boundary are tested one by one: first by their centre (a cell whose centre lies
+inside the mask shares area with it), and only the rest built and tested in GEOS, with the prepared mask
+as the first argument so that GEOS uses the prepared geometry.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ BLOCK = 8
 
 @dataclass(frozen=True)
 class CellHits:
-    """Grid cells that share area with a mask.
-
-    ``edge`` marks the cells not proven inside it; ``edge_boxes`` holds their
-    geometries (already built for the test), in the order they appear.
-    """
+    """Grid cells that share area with a mask; ``edge`` marks the cells not proven inside it."""
 
     col: np.ndarray
     row: np.ndarray
     edge: np.ndarray
-    edge_boxes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.col)
@@ -40,7 +36,7 @@ def cells_in(mask: shapely.Geometry, origin: tuple[float, float], size: float, b
     A cell's lower-left corner is ``(ox + col × size, oy + row × size)``. Cells
     that only touch the mask along an edge or at a corner are left out.
     """
-    empty = CellHits(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool), np.empty(0, object))
+    empty = CellHits(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
     if mask.is_empty:
         return empty
     shapely.prepare(mask)
@@ -57,15 +53,18 @@ def cells_in(mask: shapely.Geometry, origin: tuple[float, float], size: float, b
     touched = ~inside & shapely.intersects(mask, blocks)
     full_c, full_r = _expand(bc[inside], br[inside], block, c1, r1)
     edge_c, edge_r = _expand(bc[touched], br[touched], block, c1, r1)
-    cells = shapely.box(ox + edge_c * size, oy + edge_r * size, ox + (edge_c + 1) * size, oy + (edge_r + 1) * size)
-    hit = shapely.intersects(mask, cells)
-    hit[hit] = ~shapely.touches(mask, cells[hit])
+    hit = shapely.contains_xy(mask, ox + (edge_c + 0.5) * size, oy + (edge_r + 0.5) * size)
+    c, r = edge_c[~hit], edge_r[~hit]
+    cells = shapely.box(ox + c * size, oy + r * size, ox + (c + 1) * size, oy + (r + 1) * size)
+    meets = shapely.intersects(mask, cells)
+    meets[meets] = ~shapely.touches(mask, cells[meets])
+    hit[~hit] = meets
     if not hit.any() and not inside.any():
         return empty
     col = np.concatenate([full_c, edge_c[hit]])
     row = np.concatenate([full_r, edge_r[hit]])
     edge = np.concatenate([np.zeros(len(full_c), bool), np.ones(int(hit.sum()), bool)])
-    return CellHits(col, row, edge, cells[hit])
+    return CellHits(col, row, edge)
 
 
 def _lattice(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -235,9 +235,11 @@ class TileSet:
 
         The text is put together from columns (footprints encoded by shapely at once, numbers by
         ``repr``, which is JSON's form of a finite float), without a Python object or a ``json.dumps``
-        per tile.
+        per tile. Footprint coordinates are rounded to :data:`GEOJSON_DECIMALS` places (about 1 cm;
+        RFC 7946 finds 6 enough): the tile itself is its ``crs`` and ``bounds``, written exactly.
         """
-        geometries = shapely.to_geojson(self.footprints, indent=None)
+        rounded = shapely.transform(self.footprints, lambda xy: np.round(xy, GEOJSON_DECIMALS))
+        geometries = shapely.to_geojson(rounded, indent=None)
         pixel, buffer = float(self.grid.pixel_size), int(self.grid.buffer_px)
         grown = self.bounds + np.array([-1.0, -1.0, 1.0, 1.0]) * buffer * pixel
         rows = np.rint((grown[:, 3] - grown[:, 1]) / pixel).astype(np.int64)
@@ -256,6 +258,10 @@ class TileSet:
                 f'"shape": [{height}, {width}], '
                 f'"transform": [{pixel!r}, 0.0, {west!r}, 0.0, {-pixel!r}, {north!r}], "area_km2": {area!r}}}}}'
             )
+
+
+#: Decimal places of the footprint coordinates in the GeoJSON that tiles are written as.
+GEOJSON_DECIMALS = 7
 
 
 def write_geojson(path: Path, parts: Iterable[TileSet]) -> None:

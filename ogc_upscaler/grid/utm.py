@@ -22,7 +22,7 @@ from ogc_upscaler.errors import InvalidAOI, InvalidGrid
 from ogc_upscaler.grid.base import Grid, check_buffer, check_pixel_size, corner_code, parse_corner
 from ogc_upscaler.grid.mask import cells_in
 from ogc_upscaler.grid.tiles import Tile, TileSet, concat, split
-from ogc_upscaler.projection import CUT_STEP, WGS84, densify_degrees, project, to_wgs84
+from ogc_upscaler.projection import CUT_STEP, DEGREES_STEP, WGS84, densify_degrees, project, to_wgs84, transformer
 
 SOUTH_LIMIT = -80.0
 NORTH_LIMIT = 84.0
@@ -30,6 +30,9 @@ NORTH_LIMIT = 84.0
 CLIP_TOLERANCE = 1e-9
 #: Degrees to which a footprint cut by a zone that is not a rectangle is snapped (about 10 µm).
 SEAM_PRECISION = 1e-10
+#: Metres by which a cell must clear a seam to be told inside its zone without GEOS (the sampled meridians
+#: stray from the true ones by under a metre).
+SEAM_MARGIN = 10.0
 POLYGONAL = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
 
 
@@ -80,28 +83,29 @@ class UTMGrid(Grid):
     def _zone_tiles(self, piece: shapely.Geometry, zone_box: shapely.Geometry, epsg: int) -> TileSet:
         mask = project(densify_degrees(piece), WGS84, epsg)
         hits = cells_in(mask, (0.0, 0.0), self.tile_size)
-        return self._clipped(hits.col, hits.row, np.flatnonzero(hits.edge), hits.edge_boxes, epsg, zone_box)
+        return self._clipped(hits.col, hits.row, np.flatnonzero(hits.edge), epsg, zone_box)
 
     def _clipped(
         self,
         col: np.ndarray,
         row: np.ndarray,
         edge: np.ndarray,
-        edge_boxes: np.ndarray,
         epsg: int,
         zone_box: shapely.Geometry,
     ) -> TileSet:
-        """Tiles of one zone; cells at ``edge`` (their boxes given) are clipped where they leave the zone."""
+        """Tiles of one zone; cells at ``edge`` are clipped where they leave the zone."""
         s = self.tile_size
         order = np.lexsort((col, -row))
         bounds = np.column_stack([col * s, row * s, (col + 1) * s, (row + 1) * s]).astype(float)
         clipped = np.full(len(col), None, dtype=object)
         if edge.size:
+            near = edge[~_surely_inside(bounds[edge], zone_box, epsg)]
+            boxes = shapely.box(*bounds[near].T)
             zone = project(densify_degrees(zone_box), WGS84, epsg)
             shapely.prepare(zone)
-            leaving = ~shapely.contains(zone, edge_boxes)
-            cut = edge[leaving]
-            lonlat = to_wgs84(edge_boxes[leaving], epsg, self.pixel_size)
+            leaving = ~shapely.contains(zone, boxes)
+            cut = near[leaving]
+            lonlat = to_wgs84(boxes[leaving], epsg, self.pixel_size)
             parts = clip_to_zone(lonlat, zone_box)
             outside = cut[shapely.is_empty(parts)]  # cells that only touch the zone, at a seam on their edge
             order = order[~np.isin(order, outside)]
@@ -138,12 +142,10 @@ class UTMGrid(Grid):
 
     def _cell(self, tile_id: str, epsg: int, col: int, row: int) -> Tile:
         """The tile of cell (``col``, ``row``) of zone ``epsg``, clipped to the zone; one outside it is refused."""
-        s = self.tile_size
         zones, regions = self.zones()
         region = regions[int(np.flatnonzero(zones == epsg)[0])]
-        box = shapely.box(col * s, row * s, (col + 1) * s, (row + 1) * s)
         cells = np.array([col], np.int64), np.array([row], np.int64)
-        tiles = self._clipped(*cells, np.array([0]), np.array([box]), epsg, region)
+        tiles = self._clipped(*cells, np.array([0]), epsg, region)
         if not len(tiles):
             raise InvalidGrid(
                 f"tile id {tile_id!r} lies outside its zone, {epsg % 100}, which covers {_describe(region)}",
@@ -194,6 +196,29 @@ def zone_boxes() -> tuple[np.ndarray, np.ndarray]:
         [shapely.box(west, 0.0, west + 6.0, NORTH_LIMIT), shapely.box(west, SOUTH_LIMIT, west + 6.0, 0.0)]
     )
     return epsg, boxes
+
+
+def _surely_inside(bounds: np.ndarray, region: shapely.Geometry, epsg: int) -> np.ndarray:
+    """Which cells (their native ``bounds``) lie inside a rectangular zone, told from the bounds alone, so
+    that only the cells near a seam are tested in GEOS: a zone's meridians are curves x(y) that move
+    monotonically towards the central meridian as they near the pole, and its parallels lie nearest the
+    zone's middle at the central meridian. A cell this cannot place (and every cell of a zone that is not
+    a rectangle) is reported not inside, for the exact test."""
+    west, south, east, north = region.bounds
+    if shapely.area(region) < (1.0 - CLIP_TOLERANCE) * (east - west) * (north - south):
+        return np.zeros(len(bounds), bool)
+    to_zone = transformer(WGS84, epsg)
+    lat = np.linspace(south, north, 1 + int(np.ceil((north - south) / DEGREES_STEP)))
+    xw, yw = to_zone.transform(np.full(len(lat), west), lat)
+    xe, ye = to_zone.transform(np.full(len(lat), east), lat)
+    middle = (west + east) / 2.0
+    _, (bottom, top) = to_zone.transform([middle, middle], [south, north])
+    x0, y0, x1, y1 = bounds.T
+    order_w, order_e = np.argsort(yw), np.argsort(ye)
+    west_x = np.maximum(np.interp(y0, yw[order_w], xw[order_w]), np.interp(y1, yw[order_w], xw[order_w]))
+    east_x = np.minimum(np.interp(y0, ye[order_e], xe[order_e]), np.interp(y1, ye[order_e], xe[order_e]))
+    margin = SEAM_MARGIN
+    return (y0 >= bottom + margin) & (y1 <= top - margin) & (x0 >= west_x + margin) & (x1 <= east_x - margin)
 
 
 def clip_to_zone(footprints: np.ndarray, region: shapely.Geometry) -> np.ndarray:

@@ -342,3 +342,23 @@ def test_the_aoi_inside_a_zone_is_the_aoi_cut_at_the_zone() -> None:
         ours, reference = pieces.within(box), shapely.intersection(islands, box)
         assert abs(ours.area - reference.area) <= 1e-9 * max(reference.area, 1e-9)
         assert shapely.symmetric_difference(ours, reference).area <= 1e-9 * max(reference.area, 1e-9)
+
+
+def test_a_cell_told_inside_its_zone_without_geos_is_inside_it() -> None:
+    # the seam prefilter of UTM clipping: never wrong, and it places nearly every cell (the rest go to GEOS)
+    from ogc_upscaler.grid.utm import _surely_inside, zone_boxes
+    from ogc_upscaler.projection import WGS84, densify_degrees, project
+
+    codes, boxes = zone_boxes()
+    rng = np.random.default_rng(5)
+    for k in (0, 30, 59, 60, 90, 119):  # zones 1, 31 and 60, north and south: seams, equator, 84°N, 80°S
+        epsg = int(codes[k])
+        zone = project(densify_degrees(boxes[k]), WGS84, epsg)
+        west, south, east, north = zone.bounds
+        size = rng.choice([10.0, 1000.0, 10_000.0], 20_000)
+        x, y = rng.uniform(west - 1e4, east, 20_000), rng.uniform(south - 1e4, north, 20_000)
+        bounds = np.column_stack([x, y, x + size, y + size])
+        told = _surely_inside(bounds, boxes[k], epsg)
+        exact = shapely.contains(zone, shapely.box(*bounds.T))
+        assert not (told & ~exact).any()
+        assert told.sum() >= 0.999 * exact.sum()
