@@ -17,6 +17,7 @@ its children from ``getrusage``); the commands are interleaved so a busy machine
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import resource
@@ -88,6 +89,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    # as an installed package is: compiled (an editable install under PYTHONDONTWRITEBYTECODE=1 would
+    # compile every changed module on every start, 40-65 ms of the grid command measured here)
+    for package in ("ogc_upscaler", "pystac", "rasterio", "click", "rich"):
+        folder = Path(__import__(package).__file__).parent
+        compileall.compile_dir(folder, quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         aoi = countries(Path(tmp) / "countries.geojson")
         commands = {
@@ -118,7 +124,8 @@ def main() -> None:
     print(f"import ogc_upscaler / import pystac (CPU): {ratio:.2f}  (goal ≤ 2)")
     ratio = median["ogc-upscaler --help"][1] / median["rio --help"][1]
     print(f"ogc-upscaler --help / rio --help (CPU):    {ratio:.2f}  (goal ≤ 0.5)")
-    print(f"grid on 27 country-like polygons: {tiles:,} tiles, {median['grid EU27-like'][0]:.2f} s wall (goal ≤ 1 s)")
+    wall, cpu = median["grid EU27-like"]
+    print(f"grid on 27 country-like polygons: {tiles:,} tiles, {wall:.2f} s wall, {cpu:.2f} s CPU (goal ≤ 1 s)")
 
 
 if __name__ == "__main__":
