@@ -1,9 +1,13 @@
 """The manager loop: fill free slots in plan order, poll, retry, time out, collect, resume.
 
 The manager is the only writer of job state. Every transition is written
-before the manager acts on it: a job is ``submitted`` (with no remote id) before
-the backend is called, so a crash between the two leaves a job whose submission
-is looked up through :meth:`Backend.find` on resume instead of being sent again.
+before the manager acts on it: a job is ``submitted`` (with no remote id), committed on
+its own, before the backend is called, so a crash between the two leaves a job whose
+submission is looked up through :meth:`Backend.find` on resume instead of being sent again.
+The moves that follow one poll, and the collections of one pass, are each one transaction
+(:meth:`JobStore.batch`): nothing is asked of a backend on their strength before they commit,
+and a crash that loses a pass's collections leaves those jobs succeeded, to be collected again
+on resume, never run again.
 A submission whose answer was lost is looked up the same way; one the backend cannot
 find or rule out is *in doubt*, and ``retries.on_doubt`` says what happens to it
 (by default it waits for a person: it is never paid for twice).
@@ -352,8 +356,7 @@ class Manager:
         changed = False
         for later in [x for x in self.lookups.values() if x.due <= now]:
             changed |= self._look_up(later)
-        for later in [x for x in self.finishing.values() if x.due <= now]:
-            changed |= self._finish(later)
+        changed |= self._finish_due()
         for later in [x for x in self.dismissing.values() if x.due <= now]:
             changed |= self._dismiss(later)
         return changed
@@ -427,6 +430,18 @@ class Manager:
                 error=reason + " (`ogc-upscaler retry CONFIG --in-doubt` sends it again)",
                 error_kind="doubt",
             )
+
+    def _finish_due(self) -> bool:
+        """Fetch and collect the succeeded jobs that are due, recording it as one transaction: a crash before
+        it commits leaves them succeeded, and the next run collects them again (it runs none of them again)."""
+        now = self.clock()
+        due = [x for x in self.finishing.values() if x.due <= now]
+        changed = False
+        if due:
+            with self.store.batch():
+                for later in due:
+                    changed |= self._finish(later)
+        return changed
 
     def _finish(self, later: Later) -> bool:
         """Fetch a succeeded job's results (unless stored already) and collect them; retried, never re-run."""
@@ -522,11 +537,12 @@ class Manager:
             log.warning("polling %s failed (will retry): %s", self.backend.name, err.message)
             return False
         changed = False
-        for remote_id, status in statuses.items():
-            job = by_remote.get(remote_id)
-            if job is not None and job.job_id in self.active:
-                changed |= self._apply(job, status)
-        return changed
+        with self.store.batch():  # nothing is asked of the backend on the strength of these moves
+            for remote_id, status in statuses.items():
+                job = by_remote.get(remote_id)
+                if job is not None and job.job_id in self.active:
+                    changed |= self._apply(job, status)
+        return self._finish_due() or changed
 
     def _apply(self, job: Active, status: RemoteStatus) -> bool:
         if status.state in (RemoteState.QUEUED, RemoteState.RUNNING):
@@ -552,9 +568,9 @@ class Manager:
                 backend_status=status.raw,
                 log_path=status.log_path,
             ):
-                later = Later(job.job_id, job.attempt, State.SUCCEEDED, job.remote_id, self.clock())
-                self.finishing[job.job_id] = later
-                self._finish(later)
+                self.finishing[job.job_id] = Later(
+                    job.job_id, job.attempt, State.SUCCEEDED, job.remote_id, self.clock()
+                )
         elif status.state is RemoteState.CANCELLED:
             self._move(job.job_id, job.state, Move.CANCEL, attempt=job.attempt, backend_status=status.raw)
         elif status.out_of_memory:

@@ -1,4 +1,4 @@
-"""The job store: one SQLite row per job, every state transition one short transaction.
+"""The job store: one SQLite row per job, every state transition in a short transaction.
 
 The store is the campaign's ledger. It is written by one process at a time
 (the planner or the manager), enforced by an exclusive ``flock`` on a lock file
@@ -19,6 +19,12 @@ Jobs move only by the named :class:`Move` operations of :data:`MOVES`, each with
 allowed source states, so a late status can never move a job out of a terminal state.
 The store hands out frozen :class:`Job` records; nothing outside this module reads a
 column by name.
+
+Each move commits on its own, or with the others of a :meth:`JobStore.batch` (one commit
+for a manager's pass). The write-ahead log is synced to disk at checkpoints, not at every commit
+(``synchronous = NORMAL``): a commit survives the death of the process the moment it returns; a
+power loss or an OS crash leaves an intact store that may have lost its last commits (the README's
+job store says what that means for a campaign, and why the store does not sync each one).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -375,7 +382,7 @@ class JobStore:
         self.path = path
         self._db = connection
         self._lock_fd = lock_fd
-        self._planning = False  # inside JobStore.planning(): writes are savepoints of its transaction
+        self._within: str | None = None  # "a plan" or "a batch" while one is open: writes join its transaction
 
     @classmethod
     def open(cls, path: str | Path) -> JobStore:
@@ -388,7 +395,7 @@ class JobStore:
         try:
             db = sqlite3.connect(real, isolation_level=None, timeout=30.0)
             db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # chosen: see the module's text
             db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")  # a whole globe's plan leaves no GBs of WAL
             store = cls(path, db, lock_fd)
             store._migrate()
@@ -459,9 +466,26 @@ class JobStore:
         (on disk, not in memory), so a whole globe's plan finds the jobs it no longer names.
         """
         self._writer()
-        if self._planning:
-            raise StoreError(f"store {self.path}: a plan is being written already", hint="this is a bug; report it")
+        self._alone("a plan")
         return Planning(self)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Moves and notes made inside ``with store.batch():`` commit together at its end, as one transaction.
+
+        A manager records the moves of one pass this way: one commit per pass instead of one per job. Each
+        move is still checked (one that does not apply returns False and leaves the others be); an exception
+        inside rolls the whole batch back. A submission cannot join a batch: it must be committed before the
+        backend is asked, not at the end of the batch (see :meth:`move`).
+        """
+        self._writer()
+        self._alone("a batch")
+        with self._transaction():
+            self._within = "a batch"
+            try:
+                yield
+            finally:
+                self._within = None
 
     def put_tiles(self, tiles: Iterable[TileRecord]) -> None:
         """Add tiles, or update the ones already known, in one transaction; a tile that is the same as the
@@ -507,12 +531,19 @@ class JobStore:
     def move(self, job_id: str, move: Move, *, attempt: int | None = None, refund: bool = False, **fields: Any) -> bool:
         """Apply ``move`` to one job if it is in one of the move's source states; True if it moved.
 
-        :attr:`Move.SUBMIT` counts an attempt. ``attempt``, when given, must match the
+        :attr:`Move.SUBMIT` counts an attempt, and is committed on its own before this returns
+        (never in a :meth:`batch`): the backend is asked next. ``attempt``, when given, must match the
         job's attempt count, so a status of an earlier attempt is ignored. ``refund`` gives
         back the attempt (a submission refused for back-pressure). ``fields`` set other
         columns (see :data:`MUTABLE`); ``outputs`` is a :class:`JobOutputs`.
         """
         self._writer()
+        if move is Move.SUBMIT and self._within:
+            raise StoreError(
+                f"job {job_id}: a submission cannot join {self._within}: it must be committed before the backend "
+                "is asked, not at the end",
+                hint="this is a bug; report it",
+            )
         rule = MOVES[move]
         values = self._fields(fields)
         stamp = now()
@@ -527,22 +558,23 @@ class JobStore:
         if attempt is not None:
             where += " AND attempts = ?"
             args.append(attempt)
-        cursor = self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args)
-        if cursor.rowcount == 1 and values.get("remote_id"):
-            self._remember(job_id, values["remote_id"])
-        return cursor.rowcount == 1
+        with self._transaction():
+            moved = self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args).rowcount == 1
+            if moved and values.get("remote_id"):
+                self._remember(job_id, values["remote_id"])
+        return moved
 
     def note(self, job_id: str, *, state: State, **fields: Any) -> bool:
         """Set columns of a job that is still in ``state``, without moving it; True if it was."""
         self._writer()
         values = self._fields(fields)
         sets = ", ".join([*(f"{k} = ?" for k in values), "updated_at = ?"])
-        cursor = self._db.execute(
-            f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = ?", [*values.values(), now(), job_id, state.value]
-        )
-        if cursor.rowcount == 1 and values.get("remote_id"):
-            self._remember(job_id, values["remote_id"])
-        return cursor.rowcount == 1
+        args = [*values.values(), now(), job_id, state.value]
+        with self._transaction():
+            noted = self._db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ? AND state = ?", args).rowcount == 1
+            if noted and values.get("remote_id"):
+                self._remember(job_id, values["remote_id"])
+        return noted
 
     def requeue(self, states: Iterable[State], *, job_ids: Iterable[str] | None = None) -> int:
         """Put jobs in ``states`` (failed, cancelled…) back to ``planned`` with fresh attempts (only those
@@ -738,7 +770,13 @@ class JobStore:
         return fields
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, nested=self._planning)
+        return _Transaction(self._db, nested=self._within is not None)
+
+    def _alone(self, what: str) -> None:
+        if self._within:
+            raise StoreError(
+                f"store {self.path}: {what} cannot begin inside {self._within}", hint="this is a bug; report it"
+            )
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -761,7 +799,8 @@ class JobStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error; ``nested``, a savepoint of the plan's transaction."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error; ``nested``, a savepoint of the open plan's or
+    batch's transaction."""
 
     def __init__(self, db: sqlite3.Connection, *, nested: bool = False) -> None:
         self._db = db
@@ -804,11 +843,11 @@ class Planning:
         except BaseException as err:
             self._outer.__exit__(type(err), err, None)
             raise
-        self._store._planning = True
+        self._store._within = "a plan"
         return self
 
     def __exit__(self, kind: object, *rest: object) -> None:
-        self._store._planning = False
+        self._store._within = None
         try:
             if self._db.in_transaction:
                 self._db.execute("DROP TABLE temp.planned_ids")  # with the transaction: rolled back, it is gone too

@@ -139,6 +139,24 @@ def test_succeeded_jobs_left_uncollected_are_collected_on_resume(store) -> None:
     assert store.get("job-000001").state is State.COLLECTED and calls["job-000001"] == 0
 
 
+def test_a_run_killed_while_collecting_a_pass_keeps_none_of_it_and_the_next_runs_nothing_again(store) -> None:
+    calls: Counter[str] = Counter()
+    collected: list[str] = []
+
+    def dies_at_the_fifth(job, outputs, output, campaign) -> Collected:
+        collected.append(job.job_id)
+        if len(collected) == 5:
+            raise KeyboardInterrupt  # the manager dies here, in the middle of its second pass's collections
+        return recorded(job, outputs, output, campaign)
+
+    backend = InProcessBackend(lambda job: calls.update([job.job_id]), slots=3)
+    with pytest.raises(KeyboardInterrupt):
+        Manager(store, backend, Path("unused"), "test", FAST, collector=dies_at_the_fifth).run()
+    assert states(store) == {"collected": 3, "succeeded": 3, "planned": 6}  # the 4th's collection went with its pass
+    Manager(store, backend, Path("unused"), "test", FAST, collector=recorded).run()
+    assert states(store) == {"collected": 12} and set(calls.values()) == {1}
+
+
 def test_progress_counts_match_the_store(store) -> None:
     def broken(job: JobRequest) -> None:
         if job.job_id.endswith("3"):

@@ -1,4 +1,4 @@
-"""The job store: named moves, terminal states, typed records, the writer lock, and crash safety under SIGKILL."""
+"""The job store: named moves, terminal states, typed records, the writer lock, batches, crash safety under SIGKILL."""
 
 from __future__ import annotations
 
@@ -248,6 +248,113 @@ def test_a_writer_killed_mid_transitions_leaves_a_consistent_store(tmp_path, kil
     assert len(in_flight) <= 1 and (not in_flight or states[done - 1] == in_flight[0])
     assert set(states[done:]) <= {"planned"}
     assert all(j.state not in ACTIVE or j.remote_id for j in jobs.values())
+
+
+def test_a_batch_commits_its_moves_as_one_transaction(store) -> None:
+    ids = [f"job-{i:06d}" for i in range(4)]
+    for job in ids:
+        assert store.move(job, Move.SUBMIT, backend="local", remote_id=f"r-{job}")
+    with JobStore.read(store.path) as reader:
+        with store.batch():
+            for job in ids:
+                assert store.move(job, Move.START, backend_status="running")
+            assert store.note(ids[0], state=State.RUNNING, log_path="logs/0.txt")
+            assert {reader.get(job).state for job in ids} == {State.SUBMITTED}  # nothing shows before the end
+        assert {reader.get(job).state for job in ids} == {State.RUNNING}
+        assert reader.get(ids[0]).log_path == "logs/0.txt"
+
+
+def test_a_batch_whose_body_raises_keeps_none_of_its_moves(store) -> None:
+    assert store.move("job-000000", Move.SUBMIT, remote_id="r-0")
+    with pytest.raises(RuntimeError, match="the pass broke"), store.batch():
+        assert store.move("job-000000", Move.SUCCEED, outputs=JobOutputs(catalog="out/catalog.json"))
+        assert store.move("job-000001", Move.CANCEL)
+        store.set_meta("paused", True)
+        raise RuntimeError("the pass broke")
+    job = store.get("job-000000")
+    assert job.state is State.SUBMITTED and job.outputs is None and job.at(State.SUCCEEDED) is None
+    assert store.get("job-000001").state is State.PLANNED and store.get_meta("paused") is None
+    assert store.move("job-000001", Move.CANCEL)  # the store goes on, a move committing on its own again
+    assert store.get("job-000001").state is State.CANCELLED
+
+
+def test_a_move_in_a_batch_that_does_not_apply_returns_false_and_spoils_no_other(store) -> None:
+    for job in ("job-000000", "job-000002", "job-000003"):
+        assert store.move(job, Move.SUBMIT)
+    with store.batch():
+        assert store.move("job-000000", Move.START)
+        assert not store.move("job-000001", Move.START)  # never submitted
+        assert not store.move("job-000002", Move.SUCCEED, attempt=7)  # a status of another attempt
+        assert store.move("job-000002", Move.SUCCEED, attempt=1)
+        assert store.move("job-000003", Move.CANCEL)
+        assert not store.move("job-000003", Move.START, backend_status="late")  # cancelled a moment ago
+    assert [store.get(f"job-{i:06d}").state for i in range(4)] == [
+        State.RUNNING,
+        State.PLANNED,
+        State.SUCCEEDED,
+        State.CANCELLED,
+    ]
+    assert store.get("job-000003").backend_status is None
+
+
+def test_a_submission_cannot_wait_for_the_end_of_a_batch(store) -> None:
+    with pytest.raises(StoreError, match="before the backend is asked"), store.batch():
+        assert store.move("job-000003", Move.CANCEL)
+        store.move("job-000004", Move.SUBMIT)
+    assert store.get("job-000003").state is State.PLANNED and store.get("job-000004").state is State.PLANNED
+    with pytest.raises(StoreError, match="a batch cannot begin inside a batch"), store.batch(), store.batch():
+        pass
+    with pytest.raises(StoreError, match="a plan cannot begin inside a batch"), store.batch():
+        store.planning()
+
+
+BATCH_WORKER = textwrap.dedent(
+    """
+    import sys
+    from ogc_upscaler.store import JobStore, Move
+    path, kill_at = sys.argv[1], sys.argv[2]
+    with JobStore.open(path) as store:
+        store._db.execute("PRAGMA cache_size = 1")  # half a batch spills into the log: on disk, not only in memory
+        ids = [job.job_id for job in store.jobs()]
+        with store.batch():
+            for i, job in enumerate(ids):
+                assert store.move(job, Move.START, backend_status="running", log_path=f"logs/{job}.txt")
+                if kill_at == "inside" and i == len(ids) // 2:
+                    print("inside", flush=True)
+                    sys.stdin.read()  # killed here
+        print("committed", flush=True)
+        sys.stdin.read()
+    """
+)
+
+
+@pytest.mark.parametrize(("kill_at", "state"), [("inside", State.SUBMITTED), ("committed", State.RUNNING)])
+def test_a_writer_killed_in_the_middle_of_a_batch_leaves_all_of_it_or_none(tmp_path, kill_at, state) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with JobStore.open(path) as s:
+        fill(s, 600)
+        for job in [j.job_id for j in s.jobs()]:
+            assert s.move(job, Move.SUBMIT, backend="local", remote_id=f"r-{job}")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", BATCH_WORKER, str(path), kill_at],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout.readline().strip() == kill_at
+        if kill_at == "inside":
+            assert path.with_name(path.name + "-wal").stat().st_size > 0  # uncommitted moves are in the log
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+    with JobStore.open(path) as s:
+        assert s.check() == "ok"
+        jobs = list(s.jobs())
+    assert len(jobs) == 600 and {job.state for job in jobs} == {state}  # all of the batch, or none of it
+    assert all(job.attempts == 1 and job.remote_id == f"r-{job.job_id}" for job in jobs)
+    assert all((job.at(State.RUNNING) is None) == (state is State.SUBMITTED) for job in jobs)
 
 
 def test_a_version_1_store_is_migrated_in_place(tmp_path) -> None:
