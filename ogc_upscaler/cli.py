@@ -21,7 +21,7 @@ import click
 from ogc_upscaler.errors import InvalidInput, UpscalerError
 from ogc_upscaler.export import FORMATS
 from ogc_upscaler.grid.syntax import GRID_HELP
-from ogc_upscaler.store import JobStore, State
+from ogc_upscaler.states import State
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -123,6 +123,7 @@ def plan_command(config: Path, map_path: Path | None, replan: bool) -> None:
     from ogc_upscaler.plan import campaign_parts, input_source, plan
     from ogc_upscaler.progress import AreaBar
     from ogc_upscaler.run import make_backend, spec_check
+    from ogc_upscaler.store import JobStore
     from ogc_upscaler.survey import survey
 
     campaign = load_campaign(config)
@@ -182,6 +183,7 @@ def status(config: Path, as_json: bool, map_path: Path | None, job_state: str | 
     from ogc_upscaler import maps
     from ogc_upscaler.config import load_campaign
     from ogc_upscaler.status import Status
+    from ogc_upscaler.store import JobStore
 
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
@@ -238,6 +240,7 @@ def export_command(config: Path, output: Path) -> None:
     """Export the jobs with their footprints to GeoJSON, CSV or GeoParquet."""
     from ogc_upscaler.config import load_campaign
     from ogc_upscaler.export import export
+    from ogc_upscaler.store import JobStore
 
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:
@@ -285,6 +288,7 @@ def run(config: Path, sample: int | None) -> None:
 def retry(config: Path, only_failed: bool, in_doubt: bool) -> None:
     """Put failed (and cancelled) jobs back to planned, with fresh attempts; `run` runs them."""
     from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.store import JobStore
 
     campaign = load_campaign(config)
     with JobStore.open(campaign.store) as store:
@@ -302,6 +306,7 @@ def cancel(config: Path) -> None:
     """Stop a running manager, cancel the jobs on the backend, and mark every unfinished job cancelled."""
     from ogc_upscaler.cancel import cancel_jobs, stop_running_manager
     from ogc_upscaler.config import load_campaign
+    from ogc_upscaler.store import JobStore
 
     campaign = load_campaign(config)
     stopped = stop_running_manager(campaign.store)
@@ -318,6 +323,7 @@ def estimate_command(config: Path) -> None:
     """Runtime per tile and per km² from finished jobs, and the time left at the configured parallelism."""
     from ogc_upscaler.config import load_campaign
     from ogc_upscaler.estimate import estimate
+    from ogc_upscaler.store import JobStore
 
     campaign = load_campaign(config)
     with JobStore.read(campaign.store) as store:

@@ -13,10 +13,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ogc_upscaler.errors import InvalidInput
-from ogc_upscaler.store import JobStore
+
+if TYPE_CHECKING:
+    from ogc_upscaler.store import JobStore
 
 COLUMNS = (
     "job_id",

@@ -45,32 +45,11 @@ from types import EllipsisType
 from typing import Any, NamedTuple
 
 from ogc_upscaler.errors import StoreError, StoreLocked
+from ogc_upscaler.states import ACTIVE, State
 
 SCHEMA_VERSION = 6
 #: Bytes of write-ahead log kept after a checkpoint (SQLite's journal_size_limit).
 WAL_LIMIT = 64 * 2**20
-
-
-class State(StrEnum):
-    """Our own state of a job, kept apart from the backend's raw status."""
-
-    PLANNED = "planned"
-    SUBMITTED = "submitted"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    COLLECTED = "collected"
-    WAITING = "waiting"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    NO_INPUTS = "no_inputs"
-    IN_DOUBT = "in_doubt"
-
-
-TERMINAL = frozenset({State.COLLECTED, State.FAILED, State.CANCELLED, State.NO_INPUTS})
-#: States in which the backend holds the job (or may: a submission not yet answered).
-ACTIVE = frozenset({State.SUBMITTED, State.RUNNING})
-#: States a campaign can end in without every job done: they need a person (``retry``).
-UNRESOLVED = frozenset({State.FAILED, State.IN_DOUBT})
 
 
 class Move(StrEnum):

@@ -15,7 +15,8 @@ import shapely
 
 from ogc_upscaler import store as store_module
 from ogc_upscaler.errors import StoreError, StoreLocked
-from ogc_upscaler.store import ACTIVE, MOVES, TERMINAL, JobOutputs, JobSpec, JobStore, Move, State, TileRecord
+from ogc_upscaler.states import ACTIVE, TERMINAL, State
+from ogc_upscaler.store import MOVES, JobOutputs, JobSpec, JobStore, Move, TileRecord
 
 FOOTPRINT = shapely.to_wkb(shapely.box(11, 47, 11.1, 47.1))
 

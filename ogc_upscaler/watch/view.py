@@ -25,8 +25,9 @@ import numpy as np
 from ogc_upscaler.causes import job_cause
 from ogc_upscaler.control import Requests
 from ogc_upscaler.errors import InvalidInput
+from ogc_upscaler.states import TERMINAL, State
 from ogc_upscaler.status import Attachment
-from ogc_upscaler.store import TERMINAL, Job, JobStore, State
+from ogc_upscaler.store import Job, JobStore
 from ogc_upscaler.tile_states import COLOURS, ORDER, per_tile
 
 #: The first four bytes of the geometry answer, so the page knows it reads the right thing.
