@@ -15,6 +15,7 @@ from typing import Any, Literal
 from ogc_upscaler.aoi import AOI
 from ogc_upscaler.backends import registry
 from ogc_upscaler.backends.base import BackendSettings
+from ogc_upscaler.bucket import S3Output
 from ogc_upscaler.grid import Grid
 from ogc_upscaler.windows import Window
 
@@ -77,7 +78,8 @@ class Retries:
 class Campaign:
     """An upscaling campaign: an AOI on a grid, time windows, parameter sets, a process, a store.
 
-    ``workdir`` holds each job's run folder and logs; ``output`` the STAC catalog of results.
+    ``workdir`` holds each job's run folder and logs; ``output`` the STAC catalog of results, mirrored to
+    the bucket of ``upload`` when there is one.
     """
 
     name: str
@@ -92,6 +94,8 @@ class Campaign:
     retries: Retries = field(default_factory=Retries)
     workdir: Path = Path("runs")
     output: Path = Path("catalog")
+    #: The bucket results are uploaded to as they are collected (``output`` then holds the local working copy).
+    upload: S3Output | None = None
     #: A numeric tile attribute ordering the plan, and so the runs: highest first.
     priority: str | None = None
 

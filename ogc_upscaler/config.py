@@ -39,8 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ogc_upscaler.aoi import load_aoi
 from ogc_upscaler.backends import registry
 from ogc_upscaler.backends.base import BackendSettings
+from ogc_upscaler.bucket import S3Output
 from ogc_upscaler.campaign import Campaign, Inputs, ParameterSet, Process, Retries
-from ogc_upscaler.errors import InvalidConfig, UpscalerError
+from ogc_upscaler.errors import InvalidConfig, UpscalerError, redact
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
 
@@ -138,6 +139,15 @@ class RetryConfig(_Strict):
             raise ValueError("expected seconds or an ISO 8601 duration such as PT30S or PT2H") from None
 
 
+class OutputConfig(_Strict):
+    """``output:`` as a mapping: a bucket and how to reach it."""
+
+    url: str = Field(description="s3://bucket/prefix")
+    endpoint_url: str | None = Field(default=None, description="an S3-compatible store's endpoint")
+    region: str | None = None
+    profile: str | None = Field(default=None, description="a profile of the shared AWS credentials file")
+
+
 class ConfigFile(_Strict):
     """The campaign config file, as written."""
 
@@ -156,7 +166,7 @@ class ConfigFile(_Strict):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     store: str | None = None
     workdir: str | None = None
-    output: str | None = None
+    output: str | OutputConfig | None = None
     priority: str | None = Field(default=None, description="a numeric tile attribute: tiles run highest first")
 
 
@@ -201,6 +211,7 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         inputs = Inputs(parsed.inputs.stac, tuple(parsed.inputs.collections), base)
     r = parsed.retries
     workdir = base / (parsed.workdir or f"{name}-runs")
+    output, upload = _output(parsed.output, base, name)
     return Campaign(
         name=name,
         aoi=aoi,
@@ -221,9 +232,29 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
             r.oom_factor,
         ),
         workdir=workdir,
-        output=base / (parsed.output or f"{name}-catalog"),
+        output=output,
+        upload=upload,
         priority=parsed.priority,
     )
+
+
+def _output(given: str | OutputConfig | None, base: Path, name: str) -> tuple[Path, S3Output | None]:
+    """The local catalog folder, and the bucket it is mirrored to (an ``s3://`` output: the local folder is
+    then the default one, the working copy)."""
+    if given is None or (isinstance(given, str) and "://" not in given):
+        return base / (given or f"{name}-catalog"), None
+    url = given if isinstance(given, str) else given.url
+    if not url.startswith("s3://"):
+        raise InvalidConfig(
+            f"output: {redact(url)} is neither a folder nor an s3:// location",
+            hint="give a folder or s3://bucket/prefix",
+        )
+    settings = OutputConfig(url=url) if isinstance(given, str) else given
+    try:
+        upload = S3Output(settings.url, settings.endpoint_url, settings.region, settings.profile)
+    except UpscalerError as err:
+        raise InvalidConfig(f"output: {err.message}", hint=err.hint) from None
+    return base / f"{name}-catalog", upload
 
 
 def _backends(given: dict[str, Any] | list[dict[str, Any]]) -> tuple[BackendSettings, ...]:

@@ -21,8 +21,9 @@ from pathlib import Path
 from ogc_upscaler.attributes import with_attributes
 from ogc_upscaler.backends.base import Backend, BuildContext
 from ogc_upscaler.backends.pool import Pool
+from ogc_upscaler.bucket import Bucket
 from ogc_upscaler.campaign import Campaign
-from ogc_upscaler.collect import write_collection
+from ogc_upscaler.collect import collect, write_collection
 from ogc_upscaler.cwl import Package, load_package
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.estimate import SampleEstimate, sample_estimate
@@ -32,6 +33,7 @@ from ogc_upscaler.manager import Manager, Phase, Progress
 from ogc_upscaler.plan import PlanReport, campaign_parts, is_planned, plan
 from ogc_upscaler.sample import spread
 from ogc_upscaler.store import Job, JobSpec, JobStore, State
+from ogc_upscaler.upload import Uploading, upload_catalog
 
 #: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
 EXIT_DONE = 0
@@ -117,7 +119,7 @@ def run_campaign(
             raise
         hooks = JobHooks(on_job_done, on_job_error)
         log_path, progress = _manage(campaign, store, backend, stop, on_progress, hooks)
-        catalog = write_collection(store, campaign.output, campaign.name)
+        catalog = write_catalog(campaign, store, items=False)
     return RunResult(report, progress, catalog, log_path, stop.is_set())
 
 
@@ -151,7 +153,7 @@ def run_sample(
             backend.close()
             raise
         log_path, progress = _manage(campaign, store, backend, stop, on_progress)
-        catalog = write_collection(store, campaign.output, campaign.name)
+        catalog = write_catalog(campaign, store, items=False)
         jobs = sample.total * len(campaign.windows) * max(1, len(campaign.parameter_sets))
         found = sample_estimate(store, chosen, jobs, campaign.parallel, campaign.output)
     return SampleRun(RunResult(report, progress, catalog, log_path, stop.is_set()), found)
@@ -185,6 +187,7 @@ def _manage(
             on_progress=on_progress,
             traces=campaign.workdir / "logs" / "traces",
             hooks=hooks,
+            collector=collect if campaign.upload is None else Uploading(Bucket(campaign.upload)),
         )
         return log_path, manager.run(stop)
     finally:
@@ -205,9 +208,19 @@ def _reported(campaign: Campaign, on_progress: Callable[[Progress], None] | None
 
 
 def rebuild_catalog(campaign: Campaign) -> Path:
-    """Write the campaign's STAC Collection again from the store (read-only)."""
+    """Write the campaign's STAC Collection again from the store (read-only), and upload it with every item
+    to the campaign's bucket (skipping the objects it holds already)."""
     with JobStore.read(campaign.store) as store:
-        return write_collection(store, campaign.output, campaign.name)
+        return write_catalog(campaign, store, items=True)
+
+
+def write_catalog(campaign: Campaign, store: JobStore, *, items: bool) -> Path:
+    """Write the STAC Collection from the store; where results go to a bucket, upload it there (with
+    ``items``, every item too: collecting uploaded each as it came)."""
+    catalog = write_collection(store, campaign.output, campaign.name)
+    if campaign.upload is not None:
+        upload_catalog(Bucket(campaign.upload), campaign.output, items=items)
+    return catalog
 
 
 class BackgroundRun:

@@ -24,6 +24,11 @@ if ! command -v chromium >/dev/null; then
     fi
 fi
 bash scripts/web.sh
+# The tests' S3-compatible server (ministack, signatures checked) in a venv of its own: it pins a botocore
+# that Toil's does not take (why this server: ../shared/notes/s3-and-stac-api.md, and tests/conftest.py)
+python3 -m venv .venv-s3
+.venv-s3/bin/python -m pip install --quiet --upgrade pip
+.venv-s3/bin/python -m pip install --quiet ministack==1.5.33 boto3
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip

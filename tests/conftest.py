@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +122,60 @@ def stac_api(demo_archive: Path) -> Iterator[str]:
     command = [exe, "serve", "--addr", f"127.0.0.1:{port}", "--load-collection-items", "collection.json"]
     with running_server(command, url + "/conformance", "rustac serve", cwd=folder):
         yield url
+
+
+#: The S3 server's own venv (scripts/test.sh makes it: ministack pins a botocore that Toil's does not take).
+S3_VENV = Path(__file__).parent.parent / ".venv-s3"
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Server:
+    """A real S3-compatible server on loopback (ministack, signatures checked), and a key it takes."""
+
+    endpoint: str
+    key: str
+    secret: str
+
+    def credentials(self) -> dict[str, str]:
+        """The environment a client signs its requests with."""
+        return {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret, "AWS_REGION": "us-east-1"}
+
+    def make_bucket(self, name: str) -> str:
+        """Create the bucket ``name``; its name."""
+        import subprocess
+
+        admin = [str(S3_VENV / "bin" / "python"), str(Path(__file__).parent / "servers" / "s3_admin.py")]
+        subprocess.run([*admin, self.endpoint, "bucket", name, self.key, self.secret], check=True, capture_output=True)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """ministack with signatures checked (AUTH=true), started on loopback for the session: of the
+    S3-compatible servers the registries offer it is the one that checks header and presigned signatures,
+    honours conditional requests and serves the ranges GDAL reads (see ../shared/notes/s3-and-stac-api.md);
+    objects kept in memory. Its key is an IAM user's (the root key test/test is not checked)."""
+    import json
+    import os
+    import subprocess
+
+    exe = S3_VENV / "bin" / "ministack"
+    assert exe.exists(), "the S3 server is not installed: bash scripts/test.sh makes .venv-s3"
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AUTH": "true",
+        "BIND_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "MINISTACK_HOST": "127.0.0.1",
+        "SERVICES": "s3,iam,sts",
+        "S3_DATA_DIR": str(tmp_path_factory.mktemp("s3")),
+    }
+    with running_server([str(exe)], endpoint + "/", "ministack", env=env, cwd=tmp_path_factory.mktemp("s3-cwd")):
+        admin = [str(S3_VENV / "bin" / "python"), str(Path(__file__).parent / "servers" / "s3_admin.py")]
+        key = json.loads(subprocess.run([*admin, endpoint, "user"], check=True, capture_output=True).stdout)
+        yield S3Server(endpoint, key["key"], key["secret"])
 
 
 @pytest.fixture(scope="session")
