@@ -86,6 +86,8 @@ class Bucket:
         from obstore.store import S3Store
 
         self.output = output
+        #: How many objects this bucket has been sent (an object already there with the same bytes is not).
+        self.puts = 0
         options: dict[str, Any] = {}
         if output.endpoint_url:
             options["endpoint"] = output.endpoint_url
@@ -113,6 +115,7 @@ class Bucket:
             if self._holds(key, data):
                 return False
             obstore.put(self._store, key, data, use_multipart=False, attributes={"Content-Type": content_type})
+        self.puts += 1
         return True
 
     def read(self, relative: str) -> bytes:

@@ -17,6 +17,7 @@ from ogc_upscaler.backends import registry
 from ogc_upscaler.backends.base import BackendSettings
 from ogc_upscaler.bucket import S3Output
 from ogc_upscaler.grid import Grid
+from ogc_upscaler.stac_api import Publication
 from ogc_upscaler.windows import Window
 
 
@@ -96,6 +97,8 @@ class Campaign:
     output: Path = Path("catalog")
     #: The bucket results are uploaded to as they are collected (``output`` then holds the local working copy).
     upload: S3Output | None = None
+    #: The STAC API each collected item is published to.
+    publish: Publication | None = None
     #: A numeric tile attribute ordering the plan, and so the runs: highest first.
     priority: str | None = None
 

@@ -332,13 +332,21 @@ def estimate_command(config: Path) -> None:
 
 @cli.command()
 @config_argument
-def catalog(config: Path) -> None:
-    """Write the campaign's STAC Collection again from the store."""
+@click.option("--publish", is_flag=True, help="Publish the collection and every item to the STAC API again.")
+def catalog(config: Path, publish: bool) -> None:
+    """Write the campaign's STAC Collection again from the store, and upload it with every item to the
+    campaign's bucket (output: s3://…), skipping what is there; with --publish, to its STAC API too."""
     from ogc_upscaler.config import load_campaign
     from ogc_upscaler.run import rebuild_catalog
 
     campaign = load_campaign(config)
-    click.echo(f"catalog: {rebuild_catalog(campaign)}")
+    if publish and campaign.publish is None:
+        raise InvalidInput(f"config {config}: --publish needs a publish: section", hint="publish: {stac_api: URL}")
+    click.echo(f"catalog: {rebuild_catalog(campaign, publish=publish)}")
+    if campaign.upload is not None:
+        click.echo(f"uploaded to: {campaign.upload.href('collection.json')}")
+    if publish and campaign.publish is not None:
+        click.echo(f"published to: {campaign.publish.stac_api.rstrip('/')}/collections/{campaign.publish.collection}")
 
 
 @cli.command("demo-data")

@@ -43,6 +43,7 @@ from ogc_upscaler.bucket import S3Output
 from ogc_upscaler.campaign import Campaign, Inputs, ParameterSet, Process, Retries
 from ogc_upscaler.errors import InvalidConfig, UpscalerError, redact
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
+from ogc_upscaler.stac_api import Publication
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
 
 
@@ -148,6 +149,20 @@ class OutputConfig(_Strict):
     profile: str | None = Field(default=None, description="a profile of the shared AWS credentials file")
 
 
+class PublishAuthConfig(_Strict):
+    """``publish.auth``: how we prove who we are to the STAC API."""
+
+    token_env: str = Field(description="the environment variable holding a Bearer token")
+
+
+class PublishConfig(_Strict):
+    """``publish:``: the STAC API (with the Transactions extension) items are published to."""
+
+    stac_api: str = Field(pattern=r"^https?://", description="the API's root URL")
+    collection: str | None = Field(default=None, description="the collection's id; default the campaign's name")
+    auth: PublishAuthConfig | None = None
+
+
 class ConfigFile(_Strict):
     """The campaign config file, as written."""
 
@@ -167,6 +182,7 @@ class ConfigFile(_Strict):
     store: str | None = None
     workdir: str | None = None
     output: str | OutputConfig | None = None
+    publish: PublishConfig | None = None
     priority: str | None = Field(default=None, description="a numeric tile attribute: tiles run highest first")
 
 
@@ -234,8 +250,16 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
         workdir=workdir,
         output=output,
         upload=upload,
+        publish=_publication(parsed.publish, name),
         priority=parsed.priority,
     )
+
+
+def _publication(given: PublishConfig | None, name: str) -> Publication | None:
+    if given is None:
+        return None
+    token_env = given.auth.token_env if given.auth is not None else None
+    return Publication(given.stac_api, given.collection or name, token_env)
 
 
 def _output(given: str | OutputConfig | None, base: Path, name: str) -> tuple[Path, S3Output | None]:

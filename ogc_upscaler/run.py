@@ -21,10 +21,10 @@ from pathlib import Path
 from ogc_upscaler.attributes import with_attributes
 from ogc_upscaler.backends.base import Backend, BuildContext
 from ogc_upscaler.backends.pool import Pool
-from ogc_upscaler.bucket import Bucket
 from ogc_upscaler.campaign import Campaign
 from ogc_upscaler.collect import collect, write_collection
 from ogc_upscaler.cwl import Package, load_package
+from ogc_upscaler.delivery import Delivering, Delivery
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.estimate import SampleEstimate, sample_estimate
 from ogc_upscaler.grid import TileSet
@@ -33,7 +33,6 @@ from ogc_upscaler.manager import Manager, Phase, Progress
 from ogc_upscaler.plan import PlanReport, campaign_parts, is_planned, plan
 from ogc_upscaler.sample import spread
 from ogc_upscaler.store import Job, JobSpec, JobStore, State
-from ogc_upscaler.upload import Uploading, upload_catalog
 
 #: Exit codes of ``ogc-upscaler run`` (documented in the README; a Kubernetes Job's pod failure policy uses them).
 EXIT_DONE = 0
@@ -177,6 +176,7 @@ def _manage(
 ) -> tuple[Path, Progress]:
     """Run the store's jobs to their end (or a stop) with the run's log file; closes the backend."""
     log_path, handler = _log_file(campaign.workdir)
+    delivery = Delivery.of(campaign)
     try:
         manager = Manager(
             store,
@@ -187,10 +187,12 @@ def _manage(
             on_progress=on_progress,
             traces=campaign.workdir / "logs" / "traces",
             hooks=hooks,
-            collector=collect if campaign.upload is None else Uploading(Bucket(campaign.upload)),
+            collector=Delivering(delivery) if delivery else collect,
         )
+        delivery.start(campaign)
         return log_path, manager.run(stop)
     finally:
+        delivery.close()
         logging.getLogger("ogc_upscaler").removeHandler(handler)
         handler.close()
         backend.close()
@@ -207,19 +209,24 @@ def _reported(campaign: Campaign, on_progress: Callable[[Progress], None] | None
             on_progress(progress)
 
 
-def rebuild_catalog(campaign: Campaign) -> Path:
+def rebuild_catalog(campaign: Campaign, *, publish: bool = False) -> Path:
     """Write the campaign's STAC Collection again from the store (read-only), and upload it with every item
-    to the campaign's bucket (skipping the objects it holds already)."""
+    to the campaign's bucket (skipping the objects it holds already); with ``publish``, publish them all to
+    its STAC API again too."""
     with JobStore.read(campaign.store) as store:
-        return write_catalog(campaign, store, items=True)
+        return write_catalog(campaign, store, items=True, publish=publish)
 
 
-def write_catalog(campaign: Campaign, store: JobStore, *, items: bool) -> Path:
-    """Write the STAC Collection from the store; where results go to a bucket, upload it there (with
-    ``items``, every item too: collecting uploaded each as it came)."""
+def write_catalog(campaign: Campaign, store: JobStore, *, items: bool, publish: bool = True) -> Path:
+    """Write the STAC Collection from the store and deliver it (with ``items``, every item too: collecting
+    delivered each as it came); ``publish`` to the STAC API as well as to the bucket."""
     catalog = write_collection(store, campaign.output, campaign.name)
-    if campaign.upload is not None:
-        upload_catalog(Bucket(campaign.upload), campaign.output, items=items)
+    delivery = Delivery.of(campaign)
+    try:
+        if delivery:
+            delivery.collection(campaign.output, items=items, publish=publish)
+    finally:
+        delivery.close()
     return catalog
 
 

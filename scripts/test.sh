@@ -23,6 +23,17 @@ if ! command -v chromium >/dev/null; then
         echo "scripts/test.sh: Chromium is missing; install Debian's chromium (apt-get install chromium)" >&2
     fi
 fi
+# PostgreSQL 15 with PostGIS for the tests' STAC API with transactions (stac-fastapi-pgstac, migrated by pypgstac)
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || [ ! -d /usr/share/postgresql/15/extension ] \
+        || ! ls /usr/share/postgresql/15/extension/postgis.control >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql postgresql-15-postgis-3 >/dev/null 2>&1 || {
+            apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql postgresql-15-postgis-3 >/dev/null
+        }
+    else
+        echo "scripts/test.sh: PostgreSQL/PostGIS are missing; install Debian's postgresql postgresql-15-postgis-3" >&2
+    fi
+fi
 bash scripts/web.sh
 # The tests' S3-compatible server (ministack, signatures checked) in a venv of its own: it pins a botocore
 # that Toil's does not take (why this server: ../shared/notes/s3-and-stac-api.md, and tests/conftest.py)

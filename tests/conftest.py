@@ -179,6 +179,62 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="session")
+def stac_transactions_api() -> Iterator[str]:
+    """A real STAC API with the Transactions extension: stac-fastapi-pgstac on Debian's PostgreSQL 15 with
+    PostGIS, migrated with pypgstac, all on loopback for the session (scripts/test.sh installs them); its URL.
+    PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import psycopg
+
+    bin_dir = Path("/usr/lib/postgresql/15/bin")
+    assert (bin_dir / "initdb").exists(), "PostgreSQL 15 is not installed: bash scripts/test.sh installs it"
+    folder = Path(tempfile.mkdtemp(prefix="upscaler-pg-"))  # in /tmp: the postgres user must reach it
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    init = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    subprocess.run([*as_postgres, *init, "--locale=C.UTF-8"], check=True, capture_output=True)
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder} -c fsync=off"
+    pg_ctl = [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w"]
+    subprocess.run([*pg_ctl, "-t", "600", "-o", options, "start"], check=True, capture_output=True)
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as db:
+            db.execute("ALTER USER postgres PASSWORD 'upscaler'")
+            db.execute("CREATE DATABASE stac")
+        dsn = f"postgresql://postgres:upscaler@127.0.0.1:{port}/stac"
+        pypgstac = Path(sys.executable).with_name("pypgstac")
+        subprocess.run([str(pypgstac), "migrate", "--dsn", dsn], check=True, capture_output=True)
+        with psycopg.connect(dsn, autocommit=True) as db:  # numberMatched in searches
+            db.execute("UPDATE pgstac.pgstac_settings SET value = 'on' WHERE name = 'context'")
+        api_port = free_port()
+        url = f"http://127.0.0.1:{api_port}"
+        env = {
+            **os.environ,
+            "PGUSER": "postgres",
+            "PGPASSWORD": "upscaler",
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(port),
+            "PGDATABASE": "stac",
+            "ENABLE_TRANSACTIONS_EXTENSIONS": "true",
+        }
+        app = "stac_fastapi.pgstac.app:create_app"
+        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(api_port)]
+        cwd = folder / "api"  # its settings read a .env from the working folder: a clean one
+        cwd.mkdir()
+        with running_server(command, url + "/_mgmt/ping", "stac-fastapi-pgstac", env=env, cwd=cwd):
+            yield url
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=False, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def offline_stac_validator() -> Iterator[None]:
     """pystac validation with the STAC extension schemas preloaded from tests/data, so nothing is fetched."""
     import pystac.validation
