@@ -236,13 +236,25 @@ def watch(config: Path, host: str, port: int) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), required=True, help=f"Output file: {', '.join(FORMATS)}."
 )
-def export_command(config: Path, output: Path) -> None:
-    """Export the jobs with their footprints to GeoJSON, CSV or GeoParquet."""
+@click.option(
+    "--stac-geoparquet", "stac_geoparquet", is_flag=True, help="The collected items as stac-geoparquet (.parquet)."
+)
+def export_command(config: Path, output: Path, stac_geoparquet: bool) -> None:
+    """Export the jobs with their footprints to GeoJSON, CSV or GeoParquet; with --stac-geoparquet, the
+    collection's items as stac-geoparquet, every href absolute."""
     from ogc_upscaler.config import load_campaign
     from ogc_upscaler.export import export
     from ogc_upscaler.store import JobStore
 
     campaign = load_campaign(config)
+    if stac_geoparquet:
+        from ogc_upscaler.geoparquet_items import write_stac_geoparquet
+
+        if output.suffix.lower() != ".parquet":
+            raise InvalidInput(f"export {output}: stac-geoparquet is written to a .parquet file")
+        href = campaign.upload.href if campaign.upload is not None else None
+        click.echo(f"{write_stac_geoparquet(campaign.output, output, href):,} items: {output}")
+        return
     with JobStore.read(campaign.store) as store:
         n = export(store, output)
     click.echo(f"{n:,} jobs: {output}")

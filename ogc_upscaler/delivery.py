@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ogc_upscaler.bucket import Bucket, OutputError
 from ogc_upscaler.collect import COLLECTION_FILE, Collected, CollectError, collect
 from ogc_upscaler.stac_api import PublishError, StacApi
-from ogc_upscaler.upload import item_paths, local_href, upload_collection, upload_item
+from ogc_upscaler.upload import is_relative, item_paths, local_href, upload_collection, upload_item
 
 if TYPE_CHECKING:
     from ogc_upscaler.backends.base import Outputs
@@ -127,4 +127,4 @@ def _absolute(output: Path, path: str) -> dict[str, Any]:
 def _for_api(body: dict[str, Any]) -> dict[str, Any]:
     """A STAC object as an API takes it: the links it makes itself (relative ones, item lists) left out."""
     links = [link for link in body.get("links", []) if link.get("rel") not in {"self", "root", "parent", "item"}]
-    return {**body, "links": [link for link in links if local_href(link.get("href", ""), "") is None]}
+    return {**body, "links": [link for link in links if not is_relative(link.get("href", ""))]}

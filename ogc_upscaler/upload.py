@@ -62,9 +62,14 @@ def _absolute_links(body: dict[str, Any], path: str, output: S3Output) -> None:
     body["links"] = [*links, {"rel": "self", "href": output.href(path), "type": JSON_TYPE}]
 
 
+def is_relative(href: str) -> bool:
+    """Whether ``href`` is relative (no scheme, no leading slash)."""
+    return bool(href) and not urlsplit(href).scheme and not href.startswith("/")
+
+
 def local_href(href: str, folder: str) -> str | None:
     """The catalog-relative path of a relative ``href`` found in ``folder``; None for an absolute one."""
-    if not href or urlsplit(href).scheme or href.startswith("/"):
+    if not is_relative(href):
         return None
     relative = posixpath.normpath(posixpath.join(folder, href))
     if relative.startswith("../"):

@@ -97,3 +97,16 @@ def test_a_token_that_is_not_set_is_refused_before_anything_is_sent(stac_transac
     monkeypatch.setenv("STAC_TOKEN", "secret-token-value")
     api = StacApi(Publication(stac_transactions_api, "c", token_env="STAC_TOKEN"))
     assert json.dumps(api.publication.__dict__).count("secret-token-value") == 0
+
+
+def test_without_a_bucket_the_published_hrefs_are_the_files_on_this_machine(tmp_path, stac_transactions_api) -> None:
+    publish = {"stac_api": stac_transactions_api, "collection": "local-results"}
+    campaign = load_campaign(flaky_config(tmp_path, publish=publish))
+    run_campaign(campaign)
+    items = list(Client.open(stac_transactions_api).search(collections=["local-results"]).items())
+    assert items
+    for item in items:
+        href = item.assets["data"].href
+        assert href.startswith(str(campaign.output.resolve()))
+        with rasterio.open(href) as src:
+            assert src.count >= 1

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import rasterio
+from stac_geoparquet.arrow import stac_table_to_items
 
 from ogc_upscaler.bucket import Bucket, OutputError
+from ogc_upscaler.cli import cli
 from ogc_upscaler.config import load_campaign
 from ogc_upscaler.delivery import Delivery
 from ogc_upscaler.run import rebuild_catalog, run_campaign
@@ -30,7 +33,8 @@ def credentials(s3_server, monkeypatch) -> None:
 def test_collected_jobs_land_in_the_bucket_with_hrefs_that_open(tmp_path, s3_server, credentials, monkeypatch) -> None:
     name = s3_server.make_bucket("campaign-results")
     output = {"url": f"s3://{name}/runs/2024", "endpoint_url": s3_server.endpoint}
-    campaign = load_campaign(flaky_config(tmp_path, aoi="11.9,47.8,12.1,48.0", output=output))
+    config = flaky_config(tmp_path, aoi="11.9,47.8,12.1,48.0", output=output)
+    campaign = load_campaign(config)
     collected = run_campaign(campaign).progress.counts["collected"]
     assert collected == 12  # 3 x 2 tiles on each side of the seam at 12°E
     bucket = Bucket(campaign.upload)
@@ -57,6 +61,14 @@ def test_collected_jobs_land_in_the_bucket_with_hrefs_that_open(tmp_path, s3_ser
     assert bucket.puts == 0, "everything is there already: nothing put"
     rebuild_catalog(campaign)  # the catalog command: idempotent too
     assert json.loads(bucket.read("collection.json")) == collection
+
+    # the collection as stac-geoparquet, for tools that read 100,000 items at once: hrefs into the bucket
+    table = tmp_path / "items.parquet"
+    assert cli.main(["export", str(config), "-o", str(table), "--stac-geoparquet"], standalone_mode=False) is None
+    rows = list(stac_table_to_items(pq.read_table(table)))
+    assert sorted(r["id"] for r in rows) == sorted(h.rsplit("/", 1)[1].removesuffix(".json") for h in item_links)
+    assert all(r["assets"]["data"]["href"].startswith(f"s3://{name}/runs/2024/items/") for r in rows)
+    assert rows[0]["geometry"]["type"] in ("Polygon", "MultiPolygon") and rows[0]["properties"]["datetime"]
 
 
 def test_a_bucket_that_refuses_us_fails_collection_and_never_reruns_the_job(
