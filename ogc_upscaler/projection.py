@@ -96,6 +96,31 @@ def to_wgs84(geoms: np.ndarray, epsg: int, pixel_size: float) -> np.ndarray:
     return split_antimeridian(lonlat)
 
 
+def boxes_to_wgs84(bounds: np.ndarray, epsg: int, pixel_size: float) -> np.ndarray:
+    """WGS84 footprints of native boxes ``(xmin, ymin, xmax, ymax)``, as :func:`to_wgs84` of their densified
+    polygons gives them, built from coordinate arrays in one pass (no box, no segmentize): the ring of
+    ``shapely.box`` (from the lower-right corner, counter-clockwise), each edge in equal steps of at most
+    :func:`densify_native`'s. Every vertex is ``min + k × step`` of its own box, and the corners its bounds,
+    so two neighbours of one size and row (or column) compute a shared edge's vertices alike."""
+    if not len(bounds):
+        return np.empty(0, dtype=object)
+    width, height = bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]
+    if np.ptp(width) or np.ptp(height):  # boxes of several sizes: their rings differ in length
+        return to_wgs84(shapely.box(*bounds.T), epsg, pixel_size)
+    step = max(pixel_size, np.floor(METRES_STEP / pixel_size) * pixel_size)
+    nx, ny = max(1, int(np.ceil(width[0] / step))), max(1, int(np.ceil(height[0] / step)))
+    i, j = np.arange(nx), np.arange(ny)
+    ring_i = np.concatenate([np.full(ny, nx), nx - i, np.zeros(ny, int), i, [nx]])
+    ring_j = np.concatenate([j, np.full(nx, ny), ny - j, np.zeros(nx, int), [0]])
+    x = bounds[:, :1] + ring_i * (width[:1, None] / nx)
+    y = bounds[:, 1:2] + ring_j * (height[:1, None] / ny)
+    x[:, ring_i == nx] = bounds[:, 2:3]  # the far corners exactly as the bounds give them
+    y[:, ring_j == ny] = bounds[:, 3:4]
+    lon, lat = transformer(epsg, WGS84).transform(x.ravel(), y.ravel())
+    rings = np.stack([np.reshape(lon, x.shape), np.reshape(lat, y.shape)], axis=-1)
+    return split_antimeridian(shapely.polygons(rings))
+
+
 def area_km2(geoms_wgs84: np.ndarray | shapely.Geometry) -> np.ndarray:
     """Area in km² of WGS84 geometries, measured in an equal-area projection."""
     projected = project(densify_degrees(geoms_wgs84), WGS84, EQUAL_AREA)

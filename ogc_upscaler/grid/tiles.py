@@ -24,10 +24,10 @@ from ogc_upscaler.projection import (
     WGS84,
     area_km2,
     box_areas_km2,
+    boxes_to_wgs84,
     is_equal_area,
     measures_by_scale,
     project,
-    to_wgs84,
 )
 
 if TYPE_CHECKING:
@@ -155,11 +155,10 @@ class TileSet:
     @cached_property
     def footprints(self) -> np.ndarray:
         """WGS84 footprints, densified so that edges follow their true curved shape."""
-        boxes = shapely.box(self.bounds[:, 0], self.bounds[:, 1], self.bounds[:, 2], self.bounds[:, 3])
         out = np.empty(len(self), dtype=object)
         for epsg in np.unique(self.epsg):
             sel = self.epsg == epsg
-            out[sel] = to_wgs84(boxes[sel], int(epsg), self.grid.pixel_size)
+            out[sel] = boxes_to_wgs84(self.bounds[sel], int(epsg), self.grid.pixel_size)
         if self.clipped is not None:
             out[self._clipped_index] = self.clipped[self._clipped_index]
         return out

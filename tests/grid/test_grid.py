@@ -362,3 +362,18 @@ def test_a_cell_told_inside_its_zone_without_geos_is_inside_it() -> None:
         exact = shapely.contains(zone, shapely.box(*bounds.T))
         assert not (told & ~exact).any()
         assert told.sum() >= 0.999 * exact.sum()
+
+
+@pytest.mark.parametrize(("epsg", "size"), [(3035, 20_000.0), (32632, 10_000.0), (32601, 100_000.0)])
+def test_footprints_built_from_arrays_are_the_densified_boxes_and_neighbours_share_their_edges(epsg, size) -> None:
+    from ogc_upscaler.projection import boxes_to_wgs84, to_wgs84
+
+    west, south = (4_000_000.0, 2_000_000.0) if epsg == 3035 else (100_000.0, 5_000_000.0)
+    col, row = np.meshgrid(np.arange(4), np.arange(3))
+    x, y = west + col.ravel() * size, south + row.ravel() * size
+    bounds = np.column_stack([x, y, x + size, y + size])
+    ours, reference = boxes_to_wgs84(bounds, epsg, 10.0), to_wgs84(shapely.box(*bounds.T), epsg, 10.0)
+    assert shapely.equals_exact(ours, reference, tolerance=1e-9).all()
+    right_edge = shapely.get_coordinates(ours[0])[: len(shapely.get_coordinates(ours[0])) // 4 + 1]
+    neighbour = {tuple(p) for p in shapely.get_coordinates(ours[1])}
+    assert all(tuple(p) in neighbour for p in right_edge), "the shared edge's vertices, to the bit"
