@@ -120,10 +120,17 @@ class ToilOptions(BaseModel):
     )
     slurm: SlurmOptions = Field(default_factory=SlurmOptions)
     kubernetes: KubernetesOptions = Field(default_factory=KubernetesOptions)
+    #: A job store in S3 for every batch, on any batch system (Kubernetes needs one: here or kubernetes.job_store).
+    job_store: str | None = Field(default=None, pattern=r"^aws:[a-z0-9-]+:[a-z0-9-]+$")
+
+    @property
+    def s3_job_store(self) -> str | None:
+        """The ``aws:REGION:NAME`` job store the batches use, if any (each batch's bucket is NAME-BATCH--toil)."""
+        return self.job_store or (self.kubernetes.job_store if self.batch_system == "kubernetes" else None)
 
     @model_validator(mode="after")
     def _store(self) -> ToilOptions:
-        if self.batch_system == "kubernetes" and not self.kubernetes.job_store:
+        if self.batch_system == "kubernetes" and not self.s3_job_store:
             raise ValueError("kubernetes needs kubernetes.job_store (aws:REGION:NAME): pods cannot reach a file store")
         if self.batch_system == "kubernetes" and self.staging == "shared":
             raise ValueError(
@@ -311,8 +318,8 @@ class ToilBackend(Backend):
         """The leader's Toil command-line options for ``batch``."""
         s = self.options
         store = f"file:{batch / 'jobstore'}"
-        if s.batch_system == "kubernetes" and s.kubernetes.job_store:
-            store = f"{s.kubernetes.job_store}-{batch.name}"
+        if s.s3_job_store:
+            store = f"{s.s3_job_store}-{batch.name}"
         options = [
             store,
             "--batchSystem",
