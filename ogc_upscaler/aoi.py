@@ -144,7 +144,7 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
     if path.suffix.lower() not in GEOJSON or layer is not None:
         return _through_gdal(path, layer, where, source)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = _read_json(path)
     except UnicodeDecodeError:
         raise InvalidAOI(f"AOI {source}: not a text file", hint="give a GeoJSON file") from None
     except json.JSONDecodeError as err:
@@ -171,6 +171,19 @@ def from_file(path: Path, *, layer: str | None = None, where: str | None = None)
     if where is not None:
         obj = _selected(obj, where, path)
     return from_geojson(obj, source=source)
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file parsed by orjson (a country file in a third of json's time); a file orjson refuses is
+    parsed again by json, whose error says the line and column, and which takes what JSON's grammar
+    tolerates in Python (NaN)."""
+    import orjson
+
+    data = path.read_bytes()
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data.decode("utf-8"))
 
 
 def _through_gdal(path: Path, layer: str | None, where: str | None, source: str) -> AOI:

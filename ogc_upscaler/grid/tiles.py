@@ -276,9 +276,9 @@ def write_geojson(path: Path, parts: Iterable[TileSet]) -> None:
             out.write('{"type": "FeatureCollection", "features": [\n')
             sep = ""
             for part in parts:
-                for feature in part.geojson_features():
-                    out.write(sep)
-                    out.write(feature)
+                text = ",\n".join(part.geojson_features())
+                if text:
+                    out.write(sep + text)
                     sep = ",\n"
             out.write("\n]}\n")
         tmp.replace(path)
