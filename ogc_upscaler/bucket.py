@@ -142,8 +142,6 @@ class Bucket:
 
         try:
             yield
-        except OutputError:
-            raise
         except (BaseError, OSError) as err:
             first = redact(str(err)).strip().splitlines()
             raise OutputError(f"{what}: {first[0] if first else type(err).__name__}") from None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ogc_upscaler.bucket import Bucket, OutputError
 from ogc_upscaler.collect import COLLECTION_FILE, Collected, CollectError, collect
 from ogc_upscaler.stac_api import PublishError, StacApi
-from ogc_upscaler.upload import is_relative, item_paths, local_href, upload_collection, upload_item
+from ogc_upscaler.upload import is_relative, item_paths, local_assets, upload_collection, upload_item
 
 if TYPE_CHECKING:
     from ogc_upscaler.backends.base import Outputs
@@ -89,10 +89,9 @@ class Delivering:
         collected = collect(job, outputs, output, campaign)
         try:
             self.delivery.item(output, collected.item)
-        except OutputError as err:
-            raise CollectError(f"job {job.job_id}: {err.message}", retryable=True, hint=err.hint) from None
-        except PublishError as err:
-            raise CollectError(f"job {job.job_id}: {err.message}", retryable=err.retryable, hint=err.hint) from None
+        except (OutputError, PublishError) as err:  # a bucket's failure may pass; the API says whether it may
+            retryable = err.retryable if isinstance(err, PublishError) else True
+            raise CollectError(f"job {job.job_id}: {err.message}", retryable=retryable, hint=err.hint) from None
         return collected
 
 
@@ -116,11 +115,8 @@ def planned_collection(campaign: Campaign) -> dict[str, Any]:
 def _absolute(output: Path, path: str) -> dict[str, Any]:
     """The local STAC object at ``path`` with its asset hrefs made absolute local paths."""
     body = json.loads((output / path).read_text(encoding="utf-8"))
-    folder = str(Path(path).parent) if Path(path).parent != Path(".") else ""
-    for asset in body.get("assets", {}).values():
-        relative = local_href(asset.get("href", ""), folder)
-        if relative is not None:
-            asset["href"] = str((output / relative).resolve())
+    for asset, relative in local_assets(body, path):
+        asset["href"] = str((output / relative).resolve())
     return body
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ogc_upscaler.errors import InvalidInput
-from ogc_upscaler.upload import is_relative, item_paths, local_href
+from ogc_upscaler.upload import is_relative, item_paths, local_assets
 
 CHUNK = 8192
 
@@ -45,9 +44,7 @@ def write_stac_geoparquet(output: Path, path: Path, href: Callable[[str], str] |
 def _items(output: Path, paths: list[str], href: Callable[[str], str]) -> Iterator[dict[str, Any]]:
     for item in paths:
         body = json.loads((output / item).read_text(encoding="utf-8"))
-        for asset in body.get("assets", {}).values():
-            relative = local_href(asset.get("href", ""), posixpath.dirname(item))
-            if relative is not None:
-                asset["href"] = href(relative)
+        for asset, relative in local_assets(body, item):
+            asset["href"] = href(relative)
         body["links"] = [link for link in body.get("links", []) if not is_relative(link.get("href", ""))]
         yield body

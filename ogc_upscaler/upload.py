@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,12 +27,9 @@ def upload_item(bucket: Bucket, output: Path, item: str) -> dict[str, Any]:
     """Upload the item at ``item`` (relative to the local catalog ``output``) and the local files its assets
     name, the item last; the item as uploaded, with absolute hrefs."""
     body = json.loads((output / item).read_text(encoding="utf-8"))
-    folder = posixpath.dirname(item)
-    for asset in body.get("assets", {}).values():
-        relative = local_href(asset.get("href", ""), folder)
-        if relative is not None:
-            bucket.upload(output / relative, relative, asset.get("type") or "application/octet-stream")
-            asset["href"] = bucket.output.href(relative)
+    for asset, relative in local_assets(body, item):
+        bucket.upload(output / relative, relative, asset.get("type") or "application/octet-stream")
+        asset["href"] = bucket.output.href(relative)
     _absolute_links(body, item, bucket.output)
     bucket.put(_encoded(body), item, GEOJSON_TYPE)
     return body
@@ -60,6 +58,14 @@ def _absolute_links(body: dict[str, Any], path: str, output: S3Output) -> None:
         if relative is not None:
             link["href"] = output.href(relative)
     body["links"] = [*links, {"rel": "self", "href": output.href(path), "type": JSON_TYPE}]
+
+
+def local_assets(body: dict[str, Any], path: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """The assets of the STAC object at ``path`` whose hrefs are relative, each with its catalog-relative path."""
+    for asset in body.get("assets", {}).values():
+        relative = local_href(asset.get("href", ""), posixpath.dirname(path))
+        if relative is not None:
+            yield asset, relative
 
 
 def is_relative(href: str) -> bool:
