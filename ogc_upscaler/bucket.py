@@ -11,17 +11,15 @@ reach the store, the logs, an error or the catalog.
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import hashlib
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ogc_upscaler.errors import UpscalerError, redact
+from ogc_upscaler.s3_access import CredentialsError, S3Access
 
 #: Largest object put in one request (S3 takes up to 5 GiB; a tile's COG is far smaller).
 SINGLE_PUT_LIMIT = 5 * 2**30
@@ -60,6 +58,11 @@ class S3Output:
         """The key prefix results go under ('' for the bucket's root), without a trailing slash."""
         return bucket_and_prefix(self.url)[1]
 
+    @property
+    def access(self) -> S3Access:
+        """How the bucket is reached."""
+        return S3Access(self.endpoint_url, self.region, self.profile)
+
     def key(self, relative: str) -> str:
         """The object key of a file at ``relative`` in the local catalog."""
         return f"{self.prefix}/{relative}" if self.prefix else relative
@@ -88,16 +91,8 @@ class Bucket:
         self.output = output
         #: How many objects this bucket has been sent (an object already there with the same bytes is not).
         self.puts = 0
-        options: dict[str, Any] = {}
-        if output.endpoint_url:
-            options["endpoint"] = output.endpoint_url
-            options["virtual_hosted_style_request"] = False
-            if output.endpoint_url.startswith("http://"):
-                options["client_options"] = {"allow_http": True}
-        region = output.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        options["region"] = region or "us-east-1"
         with self._calling(f"open {redact(output.url)}"):
-            self._store = S3Store(output.bucket, **options, **profile_credentials(output.profile))
+            self._store = S3Store(output.bucket, **output.access.store_options())
 
     def upload(self, path: Path, relative: str, content_type: str) -> bool:
         """Put the local file ``path`` at the key of ``relative``; False when the very same bytes are there."""
@@ -142,30 +137,8 @@ class Bucket:
 
         try:
             yield
+        except CredentialsError as err:
+            raise OutputError(err.message, hint=err.hint) from None
         except (BaseError, OSError) as err:
             first = redact(str(err)).strip().splitlines()
             raise OutputError(f"{what}: {first[0] if first else type(err).__name__}") from None
-
-
-def profile_credentials(profile: str | None) -> dict[str, str]:
-    """The keys of ``profile`` (or ``AWS_PROFILE``) in the shared credentials file
-    (``AWS_SHARED_CREDENTIALS_FILE``, default ``~/.aws/credentials``); none when no profile is named, so the
-    client takes them from the environment or the instance's role."""
-    name = profile or (None if os.environ.get("AWS_ACCESS_KEY_ID") else os.environ.get("AWS_PROFILE"))
-    if name is None:
-        return {}
-    path = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")).expanduser()
-    parser = configparser.ConfigParser()
-    try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
-    except (OSError, configparser.Error) as err:
-        raise OutputError(f"profile {name!r}: cannot read {path} ({type(err).__name__})") from None
-    if not parser.has_section(name):
-        raise OutputError(f"profile {name!r} is not in {path}", hint=f"its sections: {', '.join(parser.sections())}")
-    section = parser[name]
-    if "aws_access_key_id" not in section or "aws_secret_access_key" not in section:
-        raise OutputError(f"profile {name!r} in {path} lacks aws_access_key_id or aws_secret_access_key")
-    found = {"access_key_id": section["aws_access_key_id"], "secret_access_key": section["aws_secret_access_key"]}
-    if "aws_session_token" in section:
-        found["session_token"] = section["aws_session_token"]
-    return found

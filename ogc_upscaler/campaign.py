@@ -17,6 +17,7 @@ from ogc_upscaler.backends import registry
 from ogc_upscaler.backends.base import BackendSettings
 from ogc_upscaler.bucket import S3Output
 from ogc_upscaler.grid import Grid
+from ogc_upscaler.s3_access import S3Access
 from ogc_upscaler.stac_api import Publication
 from ogc_upscaler.windows import Window
 
@@ -44,11 +45,13 @@ class Process:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Where each job's input items are searched: a static STAC catalog or a STAC API."""
+    """Where each job's input items are searched: a static STAC catalog or a STAC API; ``s3``: how the
+    ``s3://`` catalog, items and assets are reached (None: as the environment says)."""
 
     stac: str
     collections: tuple[str, ...] = ()
     base_dir: Path = Path(".")
+    s3: S3Access | None = None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from ogc_upscaler.bucket import S3Output
 from ogc_upscaler.campaign import Campaign, Inputs, ParameterSet, Process, Retries
 from ogc_upscaler.errors import InvalidConfig, UpscalerError, redact
 from ogc_upscaler.grid import GRID_HELP, custom_grid, grid_from_spec
+from ogc_upscaler.s3_access import S3Access
 from ogc_upscaler.stac_api import Publication
 from ogc_upscaler.windows import Window, parse_instant, windows_from_range
 
@@ -108,11 +109,25 @@ class ProcessConfig(_Strict):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class S3AccessConfig(_Strict):
+    """How an S3 store is reached: an S3-compatible store's endpoint, the region, a profile."""
+
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://", description="an S3-compatible endpoint")
+    region: str | None = None
+    profile: str | None = Field(default=None, description="a profile of the shared AWS credentials file")
+
+    def access(self) -> S3Access:
+        """These settings, resolved."""
+        return S3Access(self.endpoint_url, self.region, self.profile)
+
+
 class InputsConfig(_Strict):
-    """STAC input discovery: a static catalog path or a STAC API URL, and optional collections."""
+    """STAC input discovery: a static catalog (a path, URL or ``s3://``) or a STAC API URL, optional
+    collections, and how ``s3://`` catalogs, items and assets are reached (default: as the output's bucket)."""
 
     stac: str
     collections: list[str] = Field(default_factory=list)
+    s3: S3AccessConfig | None = None
 
 
 class RetryConfig(_Strict):
@@ -140,13 +155,10 @@ class RetryConfig(_Strict):
             raise ValueError("expected seconds or an ISO 8601 duration such as PT30S or PT2H") from None
 
 
-class OutputConfig(_Strict):
+class OutputConfig(S3AccessConfig):
     """``output:`` as a mapping: a bucket and how to reach it."""
 
     url: str = Field(description="s3://bucket/prefix")
-    endpoint_url: str | None = Field(default=None, description="an S3-compatible store's endpoint")
-    region: str | None = None
-    profile: str | None = Field(default=None, description="a profile of the shared AWS credentials file")
 
 
 class PublishAuthConfig(_Strict):
@@ -222,12 +234,14 @@ def resolve(parsed: ConfigFile, path: Path) -> Campaign:
     if application is not None and not application.startswith(("http://", "https://")):
         path_part, _, fragment = application.partition("#")
         application = str((base / path_part).resolve()) + (f"#{fragment}" if fragment else "")
-    inputs = None
-    if parsed.inputs is not None:
-        inputs = Inputs(parsed.inputs.stac, tuple(parsed.inputs.collections), base)
     r = parsed.retries
     workdir = base / (parsed.workdir or f"{name}-runs")
     output, upload = _output(parsed.output, base, name)
+    inputs = None
+    if parsed.inputs is not None:
+        given = parsed.inputs.s3
+        s3 = given.access() if given is not None else (upload.access if upload is not None else None)
+        inputs = Inputs(parsed.inputs.stac, tuple(parsed.inputs.collections), base, s3)
     return Campaign(
         name=name,
         aoi=aoi,
@@ -275,7 +289,8 @@ def _output(given: str | OutputConfig | None, base: Path, name: str) -> tuple[Pa
         )
     settings = OutputConfig(url=url) if isinstance(given, str) else given
     try:
-        upload = S3Output(settings.url, settings.endpoint_url, settings.region, settings.profile)
+        access = settings.access()
+        upload = S3Output(settings.url, access.endpoint_url, access.region, access.profile)
     except UpscalerError as err:
         raise InvalidConfig(f"output: {err.message}", hint=err.hint) from None
     return base / f"{name}-catalog", upload

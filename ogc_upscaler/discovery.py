@@ -21,6 +21,8 @@ from shapely.geometry import shape
 
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.projection import lonlat_box
+from ogc_upscaler.s3_access import S3Access
+from ogc_upscaler.s3_stac_io import stac_io_for
 from ogc_upscaler.windows import Window
 
 
@@ -51,9 +53,9 @@ class InputSource(ABC):
 class StaticCatalog(InputSource):
     """A static STAC catalog or collection on disk (or at a URL pystac can read)."""
 
-    def __init__(self, href: str, collections: Sequence[str] | None = None) -> None:
+    def __init__(self, href: str, collections: Sequence[str] | None = None, access: S3Access | None = None) -> None:
         try:
-            root = pystac.read_file(href)
+            root = pystac.read_file(href, stac_io=stac_io_for(href, access))
         except (OSError, pystac.STACError, ValueError) as err:
             raise InvalidConfig(
                 f"inputs.stac: cannot read the STAC catalog {href}: {err}",
@@ -159,12 +161,15 @@ class StacApi(InputSource):
         return out
 
 
-def open_source(stac: str, collections: Sequence[str] | None, base_dir: Path) -> InputSource:
-    """A STAC API for an http(s) URL that is not a JSON file, else a static catalog."""
+def open_source(
+    stac: str, collections: Sequence[str] | None, base_dir: Path, access: S3Access | None = None
+) -> InputSource:
+    """A STAC API for an http(s) URL that is not a JSON file, else a static catalog (at a URL, ``s3://``
+    reached with ``access``, or a path relative to ``base_dir``)."""
     if stac.startswith(("http://", "https://")) and not stac.endswith(".json"):
         return StacApi(stac, collections)
-    href = stac if stac.startswith(("http://", "https://")) else str((base_dir / stac).resolve())
-    return StaticCatalog(href, collections)
+    href = stac if stac.startswith(("http://", "https://", "s3://")) else str((base_dir / stac).resolve())
+    return StaticCatalog(href, collections, access)
 
 
 def _box(bbox: Sequence[float]) -> shapely.Geometry:

@@ -105,7 +105,8 @@ def input_source(campaign: Campaign) -> InputSource | None:
     """The campaign's input catalog (a static catalog or a STAC API), opened; None when it takes no inputs."""
     if campaign.inputs is None:
         return None
-    return open_source(campaign.inputs.stac, campaign.inputs.collections, campaign.inputs.base_dir)
+    i = campaign.inputs
+    return open_source(i.stac, i.collections, i.base_dir, i.s3)
 
 
 def tile_records(tiles: TileSet) -> Iterator[TileRecord]:

@@ -74,9 +74,10 @@ def make_backend(campaign: Campaign) -> Backend:
     """The backend the config names, built by its own settings; several become one :class:`Pool`."""
     package = functools.cache(lambda: package_of(campaign))
     jobs = campaign.workdir / "jobs"
+    s3 = campaign.inputs.s3 if campaign.inputs is not None else None
     if len(campaign.backends) == 1:
-        return campaign.backend.build(BuildContext(jobs, package))
-    return Pool([b.build(BuildContext(jobs / b.label, package)) for b in campaign.backends])
+        return campaign.backend.build(BuildContext(jobs, package, s3))
+    return Pool([b.build(BuildContext(jobs / b.label, package, s3)) for b in campaign.backends])
 
 
 def spec_check(backend: Backend) -> Callable[[JobSpec], None]:

@@ -11,7 +11,8 @@ and ``cwl/stage-out.cwl`` are CommandLineTools calling :func:`stage_in_main` and
   what the collector reads. A package that wrote no catalog fails here, with what it wrote.
 
 Each ends with one line on stderr saying what went wrong, the line the manager reports as the
-job's cause. This module imports only pystac, so a step costs a fraction of a second.
+job's cause. This module imports only pystac (and obstore for an ``s3://`` item), so a step costs a fraction
+of a second.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import pystac
 
 from ogc_upscaler.assets import Carried, carry_item_assets, link_or_copy, local_path
+from ogc_upscaler.s3_stac_io import S3StacIO
 
 
 class StageError(Exception):
@@ -134,6 +136,7 @@ def stage_in_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("references", nargs="*", help="STAC item hrefs, or one local folder")
     args = parser.parse_args(argv)
     target = Path(args.name)
+    pystac.StacIO.set_default(S3StacIO)  # this step's process reads s3:// items and the collections they link to
     return _run("stage-in", args.references, lambda: stage_in(args.references, target, carry_assets=args.carry_assets))
 
 

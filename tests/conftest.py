@@ -179,6 +179,26 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="session")
+def archive_bucket(s3_server, demo_archive) -> str:
+    """The session's demo archive (catalog, items, COGs; relative hrefs) uploaded as it is; its catalog's href."""
+    import mimetypes
+
+    from ogc_upscaler.bucket import Bucket, S3Output
+
+    name = s3_server.make_bucket("archive-inputs")
+    env = {"AWS_ACCESS_KEY_ID": s3_server.key, "AWS_SECRET_ACCESS_KEY": s3_server.secret}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        bucket = Bucket(S3Output(f"s3://{name}/s2", endpoint_url=s3_server.endpoint))
+        root = demo_archive.parent
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            bucket.upload(path, path.relative_to(root).as_posix(), kind)
+    return f"s3://{name}/s2/catalog.json"
+
+
+@pytest.fixture(scope="session")
 def stac_transactions_api() -> Iterator[str]:
     """A real STAC API with the Transactions extension: stac-fastapi-pgstac on Debian's PostgreSQL 15 with
     PostGIS, migrated with pypgstac, all on loopback for the session (scripts/test.sh installs them); its URL.

@@ -23,6 +23,7 @@ from ogc_upscaler.errors import BackendError
 
 if TYPE_CHECKING:
     from ogc_upscaler.cwl import Package
+    from ogc_upscaler.s3_access import S3Access
 
 
 class BackPressure(BackendError):
@@ -179,11 +180,13 @@ class Backend(ABC):
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a backend's settings need to build the backend: the folder for its job folders, and the
-    campaign's application package (loaded only by the backends that run it)."""
+    """What a backend's settings need to build the backend: the folder for its job folders, the
+    campaign's application package (loaded only by the backends that run it), and how jobs reach the
+    ``s3://`` inputs (None: as the environment says)."""
 
     jobs: Path
     package: Callable[[], Package]
+    s3: S3Access | None = None
 
 
 class BackendSettings(BaseModel):

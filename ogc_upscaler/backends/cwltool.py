@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,7 @@ from ogc_upscaler.backends.base import (
 from ogc_upscaler.backends.runner import alive, descendants, process_start
 from ogc_upscaler.cwl import Package, Prepared, check_values, prepare, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
+from ogc_upscaler.s3_access import SECRETS, S3Access, job_environment
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,27 @@ class Settings(BackendSettings):
     container: Literal["none", "docker", "podman", "singularity"] = "none"
 
     def build(self, context: BuildContext) -> CwltoolBackend:
-        return CwltoolBackend(context.package(), context.jobs, self.parallel, self.container, name=self.label)
+        return CwltoolBackend(
+            context.package(), context.jobs, self.parallel, self.container, name=self.label, s3=context.s3
+        )
 
 
 class CwltoolBackend(Backend):
     """Runs application packages with cwltool on this machine, ``slots`` at a time."""
 
     def __init__(
-        self, package: Package, workdir: Path, slots: int = 2, container: str = "none", *, name: str = "cwltool"
+        self,
+        package: Package,
+        workdir: Path,
+        slots: int = 2,
+        container: str = "none",
+        *,
+        name: str = "cwltool",
+        s3: S3Access | None = None,
     ) -> None:
         self.name = name
+        #: What each job's tools get to reach S3 (see :func:`passed_on`).
+        self.environment = passed_on(job_environment(s3), container)
         self.workdir = workdir.resolve()
         self.prepared = ready(package, self.workdir / ".packages", container)
         self.package = self.prepared.package
@@ -105,6 +117,7 @@ class CwltoolBackend(Backend):
         ]
         env = {
             **os.environ,
+            **self.environment,
             **tool_path(),
             "HOME": str(folder),
             "TMPDIR": str(folder / "tmp"),
@@ -161,7 +174,7 @@ class CwltoolBackend(Backend):
         return self.workdir / job_id / f"attempt-{attempt}"
 
     def _cwltool(self, folder: Path) -> list[str]:
-        return cwltool_command(folder, self.container)
+        return cwltool_command(folder, self.container, self.environment)
 
     def _status(self, folder: Path) -> RemoteStatus:
         log = str(folder / "stderr.log")
@@ -238,8 +251,16 @@ def tool_path() -> dict[str, str]:
     return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{own}"}
 
 
-def cwltool_command(folder: Path, container: str = "none") -> list[str]:
-    """cwltool's command line for a run in ``folder`` (the package and job file follow)."""
+def passed_on(environment: dict[str, str], container: str) -> dict[str, str]:
+    """The S3 variables a job's tools get: all of them, or in a container none of the secrets (cwltool would
+    print them in the job's log, as the container's ``--env``; a container reaches a private bucket by the
+    node's role)."""
+    return environment if container == "none" else {k: v for k, v in environment.items() if k not in SECRETS}
+
+
+def cwltool_command(folder: Path, container: str = "none", environment: Iterable[str] = ()) -> list[str]:
+    """cwltool's command line for a run in ``folder`` (the package and job file follow), passing the
+    variables named in ``environment`` on to the tools (cwltool gives them only ``HOME``, ``TMPDIR``, ``PATH``)."""
     cwltool = Path(sys.executable).with_name("cwltool")
     command = [
         str(cwltool) if cwltool.exists() else "cwltool",
@@ -250,6 +271,8 @@ def cwltool_command(folder: Path, container: str = "none") -> list[str]:
         "--disable-color",
         "--no-compute-checksum",  # the collector checksums the one file that matters
     ]
+    for name in sorted(environment):
+        command += ["--preserve-environment", name]
     if container == "none":
         command.append("--no-container")
     elif container == "podman":

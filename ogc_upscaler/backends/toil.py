@@ -58,6 +58,7 @@ from ogc_upscaler.backends.cwltool import (
     log_tail,
     machine_size,
     naming,
+    passed_on,
     read_results,
     ready,
     stop_tree,
@@ -66,6 +67,7 @@ from ogc_upscaler.backends.runner import descendants
 from ogc_upscaler.backends.tile_run import Started, unit_name
 from ogc_upscaler.cwl import Package, check_values, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidConfig, InvalidPackage
+from ogc_upscaler.s3_access import S3Access, job_environment
 
 log = logging.getLogger(__name__)
 RUNNER = runner.__file__
@@ -170,16 +172,19 @@ class Settings(BackendSettings):
         return self.model_copy(update={"toil": t.model_copy(update={"shared": shared, "staging": staging})})
 
     def build(self, context: BuildContext) -> ToilBackend:
-        return ToilBackend(context.package(), self)
+        return ToilBackend(context.package(), self, context.s3)
 
 
 class ToilBackend(Backend):
     """Runs application packages through Toil, ``slots`` tiles at a time, in batches."""
 
-    def __init__(self, package: Package, settings: Settings) -> None:
+    def __init__(self, package: Package, settings: Settings, s3: S3Access | None = None) -> None:
         self.name = settings.label
         self.options = settings.toil
         self.container = settings.container
+        #: What each tile's tools get to reach S3: set in the leader's environment, which Toil gives its
+        #: workers (on any batch system, through the job store's copy of it), and passed on by cwltool.
+        self.environment = passed_on(job_environment(s3), self.container)
         if self.options.shared is None:
             raise InvalidConfig("backend.toil.shared is not resolved", hint="build the backend from a loaded campaign")
         self.shared = Path(self.options.shared).resolve()
@@ -363,6 +368,7 @@ class ToilBackend(Backend):
         """The leader's environment: our venv first on PATH (Toil's workers must find ``_toil_worker``)."""
         env = {
             **os.environ,
+            **self.environment,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(batch),
             "TMPDIR": str(batch / "tmp"),
@@ -384,7 +390,11 @@ class ToilBackend(Backend):
             specs.append(
                 {
                     "folder": str(t),
-                    "command": [*cwltool_command(t, self.container), run["entry"], str(t / "job.yml")],
+                    "command": [
+                        *cwltool_command(t, self.container, self.environment),
+                        run["entry"],
+                        str(t / "job.yml"),
+                    ],
                     "entry": run["entry"],
                     "staged": run["staged"],
                     "cores": run.get("cores", self.package.cores),
@@ -395,6 +405,7 @@ class ToilBackend(Backend):
             "tiles": specs,
             "staging": self.staging,
             "container": self.container,
+            "environment": sorted(self.environment),
             "cores": self.package.cores,
             "memory": f"{self.package.ram_mib}Mi",
             "disk": "2Gi",

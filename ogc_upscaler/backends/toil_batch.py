@@ -75,9 +75,10 @@ class StageIn(Job):
 class RunStaged(Job):
     """On a node without the shared path: unpack the tile in scratch, run it, send its outcome back."""
 
-    def __init__(self, archive: Any, container: str, **requirements: Any) -> None:
+    def __init__(self, archive: Any, container: str, environment: list[str], **requirements: Any) -> None:
         super().__init__(**requirements)
         self.archive, self.container = archive, container  # the archive's id in the job store, #its entry
+        self.environment = environment  # the names of the S3 variables cwltool passes on
 
     def run(self, fileStore: AbstractFileStore) -> str | None:
         if self.archive is None:
@@ -85,7 +86,7 @@ class RunStaged(Job):
         archive, _, workflow = str(self.archive).partition("#")
         work = staging.unpack(Path(fileStore.readGlobalFile(archive)), Path(fileStore.getLocalTempDir()) / "tile")
         entry = f"{work / 'package.cwl'}#{workflow}"
-        command = [*cwltool_command(work, self.container), entry, str(work / "job.yml")]
+        command = [*cwltool_command(work, self.container, self.environment), entry, str(work / "job.yml")]
         tile_run.run_tile(work, command, tool_path(), self.container)
         outcome = staging.pack_outcome(work, Path(fileStore.getLocalTempDir()) / "outcome.tar")
         return str(fileStore.writeGlobalFile(str(outcome)))
@@ -114,7 +115,8 @@ def build(spec: dict[str, Any]) -> Job:
         if spec.get("staging") == "jobstore":
             stage_in = root.addChild(StageIn(tile["folder"], tile["entry"], tile["staged"]))
             name = tile_run.unit_name(Path(tile["folder"]))  # scancel finds the run by it (its files are on the node)
-            run = stage_in.addFollowOn(RunStaged(stage_in.rv(), spec["container"], unitName=name, **needs))
+            environment = spec.get("environment", [])
+            run = stage_in.addFollowOn(RunStaged(stage_in.rv(), spec["container"], environment, unitName=name, **needs))
             run.addFollowOn(StageOut(run.rv(), tile["folder"]))
         else:
             root.addChildJobFn(run_tile, tile["folder"], tile["command"], spec["container"], **needs)

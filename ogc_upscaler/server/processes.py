@@ -41,6 +41,7 @@ from ogc_upscaler.config import ConfigFile, resolve
 from ogc_upscaler.cwl import Package, check_names, check_values, load_package
 from ogc_upscaler.errors import InvalidInput, InvalidPackage, InvalidRequest, UpscalerError
 from ogc_upscaler.grid.named import NAMED_GRIDS, is_grid_name
+from ogc_upscaler.s3_stac_io import stac_io_for
 from ogc_upscaler.server.campaign_size import DEFAULT_MAX_TILES, check_campaign_size
 from ogc_upscaler.server.describe import COG, package_description, upscale_description
 from ogc_upscaler.server.inputs import ReadPolicy, check_assets, check_href, check_inputs, check_text
@@ -162,7 +163,7 @@ class PackageProcessor(JobProcessor):
         server may read is refused at request time (400, nothing recorded), not accepted and failed later."""
         for href in hrefs:
             try:
-                item = pystac.Item.from_file(href)
+                item = pystac.Item.from_file(href, stac_io=stac_io_for(href))
             except Exception as err:  # whatever reading a document the client named raises
                 raise InvalidRequest(
                     f"input {input_id!r}: {href} is not a STAC Item this server can read ({type(err).__name__}: "
@@ -288,7 +289,7 @@ class UpscaleProcessor(JobProcessor):
                         hrefs.update(v for v in value if isinstance(v, str))
         for href in sorted(hrefs):
             check_href(href, self.data_roots, "a STAC item of the input catalog")
-            check_assets(pystac.Item.from_file(href), self.data_roots, "")
+            check_assets(pystac.Item.from_file(href, stac_io=stac_io_for(href)), self.data_roots, "")
 
     def dismiss(self, job_id: str, folder: Path) -> None:
         from ogc_upscaler.cancel import cancel_jobs

@@ -13,6 +13,7 @@ from ogc_upscaler.config import load_campaign
 from ogc_upscaler.run import run_campaign
 from ogc_upscaler.store import JobStore, State
 
+from ..conftest import demo_config
 from .test_cwltool import flaky_config
 
 pytestmark = pytest.mark.slow
@@ -38,3 +39,27 @@ def test_tiles_are_staged_through_a_toil_job_store_in_s3(tmp_path, s3_server, mo
         assert f"aws:us-east-1:tiles-{batch.name}" in json.dumps(command) + leader_log
     for job in jobs:
         assert (Path(job.remote_id) / "staged").exists(), "the tile went through the job store"
+
+
+def test_toil_tiles_read_their_items_and_cogs_in_a_bucket(tmp_path, s3_server, archive_bucket, monkeypatch) -> None:
+    """The Kubernetes path on one machine: tiles staged through Toil's S3 job store read their inputs where they
+    are in the bucket, every client of every tile pointed at the store by the campaign's one setting."""
+    for name, value in s3_server.credentials().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_S3_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    inputs = {"stac": archive_bucket, "collections": ["demo-s2-l2a"], "s3": {"endpoint_url": s3_server.endpoint}}
+    toil = {"batch_system": "single_machine", "batch_size": 2, "staging": "jobstore", "job_store": "aws:us-east-1:s2"}
+    backend = {"type": "toil", "parallel": 2, "toil": toil}
+    campaign = load_campaign(
+        demo_config(tmp_path, tmp_path, aoi="11.96,47.86,12.04,47.94", inputs=inputs, backend=backend)
+    )
+    run_campaign(campaign)
+    with JobStore.read(campaign.store) as store:
+        jobs = list(store.jobs())
+    assert len(jobs) == 2 and all(j.state is State.COLLECTED for j in jobs), [(j.state, j.error) for j in jobs]
+    for job in jobs:
+        assert (Path(job.remote_id) / "staged").exists(), "the tile went through the job store"
+        assert all(h.startswith("s3://archive-inputs/") for h in job.inputs["items"])
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".tif"]
+    assert not [p for p in written if s3_server.secret.encode() in p.read_bytes()], "the secret key was written"

@@ -49,10 +49,15 @@ def watched(tmp_path_factory, demo_archive) -> Path:
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory, demo_archive, watched) -> Any:
+def endpoint(tmp_path_factory, demo_archive, watched, s3_server, archive_bucket) -> Any:
+    """The endpoint, started as an operator whose bucket is an S3-compatible store would start it: the AWS
+    SDKs' own AWS_ENDPOINT_URL and the keys in its environment."""
     state = tmp_path_factory.mktemp("endpoint")
-    with running_endpoint(state, (demo_archive.parent,), watched=(watched,)) as url:
-        yield url, state
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**s3_server.credentials(), "AWS_ENDPOINT_URL": s3_server.endpoint}.items():
+            patch.setenv(name, value)
+        with running_endpoint(state, (demo_archive.parent,), watched=(watched,)) as url:
+            yield url, state
 
 
 def test_a_campaign_the_endpoint_was_told_about_has_its_page(endpoint, watched) -> None:
@@ -105,6 +110,34 @@ def test_owslib_lists_describes_and_executes_our_processes(endpoint, tile_inputs
         assert cog_validate(str(local), quiet=True)[0]
     finally:
         local.unlink()
+
+
+def test_items_in_a_bucket_are_read_where_they_are(endpoint, tile_inputs, demo_archive, archive_bucket) -> None:
+    """The same tile with its items at s3://: the server checks them (reading each item), stage-in stages them
+    and the tool reads their COGs through /vsis3/, all from the server's AWS_ENDPOINT_URL; the COG is the
+    one the local items give."""
+    url, _ = endpoint
+    root = archive_bucket.removesuffix("catalog.json")
+    in_bucket = [root + Path(h).relative_to(demo_archive.parent).as_posix() for h in tile_inputs["items"]]
+    cogs = []
+    for items in (tile_inputs["items"], in_bucket):
+        reply = requests.post(
+            f"{url}/processes/ndvi/execution", json={"inputs": {**tile_inputs, "items": items}}, headers=JSON
+        )
+        assert reply.status_code == 200, reply.text
+        (cog,) = [link["href"] for link in reply.json()["ndvi"] if link["type"].startswith("image/tiff")]
+        cogs.append(requests.get(cog, timeout=30).content)
+    assert _same_pixels(*cogs)
+    missing = [*in_bucket[:-1], root + "demo-s2-l2a/NOTHING/NOTHING.json"]
+    reply = requests.post(f"{url}/processes/ndvi/execution", json={"inputs": {**tile_inputs, "items": missing}})
+    assert reply.status_code == 400 and "no such object in the bucket" in reply.json()["description"]
+
+
+def _same_pixels(first: bytes, second: bytes) -> bool:
+    from rasterio.io import MemoryFile
+
+    with MemoryFile(first) as a, MemoryFile(second) as b, a.open() as x, b.open() as y:
+        return x.profile == y.profile and x.read().tobytes() == y.read().tobytes()
 
 
 @pytest.mark.parametrize(
