@@ -98,15 +98,18 @@ def run_campaign(
     on_progress: Callable[[Progress], None] | None = None,
     on_job_done: Callable[[Job], None] | None = None,
     on_job_error: Callable[[Job], None] | None = None,
+    backend: Backend | None = None,
 ) -> RunResult:
     """Plan (unless the store holds this very plan), check, run and collect; resume whatever a stop left.
 
     Every job is checked against the backend before anything is written or run, so a refused
     run leaves the store as it was and a corrected config plans without conflict. ``on_job_done``
     and ``on_job_error`` are called once per job as it is collected or fails (see :mod:`ogc_upscaler.hooks`).
+    ``backend`` runs the jobs instead of the config's (an :class:`~ogc_upscaler.backends.inprocess.
+    InProcessBackend` calling a Python function per job); the run closes it.
     """
     stop = stop or threading.Event()
-    backend = make_backend(campaign)
+    backend = backend or make_backend(campaign)
     with JobStore.open(campaign.store) as store:
         report = None
         try:
