@@ -71,7 +71,12 @@ class S3Access:
         env = endpoint_variables(self.endpoint_url) if self.endpoint_url else {}
         if self.region:
             env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.region
-        keys = profile_credentials(self.profile)  # also AWS_PROFILE's: a job's HOME is its own folder
+        try:  # also AWS_PROFILE's: a job's HOME is its own folder
+            keys = profile_credentials(self.profile)
+        except CredentialsError:
+            if self.profile:
+                raise
+            keys = {}  # an AWS_PROFILE set for another use: passed on as it is, for the client to judge
         if keys:
             env["AWS_ACCESS_KEY_ID"] = keys["access_key_id"]
             env["AWS_SECRET_ACCESS_KEY"] = keys["secret_access_key"]

@@ -14,7 +14,7 @@ from ogc_upscaler.demo import expected_ndvi, land_cover
 from ogc_upscaler.discovery import StaticCatalog
 from ogc_upscaler.errors import InvalidConfig
 from ogc_upscaler.run import run_campaign
-from ogc_upscaler.s3_access import S3Access, job_environment
+from ogc_upscaler.s3_access import CredentialsError, S3Access, job_environment
 from ogc_upscaler.store import JobStore, State
 
 from .conftest import demo_config
@@ -48,6 +48,13 @@ def test_a_profiles_keys_reach_the_jobs_because_a_job_has_its_own_home(tmp_path,
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
     env = job_environment(S3Access(profile="inputs"), environ={})
     assert env["AWS_ACCESS_KEY_ID"] == "AKIAEXAMPLE" and env["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "inputs")  # the environment's profile, as the SDKs take it
+    assert job_environment(environ={"AWS_PROFILE": "inputs"})["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
+    with pytest.raises(CredentialsError, match=r"profile 'other' is not in .*credentials"):
+        job_environment(S3Access(profile="other"), environ={})  # a profile the config names must be there
+    monkeypatch.setenv("AWS_PROFILE", "unrelated")  # one set for another use does not stop a campaign
+    assert job_environment(environ={"AWS_PROFILE": "unrelated"}) == {"AWS_PROFILE": "unrelated"}
 
 
 def test_a_static_catalog_in_a_bucket_is_searched_where_it_is(s3_server, archive_bucket, credentials) -> None:
