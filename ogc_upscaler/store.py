@@ -372,6 +372,8 @@ class JobStore:
         real = path.resolve()  # one file, one lock: whatever symlinks lead to it
         lock_fd = _lock(real, shown=path)
         try:
+            if not real.exists():
+                _create(real)
             db = sqlite3.connect(real, isolation_level=None, timeout=30.0)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # chosen: see the module's text
@@ -905,6 +907,19 @@ def _job(row: tuple[Any, ...], *, with_tile: bool = False) -> Job:
         updated_at=row[_N - 1],
         tile=tile,
     )
+
+
+def _create(path: Path) -> None:
+    """A new store at ``path`` with its schema, written aside and renamed into place (under the writer lock):
+    a reader never finds a store file without its schema, a crash leaves at most a stray ``.new`` file."""
+    aside = path.with_name(f".{path.name}.new")
+    aside.unlink(missing_ok=True)
+    db = sqlite3.connect(aside, isolation_level=None)
+    try:
+        db.executescript(_SCHEMA)
+    finally:
+        db.close()
+    aside.replace(path)
 
 
 def _lock(path: Path, *, shown: Path) -> int:

@@ -294,6 +294,31 @@ def demo_config(folder: Path, archive: Path, **overrides: Any) -> Path:
     return path
 
 
+def checked_ndvi(cog: Path, month: int, rng: Any, samples: int) -> int:
+    """Check ``samples`` random pixels of a demo NDVI COG against the demo's known answer for ``month``
+    (skipping class edges, resampled where scenes of the other zone overlap); how many were checked."""
+    import numpy as np
+    import pytest
+    import rasterio
+    from pyproj import Transformer
+
+    from ogc_upscaler.demo import expected_ndvi, land_cover
+
+    with rasterio.open(cog) as src:
+        values = src.read(1, masked=True)
+        rows, cols = rng.integers(0, src.height, samples), rng.integers(0, src.width, samples)
+        xs, ys = rasterio.transform.xy(src.transform, rows, cols)
+        lon, lat = Transformer.from_crs(src.crs, 4326, always_xy=True).transform(xs, ys)
+    checked = 0
+    for r, c, x, y in zip(rows, cols, lon, lat, strict=True):
+        around = land_cover(np.array([x, x + 0.0006, x - 0.0006, x, x]), np.array([y, y, y, y + 0.0004, y - 0.0004]))
+        if values.mask[r, c] or len(set(around.tolist())) > 1:
+            continue
+        assert values[r, c] == pytest.approx(expected_ndvi(x, y, months=(month,)), abs=1e-4), (cog.name, x, y)
+        checked += 1
+    return checked
+
+
 def wait_for(condition: Any, timeout: float = 120.0) -> None:
     """Poll ``condition()`` until it is true; fail after ``timeout`` seconds."""
     import time

@@ -178,12 +178,13 @@ class CwltoolBackend(Backend):
 
     def _status(self, folder: Path) -> RemoteStatus:
         log = str(folder / "stderr.log")
-        # the runner's record first, read once: it writes its exit code before it dies, so a runner seen
-        # dead or not yet started whose exit code is not there afterwards has none
+        # whether the runner lives first, then its exit code: it writes the code before it dies, so a runner
+        # seen dead (or not yet started) whose exit code is not there afterwards has none
         recorded = runner.recorded(folder / "runner.pid")
+        alive = recorded is not None and runner.is_alive(recorded)
         if (folder / "exit_code").exists():
             return exit_status(folder, self.package.temporary_fail_codes)
-        if recorded is not None and runner.is_alive(recorded):
+        if alive:
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
         if recorded is None and _age(folder) < 60.0:
             return RemoteStatus(RemoteState.QUEUED, "starting", log_path=log)
