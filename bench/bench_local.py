@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 
 from ogc_upscaler.config import load_campaign
-from ogc_upscaler.cwl import stage_items
 from ogc_upscaler.demo import write_archive, write_campaign
 from ogc_upscaler.run import run_campaign
+from ogc_upscaler.stage import stage_items
 from ogc_upscaler.store import JobStore
 
 

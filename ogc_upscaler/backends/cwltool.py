@@ -35,6 +35,7 @@ from ogc_upscaler.backends.base import (
     RemoteStatus,
 )
 from ogc_upscaler.backends.runner import alive, descendants, process_start
+from ogc_upscaler.backends.warm import WarmCwltool
 from ogc_upscaler.cwl import Package, Prepared, check_values, prepare, write_job_file
 from ogc_upscaler.errors import BackendError, InvalidPackage
 from ogc_upscaler.s3_access import SECRETS, S3Access, job_environment
@@ -64,10 +65,18 @@ class Settings(BackendSettings):
 
     type: Literal["cwltool"] = "cwltool"
     container: Literal["none", "docker", "podman", "singularity"] = "none"
+    #: Fork each job from a server that has paid cwltool's start-up once; ``false`` starts cwltool anew.
+    warm: bool = True
 
     def build(self, context: BuildContext) -> CwltoolBackend:
         return CwltoolBackend(
-            context.package(), context.jobs, self.parallel, self.container, name=self.label, s3=context.s3
+            context.package(),
+            context.jobs,
+            self.parallel,
+            self.container,
+            name=self.label,
+            s3=context.s3,
+            warm=self.warm,
         )
 
 
@@ -83,6 +92,7 @@ class CwltoolBackend(Backend):
         *,
         name: str = "cwltool",
         s3: S3Access | None = None,
+        warm: bool = True,
     ) -> None:
         self.name = name
         #: What each job's tools get to reach S3 (see :func:`passed_on`).
@@ -93,6 +103,8 @@ class CwltoolBackend(Backend):
         self.slots = slots
         self.container = container
         self.poll_max = 1.0  # a poll only reads a few files per running job
+        #: cwltool's start-up paid once (see :mod:`~ogc_upscaler.backends.warm`), or each job cold.
+        self.warm = WarmCwltool(self.workdir) if warm else None
 
     def submit(self, job: JobRequest) -> str:
         """Write job.yml and start cwltool on the package wrapped in its stage steps, under a detached runner."""
@@ -106,15 +118,7 @@ class CwltoolBackend(Backend):
             raise BackendError(f"job {job.job_id}: {err.message}", retryable=False, hint=err.hint) from None
         except (OSError, ValueError) as err:
             raise BackendError(f"job {job.job_id}: staging the inputs failed: {err}", retryable=True) from None
-        command = [
-            sys.executable,
-            RUNNER,
-            str(folder),
-            "--",
-            *self._cwltool(folder),
-            self.prepared.entry(job_file.staged),
-            str(job_file.path),
-        ]
+        cwltool = [*self._cwltool(folder), self.prepared.entry(job_file.staged), str(job_file.path)]
         env = {
             **os.environ,
             **self.environment,
@@ -123,8 +127,10 @@ class CwltoolBackend(Backend):
             "TMPDIR": str(folder / "tmp"),
         }
         (folder / "tmp").mkdir()
+        if self.warm is not None and self.warm.start(folder, cwltool[1:], env):
+            return str(folder)
         subprocess.Popen(
-            command,
+            [sys.executable, RUNNER, str(folder), "--", *cwltool],
             cwd=folder,
             env=env,
             start_new_session=True,
@@ -137,6 +143,11 @@ class CwltoolBackend(Backend):
     def poll(self, remote_ids: Sequence[str]) -> dict[str, RemoteStatus]:
         """Read each job's folder: a recorded exit code, a live runner, or a lost one."""
         return {rid: self._status(Path(rid)) for rid in remote_ids}
+
+    def close(self) -> None:
+        """Stop the warm server (the jobs it forked go on)."""
+        if self.warm is not None:
+            self.warm.close()
 
     def results(self, remote_id: str) -> Outputs:
         """The output Directory's ``catalog.json`` from cwltool's output JSON."""
@@ -188,7 +199,9 @@ class CwltoolBackend(Backend):
             return RemoteStatus(RemoteState.RUNNING, "running", log_path=log)
         if recorded is None and _age(folder) < 60.0:
             return RemoteStatus(RemoteState.QUEUED, "starting", log_path=log)
-        containers.stop_left(folder, self.container)  # the runner died (killed with its session): its tool may not
+        if recorded is not None:
+            runner.stop_session(recorded)  # the runner was killed: its cwltool or its tool may live on
+        containers.stop_left(folder, self.container)  # and a container, which the engine holds
         return RemoteStatus(
             RemoteState.LOST,
             "runner gone",

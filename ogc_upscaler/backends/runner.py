@@ -122,6 +122,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def stop_session(recorded: str) -> None:
+    """Kill what is left of the session of a runner :func:`record` described and that died without its exit
+    code (killed): the tools it started, which would go on writing while the job runs again. Nothing is
+    touched while that pid lives, or lives again as another process."""
+    try:
+        leader = int(recorded.split()[0])
+    except (ValueError, IndexError):
+        return
+    if process_start(leader):
+        return
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == leader:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status of a runner this process started, so that it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):

@@ -138,7 +138,8 @@ class PackageProcessor(JobProcessor):
         return values
 
     def work(self, job_id: str, values: dict[str, Any], folder: Path, report: Report, stop: threading.Event) -> Any:
-        backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container)
+        # each endpoint job is a worker of its own: a warm server would serve it one job, so cwltool starts cold
+        backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container, warm=False)
         remote = backend.started(job_id, 1) or backend.submit(JobRequest(job_id, 1, values))  # items: staged in the run
         report(10, "running the package with cwltool (stage-in, the package, stage-out)")
         while True:
@@ -153,7 +154,7 @@ class PackageProcessor(JobProcessor):
         return self._results(job_id, backend.results(remote).raw, folder)
 
     def dismiss(self, job_id: str, folder: Path) -> None:
-        backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container)
+        backend = CwltoolBackend(self.package, folder / "run", slots=1, container=self.container, warm=False)
         remote = backend.started(job_id, 1)
         if remote:
             backend.cancel(remote)

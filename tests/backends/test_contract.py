@@ -92,12 +92,15 @@ class FlakyPackage(Harness):
 
 
 class Cwltool(FlakyPackage):
-    def __init__(self, folder: Path, package: Package) -> None:
+    """Each job forked from the warm cwltool server (the default), or with ``warm`` False a cwltool of its own."""
+
+    def __init__(self, folder: Path, package: Package, *, warm: bool = True) -> None:
         super().__init__(folder)
         self.package = package
+        self.warm = warm
 
     def backend(self) -> Backend:
-        return CwltoolBackend(self.package, self.folder / "jobs", slots=4)
+        return CwltoolBackend(self.package, self.folder / "jobs", slots=4, warm=self.warm)
 
 
 class ToilSingleMachine(FlakyPackage):
@@ -122,6 +125,12 @@ class TestCwltool(Contract):
     @pytest.fixture
     def harness(self, tmp_path, flaky) -> Harness:
         return Cwltool(tmp_path, flaky)
+
+
+class TestCwltoolCold(Contract):
+    @pytest.fixture
+    def harness(self, tmp_path, flaky) -> Harness:
+        return Cwltool(tmp_path, flaky, warm=False)
 
 
 class TestToilSingleMachine(Contract):

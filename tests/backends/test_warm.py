@@ -1,0 +1,139 @@
+"""The warm cwltool server: jobs forked from it keep a cold run's files and its isolation."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from ogc_upscaler.backends.base import JobRequest, RemoteState
+from ogc_upscaler.backends.cwltool import CwltoolBackend
+from ogc_upscaler.backends.runner import alive
+from ogc_upscaler.backends.warm import SERVE
+from ogc_upscaler.cwl import load_package
+
+from ..conftest import PACKAGES, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def backend(tmp_path) -> CwltoolBackend:
+    made = CwltoolBackend(load_package(PACKAGES / "flaky.cwl"), tmp_path / "jobs", slots=4)
+    yield made
+    made.close()
+
+
+def request(folder: Path, job_id: str, *, seconds: float = 0.0, fail_times: int = 0) -> JobRequest:
+    inputs = {
+        "tile_id": job_id,
+        "bbox": "600000,5300000,600640,5300640",
+        "epsg": 32632,
+        "state_dir": str(folder / "state"),
+        "fail_times": fail_times,
+        "broken_tile": "none",
+        "seconds": float(seconds),
+    }
+    return JobRequest(job_id, 1, inputs)
+
+
+def pid_of(remote: str) -> int:
+    wait_for(lambda: (Path(remote) / "runner.pid").exists())
+    return int((Path(remote) / "runner.pid").read_text().split()[0])
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def settled(backend: CwltoolBackend, remote: str):
+    wait_for(lambda: backend.poll([remote])[remote].state not in {RemoteState.QUEUED, RemoteState.RUNNING})
+    return backend.poll([remote])[remote]
+
+
+def test_every_job_is_forked_from_one_server_and_leaves_a_cold_runs_files(backend, tmp_path) -> None:
+    remotes = [backend.submit(request(tmp_path, f"t{i}", seconds=1.0)) for i in range(2)]
+    parents = {parent_of(pid_of(remote)) for remote in remotes}
+    assert len(parents) == 1 and parents != {os.getpid()}
+    server = Path(f"/proc/{parents.pop()}/cmdline").read_bytes().split(b"\0")
+    assert SERVE.encode() in server
+    for remote in remotes:
+        assert settled(backend, remote).state is RemoteState.SUCCEEDED
+        folder = Path(remote)
+        assert (folder / "exit_code").read_text().strip() == "0"
+        assert "Final process status is success" in (folder / "stderr.log").read_text()
+        assert backend.results(remote).catalog.is_file()  # cwltool's output JSON in stdout, as cold
+        assert (tmp_path / "state" / f"{folder.parent.name}.count").read_text() == "1"
+
+
+def test_a_job_killed_is_lost_alone_and_the_server_runs_the_next(backend, tmp_path) -> None:
+    doomed = backend.submit(request(tmp_path, "doomed", seconds=60.0))
+    wait_for(lambda: "flaky.py doomed" in _commands_under(pid_of(doomed)))
+    os.kill(pid_of(doomed), signal.SIGKILL)
+    status = settled(backend, doomed)
+    assert status.state is RemoteState.LOST and status.retryable
+    assert "flaky.py doomed" not in _all_commands()  # its tool went with it, stopped when it was found lost
+    after = backend.submit(request(tmp_path, "after"))
+    assert settled(backend, after).state is RemoteState.SUCCEEDED
+
+
+def test_a_job_outlives_its_server_and_the_next_job_starts_another(backend, tmp_path) -> None:
+    long = backend.submit(request(tmp_path, "long", seconds=3.0))
+    server = parent_of(pid_of(long))
+    os.kill(server, signal.SIGKILL)
+    assert settled(backend, long).state is RemoteState.SUCCEEDED
+    nxt = backend.submit(request(tmp_path, "next"))
+    assert settled(backend, nxt).state is RemoteState.SUCCEEDED
+
+
+def test_cancel_stops_the_job_and_its_tool_and_records_the_stop(backend, tmp_path) -> None:
+    remote = backend.submit(request(tmp_path, "stopped", seconds=60.0))
+    wait_for(lambda: "flaky.py stopped" in _commands_under(pid_of(remote)))
+    backend.cancel(remote)
+    assert not alive(Path(remote) / "runner.pid")
+    assert "flaky.py stopped" not in _all_commands()
+    assert (Path(remote) / "exit_code").read_text().strip() == "-15"
+
+
+def test_a_manager_that_comes_back_finds_the_same_server(tmp_path) -> None:
+    package = load_package(PACKAGES / "flaky.cwl")
+    first, second = (CwltoolBackend(package, tmp_path / "jobs", slots=1) for _ in range(2))
+    try:
+        a = first.submit(request(tmp_path, "a"))
+        b = second.submit(request(tmp_path, "b"))  # a restarted manager: a new backend, the same jobs folder
+        assert settled(second, a).state is RemoteState.SUCCEEDED and settled(second, b).state is RemoteState.SUCCEEDED
+        assert first.warm.address == second.warm.address
+    finally:
+        first.close()
+
+
+def test_without_warm_each_job_has_a_runner_of_its_own(tmp_path) -> None:
+    backend = CwltoolBackend(load_package(PACKAGES / "flaky.cwl"), tmp_path / "jobs", slots=1, warm=False)
+    remote = backend.submit(request(tmp_path, "cold", seconds=1.0))
+    runner = Path(f"/proc/{pid_of(remote)}/cmdline").read_bytes()
+    assert b"runner.py" in runner
+    assert settled(backend, remote).state is RemoteState.SUCCEEDED
+
+
+def _commands_under(pid: int) -> str:
+    from ogc_upscaler.backends.runner import descendants
+
+    lines = []
+    for child in descendants(pid):
+        try:
+            lines.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return "\n".join(lines)
+
+
+def _all_commands() -> str:
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return "\n".join(lines)
