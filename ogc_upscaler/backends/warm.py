@@ -22,6 +22,7 @@ Started by :class:`WarmCwltool` as ``python -c SERVE ADDRESS`` (see :data:`SERVE
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -138,6 +139,7 @@ def serve(name: str, idle: float = IDLE_S) -> None:
     listener.listen(64)
     listener.settimeout(idle)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the runs: no zombies, no waiting
+    packages = Loaded()
     while True:
         try:
             connection, _ = listener.accept()
@@ -152,13 +154,14 @@ def serve(name: str, idle: float = IDLE_S) -> None:
                 continue
             if request.get("quit"):
                 return
+            loaded = packages.get(request["argv"])
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
                 listener.close()
                 connection.close()
-                run_forked(Path(request["folder"]), request["argv"], request["env"])  # never returns
+                run_forked(Path(request["folder"]), request["argv"], request["env"], loaded)  # never returns
             with contextlib.suppress(OSError):
                 connection.sendall(f"{pid}\n".encode())
 
@@ -175,7 +178,91 @@ def warm_up() -> None:
         cwltool.process.get_schema(version)
 
 
-def run_forked(folder: Path, argv: list[str], environment: dict[str, str]) -> None:
+@dataclasses.dataclass(frozen=True)
+class Package:
+    """A run file as cwltool's ``main`` loads it (the document fetched, resolved and validated, its tool
+    made), made once in the server with ``main``'s own functions; a forked run uses it as it is."""
+
+    uri: str
+    fetched: tuple[Any, Any, str]
+    resolved: tuple[Any, str]
+    tool: Any
+
+    @classmethod
+    def load(cls, argv: list[str]) -> Package:
+        from cwltool.context import RuntimeContext
+        from cwltool.load_tool import fetch_document, make_tool, resolve_and_validate_document, resolve_tool_uri
+        from cwltool.main import arg_parser, setup_loadingContext
+
+        args = arg_parser().parse_args(argv)
+        loading = setup_loadingContext(None, RuntimeContext(vars(args)), args)
+        uri, _ = resolve_tool_uri(
+            args.workflow, resolver=loading.resolver, fetcher_constructor=loading.fetcher_constructor
+        )
+        fetched = fetch_document(uri, loading)
+        resolved = resolve_and_validate_document(fetched[0], fetched[1], fetched[2], preprocess_only=False)
+        return cls(uri, fetched, resolved, make_tool(resolved[1], resolved[0]))
+
+    def install(self) -> None:
+        """Make cwltool's ``main`` (in this forked run) take this package instead of loading it again; any
+        other document is loaded as ``main`` always does."""
+        import cwltool.main
+
+        fetch, resolve, make = (
+            cwltool.main.fetch_document,
+            cwltool.main.resolve_and_validate_document,
+            cwltool.main.make_tool,
+        )
+
+        def fetched(uri: Any, *args: Any, **kwargs: Any) -> Any:
+            return self.fetched if uri == self.uri else fetch(uri, *args, **kwargs)
+
+        def resolved(context: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+            return self.resolved if document is self.fetched[1] else resolve(context, document, *args, **kwargs)
+
+        def made(uri: Any, context: Any) -> Any:
+            return self.tool if context is self.resolved[0] and uri == self.resolved[1] else make(uri, context)
+
+        cwltool.main.fetch_document = fetched
+        cwltool.main.resolve_and_validate_document = resolved
+        cwltool.main.make_tool = made
+
+
+class Loaded:
+    """The run files the server has loaded, by what they are loaded with (cwltool's options and the run file,
+    without the job's own folders); one that cannot be loaded here is left to each run (which says why)."""
+
+    PER_JOB = frozenset({"--outdir", "--tmpdir-prefix"})
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, ...], Package | None] = {}
+
+    def get(self, argv: list[str]) -> Package | None:
+        if "CWLTOOL_OPTIONS" in os.environ or len(argv) < 2:
+            return None
+        key = self.key(argv)
+        if key not in self._loaded:
+            try:
+                self._loaded[key] = Package.load(argv)
+            except Exception:  # the run loads it again and reports it in its own log
+                traceback.print_exc()
+                self._loaded[key] = None
+        return self._loaded[key]
+
+    @classmethod
+    def key(cls, argv: list[str]) -> tuple[str, ...]:
+        options, kept, skip = argv[:-1], [], False
+        for word in options:
+            if skip:
+                skip = False
+            elif word in cls.PER_JOB:
+                skip = True
+            else:
+                kept.append(word)
+        return tuple(kept)
+
+
+def run_forked(folder: Path, argv: list[str], environment: dict[str, str], loaded: Package | None = None) -> None:
     """The child: a runner of its own (session, pid file, output files), then cwltool, then the exit code."""
     from ogc_upscaler.backends.runner import record, record_exit, write_atomically
 
@@ -194,6 +281,8 @@ def run_forked(folder: Path, argv: list[str], environment: dict[str, str]) -> No
         for fd, target in ((null, 0), (out, 1), (err, 2)):
             os.dup2(fd, target)
             os.close(fd)
+        if loaded is not None:
+            loaded.install()
         code = _cwltool(argv)
     except BaseException:  # whatever broke, the job's log says it and its exit code is kept
         traceback.print_exc()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ogc_upscaler.backends.base import JobRequest, RemoteState
-from ogc_upscaler.backends.cwltool import CwltoolBackend
+from ogc_upscaler.backends.cwltool import CwltoolBackend, cwltool_command
 from ogc_upscaler.backends.runner import alive
-from ogc_upscaler.backends.warm import SERVE
+from ogc_upscaler.backends.warm import SERVE, Loaded
 from ogc_upscaler.cwl import load_package
 
 from ..conftest import PACKAGES, wait_for
@@ -137,3 +137,19 @@ def _all_commands() -> str:
         except OSError:
             continue
     return "\n".join(lines)
+
+
+def test_the_server_loads_a_run_file_once_for_all_its_jobs(backend, tmp_path) -> None:
+    entry = backend.prepared.entry()
+    argv = [[*cwltool_command(tmp_path / job)[1:], entry, str(tmp_path / job / "job.yml")] for job in ("a", "b")]
+    loaded = Loaded()
+    first = loaded.get(argv[0])
+    assert first is not None and loaded.get(argv[1]) is first  # the jobs' own folders are not part of it
+    assert first.tool.tool["id"].endswith("#ogc-upscaler")
+
+
+def test_a_run_file_the_server_cannot_load_is_left_to_the_run_to_report(tmp_path, capsys) -> None:
+    broken = tmp_path / "broken.cwl"
+    broken.write_text("cwlVersion: v1.2\nclass: Workflow\ninputs: 3\n")
+    assert Loaded().get([*cwltool_command(tmp_path)[1:], str(broken), str(tmp_path / "job.yml")]) is None
+    assert "broken.cwl" in capsys.readouterr().err
