@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -78,7 +79,10 @@ class WarmCwltool:
         if connection is None:
             return False
         with connection:
-            connection.sendall(request + b"\n")
+            try:
+                connection.sendall(request + b"\n")
+            except OSError:  # the server went before it had the whole request: it starts nothing from a part
+                return False
             connection.settimeout(30.0)
             with contextlib.suppress(OSError):
                 connection.recv(64)
@@ -96,11 +100,18 @@ class WarmCwltool:
             self._server = None
 
     def _connect(self) -> socket.socket | None:
+        """A connection to the server, if one of this user's listens (another user's could hold the name: an
+        abstract socket has no owner; it would be sent the jobs' environment, keys included)."""
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             connection.connect(f"\0{self.address}")
         except OSError:
             connection.close()
+            return None
+        if peer_uid(connection) != os.getuid():
+            connection.close()
+            log.warning("the warm cwltool address %s is held by another user; jobs run cold", self.address)
+            self._broken = True
             return None
         return connection
 
@@ -146,6 +157,9 @@ def serve(name: str, idle: float = IDLE_S) -> None:
         except TimeoutError:
             return
         with connection:
+            if peer_uid(connection) != os.getuid():  # anyone on the host may connect to an abstract socket
+                print("refused a connection from another user", file=sys.stderr, flush=True)
+                continue
             connection.settimeout(30.0)
             try:
                 request = json.loads(_line(connection))
@@ -349,6 +363,12 @@ def _stop_on_signal(folder: Path) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def peer_uid(connection: socket.socket) -> int:
+    """The user id of the process at the other end of a Unix socket, from the kernel."""
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", credentials)[1]
 
 
 def _line(connection: socket.socket) -> bytes:

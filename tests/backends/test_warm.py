@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,52 @@ def test_a_run_file_the_server_cannot_load_is_left_to_the_run_to_report(tmp_path
     broken.write_text("cwlVersion: v1.2\nclass: Workflow\ninputs: 3\n")
     assert Loaded().get([*cwltool_command(tmp_path)[1:], str(broken), str(tmp_path / "job.yml")]) is None
     assert "broken.cwl" in capsys.readouterr().err
+
+
+NOBODY = 65534
+#: Another user's program: a Python that user can run (this venv's lies under root's home); stdlib only.
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+as_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
+
+
+def as_nobody(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", code, *args], preexec_fn=lambda: os.setuid(NOBODY), stderr=subprocess.PIPE
+    )
+
+
+@as_root
+def test_the_server_runs_nothing_another_user_asks(backend, tmp_path) -> None:
+    first = backend.submit(request(tmp_path, "mine"))  # the server is up
+    assert settled(backend, first).state is RemoteState.SUCCEEDED
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o777)
+    ask = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect("\\0" + sys.argv[1])
+try:
+    s.sendall(json.dumps({"folder": sys.argv[2], "argv": ["--version"], "env": {}}).encode() + b"\\n")
+    print(s.recv(64) or "refused", file=sys.stderr)
+except OSError:
+    print("refused", file=sys.stderr)
+"""
+    asked = as_nobody(ask, backend.warm.address, str(folder))
+    _, err = asked.communicate(timeout=60)
+    assert err.strip() == b"refused", err  # no pid answered: nothing forked
+    assert not (folder / "runner.pid").exists()
+
+
+@as_root
+def test_a_warm_address_held_by_another_user_gets_no_job_and_jobs_run_cold(tmp_path) -> None:
+    backend = CwltoolBackend(load_package(PACKAGES / "flaky.cwl"), tmp_path / "jobs", slots=1)
+    squat = "import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind('\\0' + sys.argv[1]); s.listen(); "
+    squatter = as_nobody(squat + "print('up', file=sys.stderr, flush=True); time.sleep(120)", backend.warm.address)
+    try:
+        assert squatter.stderr.readline().strip() == b"up"
+        remote = backend.submit(request(tmp_path, "cold", seconds=1.0))
+        assert b"runner.py" in Path(f"/proc/{pid_of(remote)}/cmdline").read_bytes()
+        assert settled(backend, remote).state is RemoteState.SUCCEEDED
+    finally:
+        squatter.kill()
+        squatter.wait()
